@@ -1,0 +1,15 @@
+"""Batched environments: one interface (:class:`BatchedEnv`), one module per engine."""
+
+from distillkit.envs.base import VALIDITY_SIGNALS, ActionError, BatchedEnv, StepResult
+
+
+def make_env(task: str = "cartpole", num_envs: int = 64, engine: str = "mujoco", **kwargs) -> BatchedEnv:
+    """Build ``task`` on ``engine`` (default: MuJoCo C on the CPU)."""
+    if engine == "mujoco":
+        from distillkit.envs.mujoco_cpu import MujocoEnv
+
+        return MujocoEnv(task, num_envs, **kwargs)
+    raise ValueError(f"unknown engine {engine!r}; available: ['mujoco']")
+
+
+__all__ = ["VALIDITY_SIGNALS", "ActionError", "BatchedEnv", "StepResult", "make_env"]

@@ -1,0 +1,291 @@
+"""The flagship: a planar biped tracking a forward-velocity command over procedurally generated
+rough terrain (bumps and stairs), with rewards in the style of Isaac Lab's velocity task.
+
+Why planar: its physics is cheap (a handful of contacts), so a PPO teacher learns a gait on a
+2-core CPU, yet stairs make exact terrain knowledge decisive: the **teacher** sees the exact
+height profile 1.5 m ahead, its true base velocity, foot contact forces and the hidden friction
+and payload; the **student** sees proprioception, the command, its last actions, a short history
+of these, and a noisy, coarse scan of the ground just ahead, as a real depth sensor would give.
+
+Field names follow Isaac Lab's velocity task (``base_lin_vel``, ``base_ang_vel``,
+``projected_gravity``, ``velocity_commands``, ``joint_pos``, ``joint_vel``, ``actions``,
+``height_scan``); in the plane their shapes are smaller: x and z components, pitch rate only,
+and a forward-speed command.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from distillkit.schema import Field, Noise, ObservationSchema
+from distillkit.tasks.base import MujocoTask, PhysicsState, uniform
+from distillkit.tasks.terrain import TerrainConfig, height_at, make_bank
+
+JOINTS = ("hip_left", "knee_left", "ankle_left", "hip_right", "knee_right", "ankle_right")
+DEFAULT_JOINT_POS = np.array([0.2, -0.4, 0.2, 0.2, -0.4, 0.2])
+JOINT_RANGES = {"hip": (-0.9, 1.6), "knee": (-2.4, 0.0), "ankle": (-0.8, 0.8)}
+
+LEG = """
+      <body name="thigh_{side}" pos="0 0 -0.2">
+        <joint name="hip_{side}" range="{hip}"/>
+        <geom name="thigh_{side}" type="capsule" fromto="0 0 0 0 0 -0.45" size="0.05" rgba="{rgba}"/>
+        <body name="shin_{side}" pos="0 0 -0.45">
+          <joint name="knee_{side}" range="{knee}"/>
+          <geom name="shin_{side}" type="capsule" fromto="0 0 0 0 0 -0.5" size="0.04" rgba="{rgba}"/>
+          <body name="foot_{side}" pos="0 0 -0.5">
+            <joint name="ankle_{side}" range="{ankle}"/>
+            <geom name="foot_{side}" type="capsule" fromto="-0.06 0 0 0.14 0 0" size="0.045" rgba="{rgba}"/>
+            <site name="foot_{side}" type="capsule" fromto="-0.06 0 0 0.14 0 0" size="0.05" rgba="0 0 0 0"/>
+          </body>
+        </body>
+      </body>"""
+
+MJCF = """
+<mujoco model="walker_rough">
+  <compiler angle="radian" autolimits="true"/>
+  <option timestep="{physics_dt}" integrator="implicitfast"/>
+  <visual><global offwidth="640" offheight="480"/></visual>
+  <default>
+    <joint type="hinge" axis="0 -1 0" damping="2" armature="0.02"/>
+    <geom contype="1" conaffinity="0" condim="3" friction="1 0.05 0.05"/>
+    <position kp="{kp}" forcerange="-{max_torque} {max_torque}"/>
+  </default>
+  <asset>
+    <hfield name="terrain" nrow="3" ncol="{ncol}" size="{half_length} 0.6 {elevation} 0.2"/>
+    <texture name="grid" type="2d" builtin="checker" width="256" height="256"
+             rgb1="0.45 0.5 0.45" rgb2="0.55 0.6 0.55"/>
+    <material name="ground" texture="grid" texrepeat="40 1"/>
+  </asset>
+  <worldbody>
+    <light pos="0 -6 8" dir="0 0.6 -1" mode="trackcom"/>
+    <geom name="terrain" type="hfield" hfield="terrain" pos="{center} 0 {bottom}" material="ground"
+          contype="0" conaffinity="1"/>
+    <body name="torso" pos="0 0 1.2">
+      <camera name="side" pos="0 -4 0.3" xyaxes="1 0 0 0 0 1" mode="trackcom"/>
+      <joint name="rootx" type="slide" axis="1 0 0" damping="0" armature="0"/>
+      <!-- ref = body height, so qpos of rootz is the torso's absolute height -->
+      <joint name="rootz" type="slide" axis="0 0 1" damping="0" armature="0" ref="1.2"/>
+      <joint name="rooty" type="hinge" axis="0 1 0" damping="0" armature="0"/>
+      <geom name="torso" type="capsule" fromto="0 0 -0.2 0 0 0.2" size="0.07" rgba="0.3 0.45 0.7 1"/>
+      {legs}
+    </body>
+  </worldbody>
+  <actuator>
+    {actuators}
+  </actuator>
+  <sensor>
+    <touch name="touch_left" site="foot_left"/>
+    <touch name="touch_right" site="foot_right"/>
+    {torque_sensors}
+  </sensor>
+</mujoco>
+"""
+
+
+class WalkerRough(MujocoTask):
+    name = "walker_rough"
+    version = 1
+    physics_dt = 0.005
+    control_dt = 0.02              # Isaac Lab's velocity task: dt 0.005, decimation 4
+    episode_length_s = 20.0
+    action_dim = 6
+    reset_transient_steps = 5      # 0.1 s for the robot to land on the ground after a reset
+    push_dofs = (0, 1)             # a push changes the base velocity (x, z)
+    action_scale = 0.6             # rad of joint target per unit action, around DEFAULT_JOINT_POS
+    kp, max_torque = 120.0, 120.0  # position actuators: N·m/rad and N·m
+    nominal_height = 1.2           # m, torso centre above the ground when standing
+    reward_weights = {
+        "track_lin_vel_x_exp": 2.0,
+        "alive": 0.5,
+        "lin_vel_z_l2": -0.2,
+        "ang_vel_l2": -0.05,
+        "flat_orientation_l2": -1.0,
+        "joint_torques_l2": -2e-5,
+        "action_rate_l2": -0.01,
+        "feet_air_time": 1.0,
+        "termination": -10.0,
+    }
+    tracking_sigma = 0.5           # m/s, width of the exp tracking kernel
+    air_time_target = 0.4          # s, steps longer than this are rewarded
+    fail_height, fail_pitch = 0.7, 0.8
+    reset_ranges = {
+        "terrain_level": [0, 5],
+        "command_vx": [0.4, 1.2],
+        "joint_pos_offset": [-0.1, 0.1],
+        "base_vel": [-0.1, 0.1],
+    }
+    randomisation_ranges = {"friction": [0.4, 1.2], "payload_mass": [0.0, 5.0]}
+    scan_teacher = np.round(np.arange(-0.5, 1.5001, 0.1), 3)    # 21 exact points, 0.1 m apart
+    scan_student = np.array([-0.25, 0.0, 0.25, 0.5, 0.75, 1.0])  # 6 coarse points, noisy
+    scan_points = np.concatenate([scan_student, scan_teacher])
+
+    def __init__(self, num_envs: int, terrain: TerrainConfig | None = None):
+        super().__init__(num_envs)
+        self.terrain = t = terrain or TerrainConfig()
+        self.bank = make_bank(t)
+        # What MuJoCo stores: heights normalised to [0, 1], repeated on each heightfield row.
+        self.bank_hfield = ((self.bank + t.max_height) / (2 * t.max_height)).astype(np.float32)
+        n = num_envs
+        self.profiles = np.zeros((n, self.terrain.num_samples))
+        self.level = np.zeros(n, dtype=np.int64)
+        self.command = np.zeros(n)
+        self.friction = np.ones(n)
+        self.payload = np.zeros(n)
+        self.air_time = np.zeros((n, 2))
+
+    @classmethod
+    def make_schema(cls) -> ObservationSchema:
+        proprio = dict(history_length=3)
+        return ObservationSchema("walker_rough", (
+            Field("joint_pos", (6,), "student", "joint encoders, relative to the default pose",
+                  noise=Noise("gaussian", 0.01), **proprio),
+            Field("joint_vel", (6,), "student", "joint encoder velocities",
+                  noise=Noise("gaussian", 0.1), **proprio),
+            Field("base_ang_vel", (1,), "student", "IMU gyroscope (pitch rate)",
+                  noise=Noise("gaussian", 0.05), **proprio),
+            Field("projected_gravity", (2,), "student", "IMU gravity direction in the base frame (x, z)",
+                  noise=Noise("gaussian", 0.02), **proprio),
+            Field("velocity_commands", (1,), "student", "the operator's forward-speed command (m/s)"),
+            Field("actions", (6,), "student", "the policy's own last actions", **proprio),
+            Field("height_scan_coarse", (len(cls.scan_student),), "student",
+                  "on-board depth sensor: 6 ground heights 0.25 m apart, relative to the base, noisy",
+                  noise=Noise("gaussian", 0.03)),
+            Field("height_scan", (len(cls.scan_teacher),), "teacher_only",
+                  "exact terrain heights 0.1 m apart up to 1.5 m ahead, read from the simulator's map"),
+            Field("base_lin_vel", (2,), "teacher_only",
+                  "true base velocity (x, z); a real robot only estimates it, with drift"),
+            Field("foot_contact_forces", (2,), "teacher_only",
+                  "exact normal contact forces (N); the robot has no foot force sensors"),
+            Field("friction", (1,), "teacher_only", "hidden ground friction, randomised per episode"),
+            Field("payload_mass", (1,), "teacher_only", "hidden payload on the torso (kg), randomised"),
+            Field("terrain_level", (1,), "critic_only",
+                  "difficulty of the episode's terrain, a label from the generator"),
+            Field("feet_air_time", (2,), "critic_only",
+                  "time since each foot left the ground, which the air-time reward depends on"),
+        ))
+
+    def mjcf(self) -> str:
+        t = self.terrain
+        rng = lambda lo_hi: f"{lo_hi[0]} {lo_hi[1]}"
+        legs = "".join(LEG.format(side=side, rgba=rgba, hip=rng(JOINT_RANGES["hip"]),
+                                  knee=rng(JOINT_RANGES["knee"]), ankle=rng(JOINT_RANGES["ankle"]))
+                       for side, rgba in (("left", "0.8 0.55 0.35 1"), ("right", "0.65 0.45 0.3 1")))
+        actuators = "\n    ".join(
+            f'<position name="{j}" joint="{j}" ctrlrange="{rng(JOINT_RANGES[j.split("_")[0]])}"/>'
+            for j in JOINTS)
+        sensors = "\n    ".join(f'<actuatorfrc name="torque_{j}" actuator="{j}"/>' for j in JOINTS)
+        return MJCF.format(
+            physics_dt=self.physics_dt, kp=self.kp, max_torque=self.max_torque,
+            ncol=t.num_samples, half_length=t.length / 2, elevation=2 * t.max_height,
+            center=t.x_start + t.length / 2, bottom=-t.max_height,
+            legs=legs, actuators=actuators, torque_sensors=sensors)
+
+    def bind(self, model) -> None:
+        super().bind(model)
+        import mujoco
+
+        self.torso_body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "torso")
+        self.nominal_torso_mass = float(model.body_mass[self.torso_body])
+        self.hfield_rows = int(model.hfield_nrow[0])
+        # The MJCF declares touch sensors (left, right), then one torque sensor per joint, in order.
+        slices = self._sensor_slices
+        self.touch_sensors = slice(slices["touch_left"].start, slices["touch_right"].stop)
+        self.torque_sensors = slice(slices[f"torque_{JOINTS[0]}"].start, slices[f"torque_{JOINTS[-1]}"].stop)
+
+    def describe(self):
+        return {
+            "reset_distribution": self.reset_ranges,
+            "randomisation": self.randomisation_ranges,
+            "details": {
+                "terrain": self.terrain.to_dict(),
+                "action_scale": self.action_scale, "kp": self.kp, "max_torque": self.max_torque,
+                "default_joint_pos": DEFAULT_JOINT_POS.tolist(),
+                "scan_teacher": self.scan_teacher.tolist(), "scan_student": self.scan_student.tolist(),
+                "tracking_sigma": self.tracking_sigma, "air_time_target": self.air_time_target,
+                "fail_height": self.fail_height, "fail_pitch": self.fail_pitch,
+            },
+        }
+
+    # ------------------------------------------------------------------------------ episodes
+    def reset_worlds(self, ids, rng, models):
+        n = len(ids)
+        r, t = self.reset_ranges, self.terrain
+        levels = rng.integers(r["terrain_level"][0], r["terrain_level"][1] + 1, size=n)
+        variants = rng.integers(0, t.variants, size=n)
+        for row, i in enumerate(ids):
+            self.profiles[i] = self.bank[levels[row], variants[row]]
+            models[i].hfield_data.reshape(self.hfield_rows, -1)[:] = self.bank_hfield[levels[row], variants[row]]
+        self.level[ids] = levels
+        self.command[ids] = uniform(rng, r["command_vx"], n)
+        self.friction[ids] = uniform(rng, self.randomisation_ranges["friction"], n)
+        self.payload[ids] = uniform(rng, self.randomisation_ranges["payload_mass"], n)
+        for row, i in enumerate(ids):
+            models[i].geom_friction[:, 0] = self.friction[i]
+            models[i].body_mass[self.torso_body] = self.nominal_torso_mass + self.payload[i]
+        self.air_time[ids] = 0.0
+
+        qpos = np.zeros((n, 9))
+        qpos[:, 1] = self.nominal_height + 0.02       # spawn on the flat platform, just above it
+        qpos[:, 3:] = DEFAULT_JOINT_POS + uniform(rng, r["joint_pos_offset"], (n, 6))
+        qvel = np.zeros((n, 9))
+        qvel[:, :3] = uniform(rng, r["base_vel"], (n, 3))
+        return qpos, qvel
+
+    def ctrl(self, actions):
+        return DEFAULT_JOINT_POS + self.action_scale * actions
+
+    # ------------------------------------------------------------------------- observations
+    def _base(self, s: PhysicsState):
+        """Base position (x, z), pitch, its sine and cosine, and base-frame velocity (vx, vz)."""
+        x, z, pitch = s.qpos[:, 0], s.qpos[:, 1], s.qpos[:, 2]
+        vx, vz = s.qvel[:, 0], s.qvel[:, 1]
+        c, sn = np.cos(pitch), np.sin(pitch)
+        return x, z, pitch, sn, c, c * vx - sn * vz, sn * vx + c * vz
+
+    def observe(self, s: PhysicsState, last_actions):
+        x, z, pitch, sn, c, vx_b, vz_b = self._base(s)
+        # Both scans in one lookup: student points first, then the teacher's.
+        ground = height_at(self.profiles[s.ids], self.terrain, x[:, None] + self.scan_points)
+        scan = (z - self.nominal_height)[:, None] - ground
+        k = len(self.scan_student)
+        return {
+            "joint_pos": s.qpos[:, 3:] - DEFAULT_JOINT_POS,
+            "joint_vel": s.qvel[:, 3:],
+            "base_ang_vel": s.qvel[:, 2:3],
+            "projected_gravity": np.stack([sn, -c], axis=1),
+            "velocity_commands": self.command[s.ids, None],
+            "actions": last_actions,
+            "height_scan_coarse": scan[:, :k],
+            "height_scan": scan[:, k:],
+            "base_lin_vel": np.stack([vx_b, vz_b], axis=1),
+            "foot_contact_forces": s.sensordata[:, self.touch_sensors],
+            "friction": self.friction[s.ids, None],
+            "payload_mass": self.payload[s.ids, None],
+            "terrain_level": self.level[s.ids, None] * (1.0 / max(self.terrain.levels - 1, 1)),
+            "feet_air_time": self.air_time[s.ids],
+        }
+
+    # ------------------------------------------------------------------------------ rewards
+    def evaluate(self, s: PhysicsState, actions, last_actions):
+        x, z, pitch, sn, c, vx_b, vz_b = self._base(s)
+        height = z - height_at(self.profiles, self.terrain, x[:, None])[:, 0]
+        failed = (height < self.fail_height) | (np.abs(pitch) > self.fail_pitch)
+
+        contact = s.sensordata[:, self.touch_sensors] > 1.0
+        first_contact = contact & (self.air_time > 0.0)
+        air_reward = ((self.air_time - self.air_time_target) * first_contact).sum(axis=1)
+        self.air_time = np.where(contact, 0.0, self.air_time + self.control_dt)
+
+        torques = s.sensordata[:, self.torque_sensors]
+        terms = {
+            "track_lin_vel_x_exp": np.exp(-((s.qvel[:, 0] - self.command) / self.tracking_sigma) ** 2),
+            "alive": (~failed).astype(np.float64),
+            "lin_vel_z_l2": vz_b ** 2,
+            "ang_vel_l2": s.qvel[:, 2] ** 2,
+            "flat_orientation_l2": sn ** 2,
+            "joint_torques_l2": (torques ** 2).sum(axis=1),
+            "action_rate_l2": ((actions - last_actions) ** 2).sum(axis=1),
+            "feet_air_time": air_reward * (self.command > 0.1),
+            "termination": failed.astype(np.float64),
+        }
+        return terms, failed

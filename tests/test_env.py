@@ -1,0 +1,224 @@
+import math
+
+import mujoco
+import numpy as np
+import pytest
+import torch
+
+from distillkit.envs import VALIDITY_SIGNALS, ActionError, make_env
+from distillkit.envs.mujoco_cpu import MujocoEnv
+from distillkit.schema import SchemaError
+from distillkit.tasks import TASKS, TaskSpec, TaskSpecError
+from distillkit.tasks.cartpole import Cartpole
+from distillkit.tasks.walker import WalkerRough
+
+
+def random_actions(env, steps, seed=0, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.rand(env.num_envs, env.action_dim, generator=g) * 2 - 1) * scale for _ in range(steps)]
+
+
+def rollout_obs(task, seed, steps=100, num_envs=6, nthread=None):
+    env = make_env(task, num_envs, nthread=nthread)
+    trace = [env.reset(seed=seed)]
+    for a in random_actions(env, steps, scale=0.5):
+        trace.append(env.step(a).obs)
+    env.close()
+    return trace
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_same_seed_gives_identical_observations_for_100_steps(task):
+    a = rollout_obs(task, seed=7, nthread=2)
+    b = rollout_obs(task, seed=7, nthread=0)      # thread count must not matter either
+    c = rollout_obs(task, seed=8)
+    for oa, ob in zip(a, b):
+        for name in oa:
+            assert torch.equal(oa[name], ob[name]), name
+    assert any(not torch.equal(oa[n], oc[n]) for oa, oc in zip(a, c) for n in oa), "seed has no effect"
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_observations_match_the_schema_and_rewards_sum(task):
+    env = make_env(task, 5)
+    obs = env.reset(seed=0)
+    env.schema.validate_obs(obs, 5)
+    assert list(obs) == list(env.schema.names)
+    for a in random_actions(env, 30):
+        r = env.step(a)
+        env.schema.validate_obs(r.obs, 5)
+        env.schema.validate_obs(r.final_obs, 5)
+        assert set(r.reward_terms) == set(env.spec.reward_weights)
+        assert torch.allclose(sum(r.reward_terms.values()), r.reward)
+        assert set(r.validity) == set(VALIDITY_SIGNALS)
+        assert all(v.dtype == torch.bool and v.shape == (5,) for v in r.validity.values())
+        assert all(v.dtype == torch.float32 for v in r.obs.values())
+
+
+class ShortCartpole(Cartpole):
+    episode_length_s = 10 / 60          # 10 control steps
+
+
+def test_truncation_exposes_the_true_final_observation_and_sets_timeout():
+    env = MujocoEnv(ShortCartpole(4), 4, noise=False)
+    obs = env.reset(seed=1)
+    for step in range(10):
+        before = env.physics().qpos.copy()
+        r = env.step(torch.zeros(4, 1))
+        if step < 9:
+            assert not r.truncated.any() and not r.validity["timeout"].any()
+            obs = r.obs
+    failed = r.terminated
+    assert (r.truncated == ~failed).all() and r.truncated.any()
+    assert torch.equal(r.validity["timeout"], r.truncated)
+    for i in torch.nonzero(r.truncated).flatten().tolist():
+        final = r.final_obs["joint_pos_rel"][i]            # (history 3, 2)
+        # the final observation continues the episode: its history is the previous obs shifted ...
+        assert torch.equal(final[:2], obs["joint_pos_rel"][i, 1:])
+        # ... and it is not the start of the next episode, which has a filled history
+        fresh = r.obs["joint_pos_rel"][i]
+        assert torch.equal(fresh[0], fresh[2]) and not torch.equal(final, fresh)
+        assert env.episode_step[i] == 0
+    # the final observation is the physics state after the last step: one more control step from `before`
+    check = MujocoEnv(ShortCartpole(4), 4, noise=False)
+    check.reset(seed=1)
+    for _ in range(10):
+        last = check.step(torch.zeros(4, 1))
+    assert torch.equal(last.final_obs["joint_pos_rel"], r.final_obs["joint_pos_rel"])
+    assert not np.allclose(before, env.physics().qpos)  # the world really was reset afterwards
+
+
+def test_pushed_walker_falls_and_sets_fell():
+    env = make_env("walker_rough", 4)
+    env.reset(seed=0)
+    for _ in range(10):
+        r = env.step(torch.zeros(4, 6))
+    assert not r.validity["fell"].any(), "the walker should stand on its default pose"
+    env.push(np.array([1, 3]), np.array([[-4.0, 0.0], [4.0, 0.0]]))
+    fell = torch.zeros(4, dtype=torch.bool)
+    for _ in range(40):
+        r = env.step(torch.zeros(4, 6))
+        fell |= r.validity["fell"]
+        assert torch.equal(r.validity["fell"], r.terminated)
+    assert fell.tolist() == [False, True, False, True]
+    assert (r.reward_terms["termination"] <= 0).all()
+
+
+def test_clipped_actions_set_action_saturated_and_apply_the_clipped_value():
+    env_a, env_b = make_env("cartpole", 3, noise=False), make_env("cartpole", 3, noise=False)
+    env_a.reset(seed=2), env_b.reset(seed=2)
+    big = torch.tensor([[3.0], [0.5], [-1.0]])
+    ra = env_a.step(big)
+    rb = env_b.step(big.clamp(-1, 1))
+    assert ra.validity["action_saturated"].tolist() == [True, False, False]
+    assert not rb.validity["action_saturated"].any()
+    assert torch.equal(ra.obs["joint_pos_rel"], rb.obs["joint_pos_rel"])
+    assert big[0, 0] == 3.0, "the caller's tensor must not be modified"
+
+
+def test_reset_transient_marks_the_first_steps_of_each_episode():
+    env = make_env("walker_rough", 2)
+    env.reset(seed=0)
+    flags = [bool(env.step(torch.zeros(2, 6)).validity["reset_transient"][0]) for _ in range(8)]
+    k = WalkerRough.reset_transient_steps
+    assert flags == [True] * k + [False] * (8 - k)
+
+
+@pytest.mark.parametrize("actions, message", [
+    (torch.zeros(3, 6), "actions must have shape \\(4, 6\\) \\(num_envs, action_dim\\), got \\(3, 6\\)"),
+    (torch.zeros(4), "got \\(4,\\)"),
+    (torch.tensor([[0.0] * 6, [math.nan] * 6, [0.0] * 6, [0.0] * 6]), "NaN/inf in env\\(s\\) \\[1\\]"),
+    (np.full((4, 6), np.inf), "NaN/inf in env\\(s\\) \\[0, 1, 2, 3\\]"),
+])
+def test_bad_actions_get_a_clear_error(actions, message):
+    env = make_env("walker_rough", 4)
+    env.reset(seed=0)
+    with pytest.raises(ActionError, match=message):
+        env.step(actions)
+
+
+def test_step_before_reset_and_unknown_names_are_refused():
+    env = make_env("cartpole", 2)
+    with pytest.raises(RuntimeError, match="call reset\\(\\) before step\\(\\)"):
+        env.step(torch.zeros(2, 1))
+    obs = env.reset()
+    with pytest.raises(SchemaError, match="has no field\\(s\\) \\['joint_vel'\\]"):
+        env.schema.flatten({**obs, "joint_vel": torch.zeros(2, 2)}, "student")
+    with pytest.raises(KeyError, match="unknown task 'hopper'"):
+        make_env("hopper", 2)
+    with pytest.raises(ValueError, match="unknown engine 'bullet'"):
+        make_env("cartpole", 2, engine="bullet")
+
+
+def test_engine_fields_are_checked_against_the_schema():
+    class Broken(Cartpole):
+        def observe(self, s, last_actions):
+            fields = super().observe(s, last_actions)
+            fields["pole_mass"] = fields["pole_mass"][:, :0]
+            return fields
+    env = MujocoEnv(Broken(2), 2)
+    with pytest.raises(SchemaError, match="field 'pole_mass': engine for 'cartpole' produced shape \\(2, 0\\)"):
+        env.reset(seed=0)
+
+
+def test_noise_touches_only_fields_with_a_noise_model():
+    clean, noisy = make_env("walker_rough", 3, noise=False), make_env("walker_rough", 3, noise=True)
+    a, b = clean.reset(seed=4), noisy.reset(seed=4)
+    for f in clean.schema.fields:
+        same = torch.equal(a[f.name], b[f.name])
+        assert same == (f.noise is None), f.name
+
+
+def test_per_world_randomisation_reaches_the_physics_and_the_privileged_fields():
+    env = make_env("walker_rough", 4)
+    obs = env.reset(seed=3)
+    torso = mujoco.mj_name2id(env.model, mujoco.mjtObj.mjOBJ_BODY, "torso")
+    for i, m in enumerate(env.models):
+        assert m.geom_friction[0, 0] == pytest.approx(float(obs["friction"][i, 0]))
+        assert m.body_mass[torso] - env.model.body_mass[torso] == pytest.approx(float(obs["payload_mass"][i, 0]), abs=1e-5)
+    assert len({float(x) for x in obs["friction"][:, 0]}) == 4
+
+
+def test_height_scan_matches_mujoco_ray_casts():
+    """The numpy terrain lookup must agree with the heightfield MuJoCo actually collides with."""
+    env = make_env("walker_rough", 3, noise=False)
+    obs = env.reset(seed=5)
+    for _ in range(5):
+        obs = env.step(torch.zeros(3, 6)).obs
+    task = env.task
+    for i in range(3):
+        data = mujoco.MjData(env.models[i])
+        mujoco.mj_kinematics(env.models[i], data)          # places the terrain geom
+        x, z = env.physics().qpos[i, :2]
+        hits = []
+        for dx in task.scan_teacher:
+            geomid = np.zeros(1, dtype=np.int32)
+            start = np.array([x + dx, 0.1, 5.0])
+            dist = mujoco.mj_ray(env.models[i], data, start, np.array([0.0, 0.0, -1.0]), None, 1, -1, geomid)
+            hits.append(5.0 - dist)
+        expected = z - np.array(hits) - task.nominal_height
+        assert np.abs(obs["height_scan"][i].numpy() - expected).max() < 1e-5
+
+
+def test_terrain_bank_is_reproducible_from_its_seed_and_harder_with_level():
+    from distillkit.tasks.terrain import TerrainConfig, make_bank
+
+    a, b = make_bank(TerrainConfig(seed=3)), make_bank(TerrainConfig(seed=3))
+    c = make_bank(TerrainConfig(seed=4))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    roughness = np.abs(np.diff(a, axis=-1)).sum(axis=-1).mean(axis=1)   # per level
+    assert np.all(np.diff(roughness) > 0)
+
+
+def test_task_spec_is_serialisable_and_hashable():
+    env = make_env("walker_rough", 2)
+    spec = env.spec
+    assert spec.engine == "mujoco" and spec.engine_version == mujoco.__version__
+    again = TaskSpec.from_dict(spec.to_dict())
+    assert again == spec and again.digest() == spec.digest() and hash(again) == hash(spec)
+    changed = TaskSpec.from_dict({**spec.to_dict(), "reward_weights": {**spec.reward_weights, "alive": 0.0}})
+    assert changed.digest() != spec.digest()
+    with pytest.raises(TaskSpecError, match="task spec must have keys"):
+        TaskSpec.from_dict({"task": "walker_rough"})
+    with pytest.raises(TaskSpecError, match="must be a whole multiple of physics_dt"):
+        TaskSpec.from_dict({**spec.to_dict(), "control_dt": 0.013})

@@ -1,12 +1,39 @@
-"""Writing result files safely: a reader sees the old file or the whole new one, never half of one."""
+"""Artifacts: folders that hold a result together with everything that defined it.
+
+A training artifact is a folder with
+
+- ``*.safetensors``: weights (never pickles), normaliser statistics included;
+- ``manifest.json``: the full observation schema, the task spec (engine and versions, reward terms
+  and weights, resets, randomisation), the algorithm's settings, seeds, package version and git
+  commit, the exact command, a training-curve summary, and the SHA-256 of every weights file.
+
+Every file is written atomically (temp file + ``os.replace``) and the manifest last, so a reader
+never sees a torn artifact: weights that do not match the manifest's hashes are refused.
+Loading checks the schema and the task spec against the env it will run in; a mismatch is an
+error naming what differs, unless ``allow_mismatch=True``, which is then recorded.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import platform
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+FORMAT = "distillkit.artifact"
+FORMAT_VERSION = 1
+
+
+class ArtifactError(ValueError):
+    """An artifact is malformed, torn, or from another task, schema or engine version."""
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
@@ -24,3 +51,122 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_tensors_atomic(path: Path, tensors: dict[str, torch.Tensor]) -> str:
+    """Save tensors as safetensors atomically; returns the file's SHA-256."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp)
+        digest = sha256(Path(tmp))
+        os.replace(tmp, path)
+        return digest
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def provenance() -> dict[str, str]:
+    """Package versions and the git commit the code ran from."""
+    import mujoco
+
+    import distillkit
+
+    try:
+        root = Path(__file__).resolve().parents[1]
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=10).stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        if dirty and commit != "unknown":
+            commit += "+dirty"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return {"distillkit": distillkit.__version__, "git_commit": commit, "torch": torch.__version__,
+            "mujoco": mujoco.__version__, "python": platform.python_version()}
+
+
+def save_artifact(folder: str | os.PathLike, weights: dict[str, dict[str, torch.Tensor]],
+                  manifest: dict[str, Any]) -> None:
+    """Write ``weights`` (file stem -> tensors) and then ``manifest.json`` into ``folder``."""
+    folder = Path(folder)
+    files = {}
+    for stem, tensors in weights.items():
+        files[f"{stem}.safetensors"] = save_tensors_atomic(folder / f"{stem}.safetensors", tensors)
+    write_json_atomic(folder / "manifest.json",
+                      {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest, "files": files})
+
+
+def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
+    folder = Path(folder)
+    path = folder / "manifest.json"
+    if not path.exists():
+        raise ArtifactError(f"{folder}: no manifest.json - not a distillkit artifact (or not finished writing)")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ArtifactError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        got = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise ArtifactError(f"{path}: 'format' must be {FORMAT!r}, got {got!r}")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"{path}: 'format_version' must be {FORMAT_VERSION}, "
+                            f"got {manifest.get('format_version')!r}")
+    return manifest
+
+
+def load_tensors(folder: str | os.PathLike, stem: str, manifest: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Load one weights file after checking it is the one the manifest describes."""
+    path = Path(folder) / f"{stem}.safetensors"
+    expected = manifest.get("files", {}).get(path.name)
+    if expected is None:
+        raise ArtifactError(f"{path}: not listed in the manifest's files {sorted(manifest.get('files', {}))}")
+    if not path.exists():
+        raise ArtifactError(f"{path}: missing")
+    if sha256(path) != expected:
+        raise ArtifactError(f"{path}: SHA-256 differs from the manifest's; the file was changed or "
+                            f"half-written")
+    return load_file(path)
+
+
+def check_compatible(manifest: dict[str, Any], schema, spec, source: str,
+                     allow_mismatch: bool = False) -> list[str]:
+    """Compare an artifact's schema and task spec with the env's. Returns the differences
+    (empty when they agree); raises unless ``allow_mismatch``."""
+    from distillkit.schema import ObservationSchema, diff
+
+    problems = []
+    saved_schema = ObservationSchema.from_dict(manifest["schema"], source=f"{source} (schema)")
+    if saved_schema != schema:
+        table = diff(saved_schema, schema)
+        changes = "; ".join(f"{r.group}.{r.field} {r.change}" for r in table.itertuples()) or \
+            "same groups, different field details"
+        problems.append(f"observation schema differs ({changes})")
+    saved_spec = manifest["task_spec"]
+    current = spec.to_dict()
+    for key in sorted(set(saved_spec) | set(current)):
+        if saved_spec.get(key) != current.get(key):
+            problems.append(f"task spec '{key}': artifact has {saved_spec.get(key)!r}, env has {current.get(key)!r}")
+    if problems and not allow_mismatch:
+        raise ArtifactError(
+            f"{source} was made for another task/schema/engine:\n  - " + "\n  - ".join(problems)
+            + "\nRetrain it, or pass allow_mismatch=True to use it anyway (the override is recorded).")
+    return problems
+
+
+def command_line() -> str:
+    """The command that is running, as a user would type it."""
+    program = Path(sys.argv[0]).name
+    if program == "__main__.py":
+        program = "python -m distillkit"
+    return " ".join([program, *sys.argv[1:]])

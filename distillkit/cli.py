@@ -3,11 +3,15 @@
 - ``demo``: builds both tasks on the default CPU engine, prints each schema with what the teacher
   sees that the student cannot, runs a short rollout and prints its throughput.
 - ``schema``: prints a task's schema, or writes it as JSON (``--out``).
+- ``results``: trains what is missing, evaluates on held-out seeds, rewrites ``docs/results.md``.
+- ``train-teacher``: PPO teacher (or ``--blind`` baseline) into an artifact folder; under
+  ``torchrun`` every process runs its own envs and gradients are pooled.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -72,6 +76,38 @@ def schema(args: argparse.Namespace) -> None:
         print(s.table().to_string())
 
 
+def train_teacher(args: argparse.Namespace) -> None:
+    from distillkit.ppo import PPOConfig
+    from distillkit.train import train_teacher as train
+
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:           # launched by torchrun: one process per CPU core (gloo) or GPU (nccl)
+        torch.distributed.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
+    config = PPOConfig(steps_per_env=args.steps_per_env, entropy_coef=args.entropy_coef, init_std=args.init_std)
+    metrics = train(args.task, args.out, args.steps, seed=args.seed, num_envs=args.num_envs, blind=args.blind,
+                    config=config, engine=args.engine, checkpoint_every=args.checkpoint_every)
+    if not distributed or torch.distributed.get_rank() == 0:
+        tail = metrics.tail(10)
+        print(f"{args.out}: {int(metrics.env_steps.iloc[-1]):,} env steps, last 10 iterations: "
+              f"return {tail.episode_return.mean():.2f}, fall rate {tail.fall_rate.mean():.2f}")
+    if distributed:
+        torch.distributed.destroy_process_group()
+
+
+def results(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from distillkit import results as res
+
+    runs = Path(args.runs)
+    for section in args.section:
+        if section == "teachers":
+            res.teachers(args.tasks, runs / "teachers", args.jobs)
+        else:
+            res.timeouts(runs / "timeouts", args.jobs)
+        print(f"updated docs/results.md: {section}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="distillkit", description="Privileged-information distillation course kit")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +122,28 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("task", choices=list(TASKS))
     p.add_argument("--out", help="write the schema manifest (JSON) here")
     p.set_defaults(run=schema)
+
+    p = commands.add_parser("train-teacher", help="train a PPO teacher into an artifact folder (resumes if it exists)")
+    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--steps", type=int, required=True, help="env steps in total (all processes)")
+    p.add_argument("--out", required=True, help="artifact folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-envs", type=int, default=64, help="worlds per process")
+    p.add_argument("--blind", action="store_true", help="actor on student fields only: the baseline")
+    p.add_argument("--engine", default="mujoco")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--steps-per-env", type=int, default=24)
+    p.add_argument("--entropy-coef", type=float, default=0.01)
+    p.add_argument("--init-std", type=float, default=1.0)
+    p.add_argument("--checkpoint-every", type=int, default=50, help="iterations between checkpoints")
+    p.set_defaults(run=train_teacher)
+
+    p = commands.add_parser("results", help="train what is missing, evaluate, rewrite docs/results.md")
+    p.add_argument("--section", nargs="+", default=["teachers", "timeouts"], choices=["teachers", "timeouts"])
+    p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    p.add_argument("--runs", default="runs", help="where training runs live (reused when present)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="training runs in parallel")
+    p.set_defaults(run=results)
 
     args = parser.parse_args(argv)
     args.run(args)

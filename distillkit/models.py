@@ -1,0 +1,117 @@
+"""Networks: a running observation normaliser, a Gaussian actor and a critic, each reading one
+schema group by name.
+
+Every network starts with ``schema.flatten(obs, group)``: the only place named fields become one
+tensor, so which fields a network sees is decided by the schema, nowhere else.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from distillkit.schema import ObservationSchema
+
+Obs = dict[str, torch.Tensor]
+
+
+class RunningNorm(nn.Module):
+    """Normalises inputs by a running mean and std of everything seen so far.
+
+    Normalised values are clipped to ±``clip``. The statistics change only when :meth:`update` is called - PPO calls it between updates,
+    never inside one, so the policy that collected a rollout is the policy that is optimised -
+    and they are saved with the weights. Across processes, :meth:`update` pools the statistics
+    of every rank, so all ranks keep identical normalisers.
+    """
+
+    def __init__(self, size: int, eps: float = 1e-2, clip: float = 5.0):
+        super().__init__()
+        self.eps, self.clip = eps, clip
+        self.register_buffer("mean", torch.zeros(size, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(size, dtype=torch.float64))
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Clipped: a field that barely varied so far (the height scan while every robot still
+        # stands on its flat start platform) would otherwise explode once it does vary.
+        z = (x - self.mean.to(x.dtype)) / torch.sqrt(self.var.to(x.dtype) + self.eps ** 2)
+        return z.clamp(-self.clip, self.clip)
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        x = x.reshape(-1, x.shape[-1]).to(torch.float64)
+        stats = torch.cat([torch.tensor([float(len(x))], dtype=torch.float64), x.sum(0), (x * x).sum(0)])
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(stats)
+        n, total, squares = stats[0], stats[1:1 + x.shape[1]], stats[1 + x.shape[1]:]
+        batch_mean = total / n
+        batch_var = (squares / n - batch_mean ** 2).clamp_min(0.0)
+        # Chan et al.'s merge of two (count, mean, variance) summaries.
+        count = self.count + n
+        delta = batch_mean - self.mean
+        self.mean += delta * n / count
+        self.var = (self.var * self.count + batch_var * n + delta ** 2 * self.count * n / count) / count
+        self.count.fill_(count)
+
+
+def mlp(in_size: int, hidden: Sequence[int], out_size: int, activation: type[nn.Module] = nn.ELU) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_size, width), activation()]
+        in_size = width
+    layers.append(nn.Linear(in_size, out_size))
+    return nn.Sequential(*layers)
+
+
+class GroupInput(nn.Module):
+    """Reads one schema group from an observation dict and normalises it: the first layer of
+    every network, and the only place where named fields become one flat tensor."""
+
+    def __init__(self, schema: ObservationSchema, group: str):
+        super().__init__()
+        self.schema, self.group = schema, group
+        self.names = schema.group(group)
+        self.size = schema.group_size(group)
+        self.normalizer = RunningNorm(self.size)
+
+    def flat(self, obs: Obs) -> torch.Tensor:
+        """The raw (unnormalised) group vector, e.g. to update the normaliser."""
+        return self.schema.flatten(obs, self.group)
+
+    def forward(self, obs: Obs) -> torch.Tensor:
+        return self.normalizer(self.flat(obs))
+
+
+class Actor(nn.Module):
+    """Gaussian policy on one schema group: a ~ N(mu(o), diag(sigma^2)), sigma learned and
+    state-independent (rsl_rl's default)."""
+
+    def __init__(self, schema: ObservationSchema, group: str, action_dim: int,
+                 hidden: Sequence[int] = (256, 128, 64), init_std: float = 1.0):
+        super().__init__()
+        self.input = GroupInput(schema, group)
+        self.mlp = mlp(self.input.size, hidden, action_dim)
+        self.log_std = nn.Parameter(torch.full((action_dim,), math.log(init_std)))
+
+    def forward(self, obs: Obs) -> torch.Tensor:
+        """The mean action mu(o): what a deployed policy executes."""
+        return self.mlp(self.input(obs))
+
+    def distribution(self, obs: Obs) -> torch.distributions.Normal:
+        mean = self(obs)
+        return torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean))
+
+
+class Critic(nn.Module):
+    """State-value function V(o) on one schema group (the critic group: it may see more)."""
+
+    def __init__(self, schema: ObservationSchema, group: str, hidden: Sequence[int] = (256, 128, 64)):
+        super().__init__()
+        self.input = GroupInput(schema, group)
+        self.mlp = mlp(self.input.size, hidden, 1)
+
+    def forward(self, obs: Obs) -> torch.Tensor:
+        return self.mlp(self.input(obs)).squeeze(-1)

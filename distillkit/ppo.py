@@ -1,0 +1,274 @@
+"""Proximal Policy Optimisation for the privileged teacher, readable top to bottom.
+
+One iteration:
+
+1. **Rollout.** Every env takes ``steps_per_env`` steps with actions a ~ pi(.|o_t); we store o_t,
+   a_t, log pi(a_t|o_t), V(o_t), r_t and whether the episode ended.
+2. **Time-out bootstrap.** An episode cut by its time limit did not end in a terminal state: the
+   return should go on as gamma * V(s_final). We add that to r_t, with V evaluated on the
+   **true final observation** the env returns before its auto-reset
+   (``timeout_bootstrap="final_obs"``). rsl_rl adds gamma * V(o_t), the value of the state the
+   step *started* from, "the next best approximation" when the final observation is lost
+   (``"current_obs"``); ``"none"`` treats time-outs as terminal.
+3. **Generalised advantage estimation** (Schulman et al. 2016), backwards in time:
+   delta_t = r_t + gamma * V(o_{t+1}) * (1 - done_t) - V(o_t),
+   A_t = delta_t + gamma * lambda * (1 - done_t) * A_{t+1},   R_t = A_t + V(o_t).
+4. **Update**, ``epochs`` passes over ``minibatches`` shuffled minibatches, minimising
+   L = -min(rho * A, clip(rho, 1 - eps, 1 + eps) * A)  with rho = pi(a|o) / pi_old(a|o)
+       + c_v * max((V - R)^2, (V_old + clip(V - V_old, -eps, eps) - R)^2)
+       - c_e * entropy,
+   with gradient-norm clipping and a learning rate adapted to keep KL(pi_old || pi) near
+   ``desired_kl``.
+5. **Normalisers** take in the rollout's observations *after* the update: inside one update the
+   policy that is optimised is the one that collected the data.
+
+The actor reads the schema group ``actor_group`` ("teacher"; "student" gives the blind baseline),
+the critic ``critic_group`` ("critic": the asymmetric critic sees even more).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from distillkit.envs.base import BatchedEnv, Obs
+from distillkit.models import Actor, Critic
+
+TIMEOUT_BOOTSTRAPS = ("final_obs", "current_obs", "none")
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    steps_per_env: int = 24           # rollout length per iteration
+    epochs: int = 5
+    minibatches: int = 4
+    gamma: float = 0.99
+    lam: float = 0.95
+    clip: float = 0.2
+    value_coef: float = 1.0
+    entropy_coef: float = 0.01
+    learning_rate: float = 1e-3
+    desired_kl: float = 0.01          # adaptive learning rate target
+    max_grad_norm: float = 1.0
+    init_std: float = 1.0
+    actor_hidden: tuple[int, ...] = (256, 128, 64)
+    critic_hidden: tuple[int, ...] = (256, 128, 64)
+    actor_group: str = "teacher"
+    critic_group: str = "critic"
+    timeout_bootstrap: str = "final_obs"
+
+    def __post_init__(self) -> None:
+        if self.timeout_bootstrap not in TIMEOUT_BOOTSTRAPS:
+            raise ValueError(f"timeout_bootstrap must be one of {TIMEOUT_BOOTSTRAPS}, got {self.timeout_bootstrap!r}")
+        object.__setattr__(self, "actor_hidden", tuple(self.actor_hidden))
+        object.__setattr__(self, "critic_hidden", tuple(self.critic_hidden))
+
+    def to_dict(self) -> dict:
+        """JSON form (tuples as lists), as stored in artifacts."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def compute_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor,
+                last_values: torch.Tensor, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Advantages and returns for a rollout of shape (T, N); ``dones`` marks steps after which
+    the episode ended (time-outs already bootstrapped into ``rewards``)."""
+    advantages = torch.zeros_like(rewards)
+    next_advantage = torch.zeros_like(last_values)
+    next_values = last_values
+    for t in reversed(range(rewards.shape[0])):
+        not_done = 1.0 - dones[t].float()
+        delta = rewards[t] + gamma * next_values * not_done - values[t]
+        next_advantage = delta + gamma * lam * not_done * next_advantage
+        advantages[t] = next_advantage
+        next_values = values[t]
+    return advantages, advantages + values
+
+
+def is_distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+class PPO:
+    """The learner: actor, critic, optimiser and the update rule. ``collect`` and ``update``
+    make one iteration; :func:`train` loops them."""
+
+    def __init__(self, env: BatchedEnv, config: PPOConfig, seed: int = 0):
+        self.env, self.config = env, config
+        torch.manual_seed(seed)
+        self.actor = Actor(env.schema, config.actor_group, env.action_dim, config.actor_hidden, config.init_std)
+        self.critic = Critic(env.schema, config.critic_group, config.critic_hidden)
+        if is_distributed():                       # every rank starts from rank 0's weights
+            for p in self.parameters():
+                torch.distributed.broadcast(p.data, src=0)
+        self.learning_rate = config.learning_rate
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=self.learning_rate)
+        self.episode_return = torch.zeros(env.num_envs)
+        self.episode_length = torch.zeros(env.num_envs)
+
+    def parameters(self) -> list[nn.Parameter]:
+        return [*self.actor.parameters(), *self.critic.parameters()]
+
+    # ------------------------------------------------------------------------------ 1. rollout
+    @torch.no_grad()
+    def collect(self, obs: Obs) -> tuple[dict, Obs, dict]:
+        """Run ``steps_per_env`` steps from ``obs``; return the rollout, the next observation
+        and the episodes that ended (returns, lengths, falls)."""
+        cfg, env = self.config, self.env
+        T = cfg.steps_per_env
+        observations = []
+        actions, log_probs, values, rewards, dones, means = [], [], [], [], [], []
+        ended = {"return": [], "length": [], "fell": []}
+        for _ in range(T):
+            dist = self.actor.distribution(obs)
+            action = dist.sample()
+            value = self.critic(obs)
+            result = env.step(action)
+            reward = result.reward.clone()
+            # 2. time-out bootstrap: the episode would have gone on.
+            if cfg.timeout_bootstrap == "final_obs" and result.truncated.any():
+                reward += cfg.gamma * self.critic(result.final_obs) * result.truncated
+            elif cfg.timeout_bootstrap == "current_obs":
+                reward += cfg.gamma * value * result.truncated
+            observations.append(obs)
+            actions.append(action)
+            log_probs.append(dist.log_prob(action).sum(-1))
+            means.append(dist.mean)
+            values.append(value)
+            rewards.append(reward)
+            dones.append(result.done)
+            self._track_episodes(result, ended)
+            obs = result.obs
+        rollout = {
+            "obs": {k: torch.stack([o[k] for o in observations]) for k in observations[0]},
+            "actions": torch.stack(actions), "log_probs": torch.stack(log_probs),
+            "means": torch.stack(means), "values": torch.stack(values),
+            "rewards": torch.stack(rewards), "dones": torch.stack(dones),
+            "std": self.actor.log_std.exp().detach().clone(),
+        }
+        last_values = self.critic(obs)
+        # 3. generalised advantage estimation
+        rollout["advantages"], rollout["returns"] = compute_gae(
+            rollout["rewards"], rollout["values"], rollout["dones"], last_values, cfg.gamma, cfg.lam)
+        return rollout, obs, ended
+
+    def _track_episodes(self, result, ended: dict) -> None:
+        self.episode_return += result.reward
+        self.episode_length += 1
+        done = result.done
+        if done.any():
+            ended["return"] += self.episode_return[done].tolist()
+            ended["length"] += self.episode_length[done].tolist()
+            ended["fell"] += result.terminated[done].tolist()
+            self.episode_return[done] = 0.0
+            self.episode_length[done] = 0.0
+
+    # ------------------------------------------------------------------------------- 4. update
+    def update(self, rollout: dict) -> dict[str, float]:
+        cfg = self.config
+        T, N = rollout["rewards"].shape
+        flat = lambda x: x.reshape(T * N, *x.shape[2:])
+        obs = {k: flat(v) for k, v in rollout["obs"].items()}
+        actions, old_log_probs = flat(rollout["actions"]), flat(rollout["log_probs"])
+        old_means, old_values, returns = flat(rollout["means"]), flat(rollout["values"]), flat(rollout["returns"])
+        advantages = flat(rollout["advantages"])
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        old_std = rollout["std"]
+
+        stats = {"surrogate_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "kl": 0.0}
+        batch = T * N // cfg.minibatches
+        updates = 0
+        for _ in range(cfg.epochs):
+            order = torch.randperm(T * N)
+            for start in range(0, batch * cfg.minibatches, batch):
+                idx = order[start:start + batch]
+                mb_obs = {k: v[idx] for k, v in obs.items()}
+                dist = self.actor.distribution(mb_obs)
+                log_prob = dist.log_prob(actions[idx]).sum(-1)
+                entropy = dist.entropy().sum(-1).mean()
+                value = self.critic(mb_obs)
+
+                # KL(pi_old || pi) between diagonal Gaussians; adapt the learning rate to it.
+                with torch.no_grad():
+                    std = dist.stddev
+                    kl = (torch.log(std / old_std) + (old_std ** 2 + (old_means[idx] - dist.mean) ** 2)
+                          / (2 * std ** 2) - 0.5).sum(-1).mean()
+                    if is_distributed():
+                        torch.distributed.all_reduce(kl)
+                        kl /= torch.distributed.get_world_size()
+                    self._adapt_learning_rate(float(kl))
+
+                ratio = torch.exp(log_prob - old_log_probs[idx])
+                adv = advantages[idx]
+                surrogate_loss = -torch.min(ratio * adv, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * adv).mean()
+                value_clipped = old_values[idx] + (value - old_values[idx]).clamp(-cfg.clip, cfg.clip)
+                value_loss = torch.max((value - returns[idx]) ** 2, (value_clipped - returns[idx]) ** 2).mean()
+                loss = surrogate_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
+
+                self.optimizer.zero_grad()
+                loss.backward()
+                if is_distributed():
+                    self._average_gradients()
+                nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.max_grad_norm)
+                nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+
+                stats["surrogate_loss"] += surrogate_loss.item()
+                stats["value_loss"] += value_loss.item()
+                stats["entropy"] += entropy.item()
+                stats["kl"] += float(kl)
+                updates += 1
+
+        # 5. normalisers learn from this rollout only now, after the update
+        self.actor.input.normalizer.update(self.actor.input.flat(obs))
+        self.critic.input.normalizer.update(self.critic.input.flat(obs))
+        return {k: v / updates for k, v in stats.items()} | {"learning_rate": self.learning_rate}
+
+    def _adapt_learning_rate(self, kl: float) -> None:
+        if kl > 2.0 * self.config.desired_kl:
+            self.learning_rate = max(1e-5, self.learning_rate / 1.5)
+        elif 0.0 < kl < 0.5 * self.config.desired_kl:
+            self.learning_rate = min(1e-2, self.learning_rate * 1.5)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate
+
+    def _average_gradients(self) -> None:
+        """All-reduce every gradient as one flat tensor, then divide by the world size."""
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.parameters()]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        torch.distributed.all_reduce(flat)
+        flat /= torch.distributed.get_world_size()
+        offset = 0
+        for p, g in zip(self.parameters(), grads):
+            p.grad = flat[offset:offset + g.numel()].view_as(g).clone()
+            offset += g.numel()
+
+
+def summarise(iteration: int, env_steps: int, ended: dict, losses: dict, std: torch.Tensor,
+              seconds: float, steps_this_iteration: int) -> dict[str, float]:
+    """One row of the training log."""
+    mean = lambda xs: float(np.mean(xs)) if xs else math.nan
+    return {
+        "iteration": iteration, "env_steps": env_steps,
+        "episode_return": mean(ended["return"]), "episode_length": mean(ended["length"]),
+        "fall_rate": mean(ended["fell"]), "episodes": len(ended["return"]),
+        **losses, "action_std": float(std.detach().mean()),
+        "env_steps_per_s": steps_this_iteration / seconds,
+    }
+
+
+def run_iteration(ppo: PPO, obs: Obs, iteration: int, env_steps: int) -> tuple[Obs, dict]:
+    """Collect one rollout and update on it; returns the next observation and a log row."""
+    start = time.perf_counter()
+    rollout, obs, ended = ppo.collect(obs)
+    losses = ppo.update(rollout)
+    steps = ppo.config.steps_per_env * ppo.env.num_envs
+    world = torch.distributed.get_world_size() if is_distributed() else 1
+    row = summarise(iteration, env_steps + steps * world, ended, losses, ppo.actor.log_std.exp(),
+                    time.perf_counter() - start, steps)
+    return obs, row

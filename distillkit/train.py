@@ -1,0 +1,179 @@
+"""Training a teacher with PPO into a versioned artifact, with checkpoints and resume.
+
+``train_teacher`` runs :mod:`distillkit.ppo` on one env (or, launched by ``torchrun``, on one env
+per process with gradients and normaliser statistics pooled across processes), logs a metrics
+table (CSV and TensorBoard) and keeps the artifact folder current: weights, optimiser state and a
+manifest every ``checkpoint_every`` iterations. Started again on the same folder, it resumes from
+the last checkpoint (weights, normalisers, optimiser, learning rate, iteration count and log);
+the envs restart from a seed derived from the iteration, so a resumed run continues training
+but is not bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from distillkit.artifacts import (
+    ArtifactError, check_compatible, command_line, load_tensors, provenance, read_manifest, save_artifact,
+)
+from distillkit.envs import make_env
+from distillkit.ppo import PPO, PPOConfig, is_distributed, run_iteration
+
+KIND = "teacher_ppo"
+
+
+def rank_and_world() -> tuple[int, int]:
+    if is_distributed():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """Adam's per-parameter state as named tensors (safetensors holds tensors only)."""
+    out = {}
+    for i, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            out[f"{i}.{key}"] = torch.as_tensor(value).clone()
+    return out
+
+
+def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    state_dict = optimizer.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        i, key = name.split(".", 1)
+        state.setdefault(int(i), {})[key] = value
+    state_dict["state"] = state
+    optimizer.load_state_dict(state_dict)
+
+
+def train_teacher(task: str, out: str | os.PathLike, env_steps: int, *, seed: int = 0, num_envs: int = 64,
+                  blind: bool = False, config: PPOConfig | None = None, engine: str = "mujoco",
+                  checkpoint_every: int = 50, progress: bool = True, nthread: int | None = None) -> pd.DataFrame:
+    """Train a PPO teacher (``blind=True``: the actor sees only student fields, the baseline)
+    for ``env_steps`` env steps in total (all processes together). Returns the metrics table.
+    ``nthread``: C threads stepping the worlds (results do not depend on it)."""
+    config = config or PPOConfig()
+    if blind:
+        config = PPOConfig(**{**config.to_dict(), "actor_group": "student"})
+    rank, world = rank_and_world()
+    torch.set_num_threads(1)        # rollouts: torch's threads only add latency (NOTES §4)
+    env = make_env(task, num_envs, engine=engine, **({} if nthread is None else {"nthread": nthread}))
+    ppo = PPO(env, config, seed=seed)
+    out = Path(out)
+    steps_per_iteration = config.steps_per_env * num_envs * world
+    iterations = math.ceil(env_steps / steps_per_iteration)
+    run = {"kind": KIND, "task": task, "engine": engine, "seed": seed, "num_envs": num_envs,
+           "world_size": world, "blind": blind, "env_steps_target": env_steps, "ppo": config.to_dict()}
+
+    log: list[dict] = []
+    start_iteration = 0
+    if (out / "manifest.json").exists():
+        start_iteration, log = resume(out, ppo, env, run)
+    obs = env.reset(seed=seed + 1000 * rank + 7919 * start_iteration)
+
+    writer = None
+    if rank == 0:
+        from torch.utils.tensorboard import SummaryWriter
+
+        out.mkdir(parents=True, exist_ok=True)
+        writer = SummaryWriter(str(out / "tensorboard"), purge_step=start_iteration)
+    bar = tqdm(total=iterations, initial=start_iteration, disable=not progress or rank != 0,
+               desc=f"{'blind' if blind else 'teacher'} PPO on {task}")
+    started = time.perf_counter()
+    env_steps_done = int(log[-1]["env_steps"]) if log else 0
+    for iteration in range(start_iteration, iterations):
+        obs, row = run_iteration(ppo, obs, iteration, env_steps_done)
+        env_steps_done = row["env_steps"]
+        log.append(row)
+        bar.update(1)
+        bar.set_postfix(ret=f"{row['episode_return']:.1f}", fall=f"{row['fall_rate']:.2f}")
+        if writer is not None:
+            for key, value in row.items():
+                if key not in ("iteration", "env_steps") and not math.isnan(value):
+                    writer.add_scalar(f"train/{key}", value, env_steps_done)
+        last = iteration == iterations - 1
+        if rank == 0 and (last or (iteration + 1) % checkpoint_every == 0):
+            save_teacher(out, ppo, env, run, log, iteration + 1, time.perf_counter() - started)
+    bar.close()
+    if writer is not None:
+        writer.close()
+    env.close()
+    return pd.DataFrame(log)
+
+
+def save_teacher(out: Path, ppo: PPO, env, run: dict, log: list[dict], iterations_done: int,
+                 seconds: float) -> None:
+    metrics = pd.DataFrame(log)
+    tmp = out / ".metrics.csv.tmp"
+    metrics.to_csv(tmp, index=False)
+    os.replace(tmp, out / "metrics.csv")
+    tail = metrics.tail(10)
+    manifest = {
+        **run,
+        "schema": env.schema.to_dict(),
+        "task_spec": env.spec.to_dict(),
+        "task_spec_digest": env.spec.digest(),
+        "actor_inputs": list(ppo.actor.input.names),
+        "critic_inputs": list(ppo.critic.input.names),
+        "iterations_done": iterations_done,
+        "env_steps": int(metrics["env_steps"].iloc[-1]),
+        "learning_rate": ppo.learning_rate,
+        "curve": {
+            "final_episode_return": float(tail["episode_return"].mean()),
+            "final_fall_rate": float(tail["fall_rate"].mean()),
+            "best_episode_return": float(metrics["episode_return"].max()),
+            "wall_seconds_this_session": round(seconds, 1),
+        },
+        "provenance": provenance(),
+        "command": command_line(),
+    }
+    save_artifact(out, {"actor": ppo.actor.state_dict(), "critic": ppo.critic.state_dict(),
+                        "optimizer": optimizer_tensors(ppo.optimizer)}, manifest)
+
+
+def resume(out: Path, ppo: PPO, env, run: dict) -> tuple[int, list[dict]]:
+    """Load the last checkpoint in ``out`` into ``ppo``; refuse one from another run."""
+    manifest = read_manifest(out)
+    if manifest.get("kind") != KIND:
+        raise ArtifactError(f"{out}: holds a {manifest.get('kind')!r} artifact, not a {KIND!r} to resume")
+    check_compatible(manifest, env.schema, env.spec, str(out))
+    for key in ("task", "engine", "seed", "num_envs", "world_size", "blind", "ppo"):
+        if manifest.get(key) != run[key]:
+            raise ArtifactError(f"{out}: cannot resume: the checkpoint has {key}={manifest.get(key)!r}, "
+                                f"this run asks for {run[key]!r}; use another --out folder")
+    ppo.actor.load_state_dict(load_tensors(out, "actor", manifest))
+    ppo.critic.load_state_dict(load_tensors(out, "critic", manifest))
+    load_optimizer_tensors(ppo.optimizer, load_tensors(out, "optimizer", manifest))
+    ppo.learning_rate = manifest["learning_rate"]
+    for group in ppo.optimizer.param_groups:
+        group["lr"] = ppo.learning_rate
+    log = pd.read_csv(out / "metrics.csv").to_dict("records")[: manifest["iterations_done"]]
+    return manifest["iterations_done"], log
+
+
+def load_actor(folder: str | os.PathLike, env, *, allow_mismatch: bool = False):
+    """The trained actor of a teacher artifact, checked against ``env``'s schema and task spec.
+    Returns ``(actor, manifest, overrides)``; ``overrides`` lists the differences accepted
+    with ``allow_mismatch=True`` (record them in whatever you produce with this actor)."""
+    from distillkit.models import Actor
+
+    manifest = read_manifest(folder)
+    if manifest.get("kind") != KIND:
+        raise ArtifactError(f"{folder}: holds a {manifest.get('kind')!r} artifact, not a {KIND!r}")
+    overrides = check_compatible(manifest, env.schema, env.spec, str(folder), allow_mismatch)
+    ppo = PPOConfig(**manifest["ppo"])
+    actor = Actor(env.schema, ppo.actor_group, env.action_dim, ppo.actor_hidden, ppo.init_std)
+    try:
+        actor.load_state_dict(load_tensors(folder, "actor", manifest))
+    except RuntimeError as err:
+        raise ArtifactError(f"{folder}/actor.safetensors does not fit this actor: {err}") from None
+    actor.eval()
+    return actor, manifest, overrides

@@ -1,0 +1,117 @@
+"""PPO: GAE and time-out bootstrap checked against rsl_rl (an oracle, installed as a pinned dev
+dependency), and learning on the quick task."""
+
+import pytest
+import torch
+from tensordict import TensorDict
+
+from distillkit.envs import make_env
+from distillkit.ppo import PPO, PPOConfig, compute_gae, run_iteration
+
+rsl_rl = pytest.importorskip("rsl_rl", reason="rsl-rl-lib is a dev dependency")
+from rsl_rl.algorithms import PPO as RslPPO  # noqa: E402
+from rsl_rl.models import MLPModel  # noqa: E402
+from rsl_rl.storage import RolloutStorage  # noqa: E402
+
+T, N, GAMMA, LAM = 16, 8, 0.98, 0.9
+
+
+def synthetic_rollout(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.randn(T + 1, N, 3, generator=g)
+    rewards = torch.randn(T, N, generator=g)
+    values = torch.randn(T, N, generator=g)
+    u = torch.rand(T, N, generator=g)
+    terminated, timeouts = u < 0.1, (u >= 0.1) & (u < 0.2)
+    final_values = torch.randn(T, N, generator=g)        # V of the true final observation at time-outs
+    return obs, rewards, values, terminated, timeouts, final_values
+
+
+def rsl_rl_returns(obs, rewards, values, terminated, timeouts):
+    """Feed the rollout through rsl_rl's own PPO (process_env_step + compute_returns)."""
+    td = lambda o: TensorDict({"policy": o}, batch_size=[N])
+    groups = {"actor": ["policy"], "critic": ["policy"]}
+    actor = MLPModel(td(obs[0]), groups, "actor", 2, hidden_dims=[8],
+                     distribution_cfg={"class_name": "GaussianDistribution", "init_std": 1.0})
+    critic = MLPModel(td(obs[0]), groups, "critic", 1, hidden_dims=[8])
+    storage = RolloutStorage("rl", N, T, td(obs[0]), (2,))
+    ppo = RslPPO(actor, critic, storage, gamma=GAMMA, lam=LAM, normalize_advantage_per_mini_batch=True)
+    for t in range(T):
+        ppo.act(td(obs[t]))
+        ppo.transition.values = values[t].unsqueeze(1)        # the synthetic V(s_t)
+        ppo.process_env_step(td(obs[t + 1]), rewards[t], terminated[t] | timeouts[t], {"time_outs": timeouts[t]})
+    last_values = critic(td(obs[T])).detach().squeeze(1)
+    ppo.compute_returns(td(obs[T]))
+    return storage.advantages.squeeze(-1), storage.returns.squeeze(-1), last_values
+
+
+def test_gae_matches_rsl_rl_when_time_outs_bootstrap_from_the_current_state():
+    obs, rewards, values, terminated, timeouts, _ = synthetic_rollout()
+    rsl_adv, rsl_ret, last_values = rsl_rl_returns(obs, rewards, values, terminated, timeouts)
+    # rsl_rl's semantics: r_t += gamma * V(s_t) on time-outs
+    boot = rewards + GAMMA * values * timeouts
+    adv, ret = compute_gae(boot, values, terminated | timeouts, last_values, GAMMA, LAM)
+    assert torch.allclose(adv, rsl_adv, atol=1e-6) and torch.allclose(ret, rsl_ret, atol=1e-6)
+
+
+def test_true_final_observation_bootstrap_differs_from_rsl_rl_exactly_at_time_outs():
+    obs, rewards, values, terminated, timeouts, final_values = synthetic_rollout(1)
+    rsl_adv, _, last_values = rsl_rl_returns(obs, rewards, values, terminated, timeouts)
+    ours = rewards + GAMMA * final_values * timeouts            # distillkit: V(s_final)
+    adv, _ = compute_gae(ours, values, terminated | timeouts, last_values, GAMMA, LAM)
+    # The TD errors differ by gamma * (V(s_final) - V(s_t)) at time-out steps and nowhere else,
+    # and GAE spreads that difference backwards within the episode.
+    expected = compute_gae(GAMMA * (final_values - values) * timeouts, torch.zeros_like(values),
+                           terminated | timeouts, torch.zeros(N), GAMMA, LAM)[0]
+    assert torch.allclose(adv - rsl_adv, expected, atol=1e-5)
+    assert (adv - rsl_adv).abs().max() > 0.1, "the two semantics should really differ here"
+
+
+def test_gae_by_hand():
+    # two steps, episode ends after the second; gamma = lambda = 0.5
+    adv, ret = compute_gae(torch.tensor([[1.0], [2.0]]), torch.tensor([[0.5], [1.0]]),
+                           torch.tensor([[False], [True]]), torch.tensor([9.0]), 0.5, 0.5)
+    # delta_1 = 2 - 1 = 1; delta_0 = 1 + 0.5 * 1 - 0.5 = 1; A_0 = 1 + 0.25 * 1
+    assert torch.allclose(adv, torch.tensor([[1.25], [1.0]]))
+    assert torch.allclose(ret, torch.tensor([[1.75], [2.0]]))
+
+
+def test_timeout_bootstrap_uses_the_critic_on_the_final_observation():
+    env = make_env("cartpole", 4)
+    ppo = PPO(env, PPOConfig(steps_per_env=4), seed=0)
+    obs = env.reset(seed=0)
+    env.episode_step[:] = env.max_episode_steps - 2         # time-outs inside this rollout
+    with torch.no_grad():
+        rollout, _, _ = ppo.collect(obs)
+    assert rollout["dones"][1].all(), "every world times out at the second step"
+    with pytest.raises(ValueError, match="timeout_bootstrap must be one of"):
+        PPOConfig(timeout_bootstrap="last")
+
+
+def test_normalisers_are_frozen_inside_an_update_and_learn_after_it():
+    env = make_env("cartpole", 8)
+    ppo = PPO(env, PPOConfig(steps_per_env=8, epochs=1, minibatches=2), seed=0)
+    obs = env.reset(seed=0)
+    rollout, obs, _ = ppo.collect(obs)
+    before = ppo.actor.input.normalizer.mean.clone()
+    seen = []
+    original = ppo.actor.input.normalizer.forward
+    ppo.actor.input.normalizer.forward = lambda x: (seen.append(ppo.actor.input.normalizer.mean.clone()), original(x))[1]
+    ppo.update(rollout)
+    assert all(torch.equal(m, before) for m in seen), "statistics moved during the update"
+    assert not torch.equal(ppo.actor.input.normalizer.mean, before)
+    assert ppo.actor.input.normalizer.count == 8 * 8
+
+
+@pytest.mark.slow
+def test_teacher_learns_to_balance_the_quick_task():
+    torch.set_num_threads(1)
+    env = make_env("cartpole", 64)
+    ppo = PPO(env, PPOConfig(), seed=0)
+    obs = env.reset(seed=0)
+    rows = []
+    for it in range(60):
+        obs, row = run_iteration(ppo, obs, it, 0)
+        rows.append(row)
+    first, last = rows[0]["episode_return"], max(r["episode_return"] for r in rows[-10:])
+    assert first < 50 and last > 250, (first, last)

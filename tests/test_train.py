@@ -1,0 +1,171 @@
+"""Training artifacts: what they record, how loading refuses a mismatch, resume, multi-process."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from distillkit.artifacts import ArtifactError, read_manifest
+from distillkit.envs import make_env
+from distillkit.ppo import PPOConfig
+from distillkit.tasks.cartpole import Cartpole
+from distillkit.envs.mujoco_cpu import MujocoEnv
+from distillkit.train import load_actor, train_teacher
+
+SMALL = PPOConfig(steps_per_env=8, epochs=2, minibatches=2, actor_hidden=(32,), critic_hidden=(32,))
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher")
+    train_teacher("cartpole", out, env_steps=8 * 16 * 3, num_envs=16, config=SMALL, checkpoint_every=2,
+                  progress=False)
+    return out
+
+
+def test_artifact_records_what_defines_the_result(teacher):
+    m = read_manifest(teacher)
+    env = make_env("cartpole", 4)
+    assert m["schema"] == env.schema.to_dict()
+    assert m["task_spec"] == env.spec.to_dict() and m["task_spec_digest"] == env.spec.digest()
+    assert m["task_spec"]["engine"] == "mujoco" and m["task_spec"]["reward_weights"]["alive"] == 1.0
+    assert m["ppo"] == SMALL.to_dict() and m["seed"] == 0 and m["iterations_done"] == 3
+    assert m["actor_inputs"] == ["joint_pos_rel", "joint_vel_rel", "pole_mass"]
+    assert set(m["files"]) == {"actor.safetensors", "critic.safetensors", "optimizer.safetensors"}
+    assert {"distillkit", "git_commit", "torch", "mujoco"} <= set(m["provenance"])
+    assert "final_episode_return" in m["curve"] and m["command"]
+    metrics = pd.read_csv(teacher / "metrics.csv")
+    assert list(metrics.iteration) == [0, 1, 2]
+    assert list((teacher / "tensorboard").iterdir()), "no TensorBoard event file"
+    assert not list(teacher.glob(".*.tmp"))
+
+
+def test_loaded_actor_reproduces_the_saved_weights(teacher):
+    env = make_env("cartpole", 4)
+    actor, manifest, overrides = load_actor(teacher, env)
+    assert overrides == []
+    saved = load_file(teacher / "actor.safetensors")
+    for k, v in actor.state_dict().items():
+        assert torch.equal(v, saved[k]), k
+    assert actor.input.normalizer.count > 0
+
+
+class HeavierPole(Cartpole):
+    nominal_pole_mass = 0.5
+
+
+def test_loading_into_another_task_version_is_refused_unless_overridden(teacher):
+    env = MujocoEnv(HeavierPole(4), 4)
+    with pytest.raises(ArtifactError, match="made for another task/schema/engine") as err:
+        load_actor(teacher, env)
+    assert "'details'" in str(err.value) and "nominal_pole_mass" in str(err.value)
+    actor, _, overrides = load_actor(teacher, env, allow_mismatch=True)
+    assert overrides and "details" in overrides[0]
+
+
+def test_loading_into_another_schema_is_refused(teacher, tmp_path):
+    class NoMass(Cartpole):
+        @classmethod
+        def make_schema(cls):
+            s = super().make_schema()
+            return type(s)(s.name, s.fields[:2])
+    with pytest.raises(ArtifactError, match="observation schema differs \\(teacher.pole_mass removed"):
+        load_actor(teacher, MujocoEnv(NoMass(2), 2))
+
+
+def test_tampered_or_torn_artifacts_are_refused(teacher, tmp_path):
+    env = make_env("cartpole", 2)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in teacher.iterdir():
+        if f.is_file():
+            (copy / f.name).write_bytes(f.read_bytes())
+    weights = load_file(copy / "actor.safetensors")
+    weights["log_std"] = weights["log_std"] + 1
+    save_file(weights, copy / "actor.safetensors")
+    with pytest.raises(ArtifactError, match="actor.safetensors: SHA-256 differs from the manifest's"):
+        load_actor(copy, env)
+    (copy / "manifest.json").write_text("{\"format\": \"distillkit.artifact\"")
+    with pytest.raises(ArtifactError, match="manifest.json: not valid JSON"):
+        load_actor(copy, env)
+    (copy / "manifest.json").unlink()
+    with pytest.raises(ArtifactError, match="no manifest.json"):
+        load_actor(copy, env)
+
+
+def test_resume_continues_from_the_last_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    train_teacher("cartpole", out, env_steps=8 * 16 * 2, num_envs=16, config=SMALL, progress=False)
+    first = read_manifest(out)
+    assert first["iterations_done"] == 2
+    weights = load_file(out / "actor.safetensors")
+    # a longer target on the same folder picks up at iteration 2
+    log = train_teacher("cartpole", out, env_steps=8 * 16 * 4, num_envs=16, config=SMALL, progress=False)
+    assert list(log.iteration) == [0, 1, 2, 3]
+    assert read_manifest(out)["iterations_done"] == 4
+    assert not torch.equal(load_file(out / "actor.safetensors")["log_std"], weights["log_std"])
+    with pytest.raises(ArtifactError, match="cannot resume: the checkpoint has seed=0, this run asks for 1"):
+        train_teacher("cartpole", out, env_steps=8 * 16 * 5, num_envs=16, seed=1, config=SMALL, progress=False)
+
+
+def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):
+    """Kill a training process after its first checkpoint; the rerun continues from there."""
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "distillkit", "train-teacher", "--task", "cartpole", "--steps", "200000",
+           "--num-envs", "16", "--steps-per-env", "8", "--out", str(out), "--checkpoint-every", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            if (out / "manifest.json").exists() and read_manifest(out)["iterations_done"] >= 2:
+                break
+            proc.wait(timeout=0.1) if proc.poll() is not None else None
+            import time
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        proc.wait()
+    done = read_manifest(out)["iterations_done"]
+    assert done >= 2
+    cmd[cmd.index("200000")] = str(16 * 8 * (done + 1))
+    subprocess.run(cmd, check=True, capture_output=True)
+    m = read_manifest(out)
+    assert m["iterations_done"] == done + 1
+    assert len(pd.read_csv(out / "metrics.csv")) == done + 1
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_keep_identical_parameters(tmp_path):
+    out = tmp_path / "ddp"
+    script = tmp_path / "check.py"
+    script.write_text(f"""
+import torch, torch.distributed as dist
+from safetensors.torch import save_file
+from distillkit.envs import make_env
+from distillkit.ppo import PPO, PPOConfig, run_iteration
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+torch.set_num_threads(1)
+env = make_env("cartpole", 8)
+ppo = PPO(env, PPOConfig(steps_per_env=8, epochs=2, minibatches=2, actor_hidden=(16,), critic_hidden=(16,)), seed=0)
+obs = env.reset(seed=100 + rank)                     # each rank sees different worlds
+for it in range(3):
+    obs, row = run_iteration(ppo, obs, it, 0)
+state = {{**{{"actor." + k: v for k, v in ppo.actor.state_dict().items()}},
+          **{{"critic." + k: v for k, v in ppo.critic.state_dict().items()}}}}
+save_file({{k: v.contiguous() for k, v in state.items()}}, "{out}" + f"_{{rank}}.safetensors")
+dist.destroy_process_group()
+""")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-port=29533",
+                    str(script)], check=True, capture_output=True, env=env, timeout=300)
+    a, b = load_file(f"{out}_0.safetensors"), load_file(f"{out}_1.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert a["actor.input.normalizer.count"] == 2 * 8 * 8 * 3, "statistics pooled over both ranks"

@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test lab bench clean
+.PHONY: demo test lab bench results clean
 
 demo: $(VENV)/.installed-core
 	$(PY) -m distillkit demo
@@ -18,6 +18,11 @@ lab: $(VENV)/.installed-core
 
 bench: $(VENV)/.installed-all
 	$(PY) bench/env_throughput.py --update-docs
+	$(PY) bench/ppo_vs_rsl_rl.py --update-docs
+
+# Trains what is missing under runs/ (about 1.5 hours on 2 cores from scratch), evaluates, rewrites docs/results.md.
+results: $(VENV)/.installed-core
+	$(PY) -m distillkit results
 
 $(PY):
 	@py="$(PYTHON)"; \

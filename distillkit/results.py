@@ -43,7 +43,7 @@ class Budget:
 
 BUDGETS = {
     "cartpole": Budget(300_000, 64, PPOConfig(entropy_coef=0.005)),
-    "walker_rough": Budget(12_000_000, 128, PPOConfig(entropy_coef=0.005, init_std=0.5)),
+    "walker_rough": Budget(8_000_000, 128, PPOConfig(entropy_coef=0.005, init_std=0.5)),
 }
 
 

@@ -40,6 +40,10 @@ class TaskSpec:
     details: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # Canonical JSON types (tuples become lists), so a spec equals itself after a round trip
+        # through an artifact's manifest.
+        for name in ("reward_weights", "reset_distribution", "randomisation", "details"):
+            object.__setattr__(self, name, json.loads(json.dumps(getattr(self, name))))
         ratio = self.control_dt / self.physics_dt
         if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
             raise TaskSpecError(

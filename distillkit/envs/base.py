@@ -197,6 +197,21 @@ class BatchedEnv(ABC):
             validity=dict(zip(VALIDITY_SIGNALS, flags)),
         )
 
+    def observe(self) -> Obs:
+        """The observation of the current state, taken again without stepping (e.g. after a
+        perturbation); history fields keep their past and show the new sample last."""
+        if not self._started:
+            raise RuntimeError(f"{self.spec.task}: call reset() before observe()")
+        sample = self._sense()
+        parts = dict(zip(self._layout_names, torch.split(sample, self._widths, dim=1)))
+        saved = self._history
+        self._history = [h.clone() for h in saved]
+        for g, (length, cols, members) in enumerate(self._history_groups):
+            self._history[g][:, -1] = sample.index_select(1, cols)
+        obs = self._named(parts)
+        self._history = saved
+        return obs
+
     def close(self) -> None:
         """Release engine resources (thread pools, GPU memory)."""
 

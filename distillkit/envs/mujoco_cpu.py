@@ -128,5 +128,11 @@ class MujocoEnv(BatchedEnv):
         columns = self._qvel_at + np.asarray(self.task.push_dofs)
         self.state[ids[:, None], columns[None, :]] += change
 
+    def perturb_privileged(self, ids: np.ndarray, seed: int = 0) -> None:
+        """Change what only the teacher can sense in worlds ``ids`` (see the task's
+        ``perturb_privileged``); the physics state itself is untouched."""
+        ids = np.asarray(ids)
+        self.task.perturb_privileged(self.physics(ids), ids, np.random.default_rng(seed), self.models)
+
     def close(self) -> None:
         self._pool.close()

@@ -68,6 +68,13 @@ class MujocoTask(ABC):
         terrain). Returns initial ``qpos`` (len(ids), nq) and ``qvel`` (len(ids), nv)."""
 
     @abstractmethod
+    def perturb_privileged(self, s: PhysicsState, ids: np.ndarray, rng: np.random.Generator,
+                           models: list[mujoco.MjModel]) -> None:
+        """Change only what a deployed robot cannot sense (hidden physics parameters, terrain
+        beyond the student's scan) in worlds ``ids``, whose physics ``s`` shows: the
+        counterfactual leakage probe's lever."""
+
+    @abstractmethod
     def ctrl(self, actions: np.ndarray) -> np.ndarray:
         """Map clipped actions in [-1, 1] to MuJoCo ``ctrl`` (N, nu)."""
 

@@ -120,6 +120,13 @@ class Cartpole(MujocoTask):
         self.pole_mass[ids] = self.nominal_pole_mass * scale
         return qpos, qvel
 
+    def perturb_privileged(self, s, ids, rng, models):
+        scale = uniform(rng, self.pole_mass_scale, len(ids))
+        for i, k in zip(ids, scale):
+            models[i].body_mass[self.pole_body] = self.nominal_pole_mass * k
+            models[i].body_inertia[self.pole_body] = self.nominal_inertia * k
+        self.pole_mass[ids] = self.nominal_pole_mass * scale
+
     def ctrl(self, actions):
         return actions
 

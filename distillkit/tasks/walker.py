@@ -231,6 +231,22 @@ class WalkerRough(MujocoTask):
         qvel[:, :3] = uniform(rng, r["base_vel"], (n, 3))
         return qpos, qvel
 
+    def perturb_privileged(self, s, ids, rng, models):
+        """New friction and payload, and new terrain from 0.2 m beyond the student's farthest
+        scan point on: everything the teacher can sense and the student cannot."""
+        t = self.terrain
+        self.friction[ids] = uniform(rng, self.randomisation_ranges["friction"], len(ids))
+        self.payload[ids] = uniform(rng, self.randomisation_ranges["payload_mass"], len(ids))
+        for row, i in enumerate(ids):
+            models[i].geom_friction[:, 0] = self.friction[i]
+            models[i].body_mass[self.torso_body] = self.nominal_torso_mass + self.payload[i]
+            base_x = s.qpos[row, 0]
+            first = int(np.ceil((base_x + self.scan_student.max() + 0.2 - t.x_start) / t.resolution))
+            bumps = rng.uniform(-0.15, 0.15, size=self.profiles.shape[1] - first)
+            self.profiles[i, first:] = np.clip(self.profiles[i, first:] + bumps, -t.max_height, t.max_height)
+            normalised = ((self.profiles[i] + t.max_height) / (2 * t.max_height)).astype(np.float32)
+            models[i].hfield_data.reshape(self.hfield_rows, -1)[:] = normalised
+
     def ctrl(self, actions):
         return DEFAULT_JOINT_POS + self.action_scale * actions
 

@@ -1,0 +1,106 @@
+"""DAgger: let the student drive, let the teacher relabel, aggregate, retrain.
+
+Round i (Ross, Gordon and Bagnell 2011):
+
+1. collect ``steps_per_round`` steps per world with the mixture policy: in every world and at
+   every step the teacher's action with probability beta_i, else the student's;
+2. the teacher labels every visited state (whoever acted);
+3. mask invalid steps and add the round to the dataset (dropping the oldest rounds beyond ``cap``
+   steps; ``aggregate=False`` keeps only the newest round);
+4. take ``grad_steps`` steps of masked distillation on the dataset.
+
+beta schedules: ``bc`` beta = 1 (behaviour cloning: the teacher always drives), ``linear``
+1 - i/(R-1), ``exponential`` p^i, ``first`` 1 in the first round then 0 (the paper's beta_i =
+1(i = 1)), ``student`` 0 from the start. rsl_rl's Distillation runner is ``student`` with
+``aggregate=False``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+
+from distillkit.distill import fit
+from distillkit.envs.base import BatchedEnv
+from distillkit.masks import MaskRules, make_mask
+from distillkit.rollouts import Policy, collect
+
+SCHEDULES = ("bc", "linear", "exponential", "first", "student")
+
+
+def beta(schedule: str, i: int, rounds: int, p: float = 0.5) -> float:
+    """The probability that the teacher acts in round ``i`` (0-based) of ``rounds``."""
+    if schedule == "bc":
+        return 1.0
+    if schedule == "linear":
+        return 1.0 - i / (rounds - 1) if rounds > 1 else 1.0
+    if schedule == "exponential":
+        return p ** i
+    if schedule == "first":
+        return 1.0 if i == 0 else 0.0
+    if schedule == "student":
+        return 0.0
+    raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+
+
+@dataclass(frozen=True)
+class DaggerConfig:
+    rounds: int = 8
+    steps_per_round: int = 200        # control steps per world and round
+    schedule: str = "first"
+    p: float = 0.5                    # base of the exponential schedule
+    aggregate: bool = True
+    cap: int | None = None            # most steps kept in the dataset (oldest rounds dropped)
+    grad_steps: int = 500             # per round
+    lr: float = 1e-3
+    batch_worlds: int = 32
+    chunk: int = 16
+    loss: str = "mse"
+    rules: MaskRules = field(default_factory=MaskRules)
+
+    def __post_init__(self) -> None:
+        beta(self.schedule, 0, self.rounds, self.p)            # validates the schedule name
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def dagger(env: BatchedEnv, teacher: Policy, student: torch.nn.Module, config: DaggerConfig, *, seed: int = 0,
+           evaluate: Callable[[torch.nn.Module], dict] | None = None, progress: bool = False) -> pd.DataFrame:
+    """Run DAgger; returns one row per round (beta, dataset size, mask counts, loss, and whatever
+    ``evaluate(student)`` reports)."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    optimizer = torch.optim.Adam(student.parameters(), lr=config.lr)
+    obs = env.reset(seed=seed)
+    data = []
+    rows = []
+    rounds = range(config.rounds)
+    if progress:
+        from tqdm.auto import tqdm
+        rounds = tqdm(rounds, desc=f"DAgger ({config.schedule})")
+    for i in rounds:
+        b = beta(config.schedule, i, config.rounds, config.p)
+        student.reset()
+        student.eval()
+        rollouts, obs = collect(env, teacher, config.steps_per_round, student=student, beta=b, obs=obs,
+                                generator=generator)
+        student.train()
+        mask, counts = make_mask(rollouts, config.rules)
+        data = (data if config.aggregate else []) + [(rollouts, mask)]
+        while config.cap is not None and len(data) > 1 and sum(r.steps for r, _ in data) > config.cap:
+            data.pop(0)
+        losses = fit(student, data, config.grad_steps, batch_worlds=config.batch_worlds, chunk=config.chunk,
+                     loss=config.loss, generator=generator, optimizer=optimizer)
+        student.eval()
+        row = {"round": i, "beta": b, "dataset_steps": sum(r.steps for r, _ in data),
+               "kept_this_round": counts["kept"], "loss": sum(losses[-20:]) / len(losses[-20:]),
+               "return_during_collection": float(rollouts.reward.sum(0).mean())}
+        if evaluate is not None:
+            row.update(evaluate(student))
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,104 @@
+"""Each leakage check passes for an honest student and catches a deliberately leaky one."""
+
+import pytest
+import torch
+
+from distillkit.distill import Student
+from distillkit.envs import make_env
+from distillkit.export import ExportError, OnnxStudent, export_onnx, export_torchscript
+from distillkit.leakage import (
+    LeakageError, StudentOnly, counterfactual_probe, export_check, poison_test, schema_check,
+)
+from distillkit.models import GroupInput, mlp
+
+
+class LeakyStudent(Student):
+    """Reads the teacher group: what a careless config (or rsl_rl's fallback) produces."""
+
+    def __init__(self, schema, action_dim):
+        super().__init__(schema, action_dim, hidden=(32,))
+        self.input = GroupInput(schema, "teacher")
+        self.mlp = mlp(self.input.size, (32,), action_dim)
+
+
+def students(task):
+    env = make_env(task, 4)
+    torch.manual_seed(0)
+    honest, leaky = Student(env.schema, env.action_dim, hidden=(32,)), LeakyStudent(env.schema, env.action_dim)
+    obs = env.reset(seed=0)
+    for s in (honest, leaky):                 # give the normalisers realistic statistics
+        s.input.normalizer.update(s.input.flat(obs))
+    return env.schema, honest.eval(), leaky.eval()
+
+
+@pytest.mark.parametrize("task", ["cartpole", "walker_rough"])
+def test_schema_check(task):
+    schema, honest, leaky = students(task)
+    assert schema_check(honest.input.names, schema)["passed"]
+    result = schema_check(leaky.input.names, schema)
+    assert not result["passed"] and "teacher_only" in result["detail"]
+
+
+@pytest.mark.parametrize("task", ["cartpole", "walker_rough"])
+def test_counterfactual_probe(task):
+    schema, honest, leaky = students(task)
+    ok = counterfactual_probe(honest, task)
+    assert ok["passed"], ok
+    bad = counterfactual_probe(leaky, task)
+    assert not bad["passed"] and "student inputs identical: True" in bad["detail"], bad
+
+
+def test_counterfactual_probe_changes_terrain_only_beyond_the_student_scan():
+    schema, honest, _ = students("walker_rough")
+    result = counterfactual_probe(honest, "walker_rough")
+    assert "height_scan" in result["detail"] and "friction" in result["detail"]
+
+
+@pytest.mark.parametrize("task", ["cartpole", "walker_rough"])
+def test_poison_test(task):
+    schema, honest, leaky = students(task)
+    assert poison_test(honest, task, steps=20)["passed"]
+    bad = poison_test(leaky, task, steps=20)
+    assert not bad["passed"] and "finite: False" in bad["detail"]
+
+
+def test_export_check_and_onnx_matches_torch(tmp_path):
+    schema, honest, leaky = students("walker_rough")
+    path = export_onnx(honest, schema, tmp_path / "student.onnx")
+    assert export_check(path, schema)["passed"]
+    env = make_env("walker_rough", 5)
+    obs = env.reset(seed=3)
+    deployed = OnnxStudent(path, schema)
+    assert torch.allclose(deployed(StudentOnly.deployable(obs, schema)), honest(obs), atol=1e-5)
+    traced = torch.jit.load(export_torchscript(honest, schema, tmp_path / "student.pt"))
+    assert torch.allclose(traced(*[obs[n] for n in schema.group("student")]), honest(obs), atol=1e-5)
+    with pytest.raises(ExportError, match="student reads .*height_scan"):
+        export_onnx(leaky, schema, tmp_path / "leaky.onnx")
+
+
+def test_export_check_catches_a_graph_with_privileged_inputs(tmp_path):
+    schema, _, leaky = students("cartpole")
+    names = list(leaky.input.names)
+    class Named(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.leaky = leaky
+        def forward(self, *fields):
+            return self.leaky(dict(zip(names, fields)))
+    example = tuple(torch.zeros(1, *schema.field(n).obs_shape) for n in names)
+    torch.onnx.export(Named(), example, str(tmp_path / "leaky.onnx"), input_names=names, output_names=["out"], dynamo=False)
+    result = export_check(tmp_path / "leaky.onnx", schema)
+    assert not result["passed"] and "joint_vel_rel" in result["detail"]
+    with pytest.raises(ExportError, match="inputs are .*joint_vel_rel"):
+        OnnxStudent(tmp_path / "leaky.onnx", schema)
+
+
+def test_student_only_wrapper_refuses_privileged_names():
+    schema, honest, _ = students("walker_rough")
+    obs = make_env("walker_rough", 2).reset(seed=0)
+    guarded = StudentOnly(honest, schema)
+    assert guarded(StudentOnly.deployable(obs, schema)).shape == (2, 6)
+    with pytest.raises(LeakageError, match="privileged field\\(s\\) \\['base_lin_vel', 'feet_air_time'"):
+        guarded(obs)
+    with pytest.raises(LeakageError, match="missing"):
+        guarded({"joint_pos": obs["joint_pos"]})

@@ -2,8 +2,11 @@
 
 The loss is the teacher-action matching error on the steps the mask keeps:
 
-    L = sum_t m_t * l(pi_student(o_t^student), a_t^teacher) / sum_t m_t,
+    L = sum_t m_t * l(pi_student(o_t^student), clip(a_t^teacher)) / sum_t m_t,
     l = squared error (``mse``) or Huber (``huber``), summed over action dimensions.
+
+The target is the teacher's action as the env executes it (clipped to [-1, 1]): beyond the limit
+the robot cannot tell a teacher's 3 from its 1, so neither should the student's loss.
 
 Students (all deterministic, all reading the ``student`` group only):
 
@@ -23,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from distillkit.envs.base import executed
 from distillkit.models import GroupInput, mlp
 from distillkit.rollouts import Rollouts
 from distillkit.schema import ObservationSchema
@@ -188,7 +192,8 @@ def fit(student: nn.Module, data: list[tuple[Rollouts, torch.Tensor]], grad_step
             else:
                 chunk_starts[0] = True
                 pred = student.forward_sequence(obs, chunk_starts)
-        value = distillation_loss(pred, rollouts.teacher_actions[window][:, worlds], mask[window][:, worlds], loss)
+        target = executed(rollouts.teacher_actions[window][:, worlds])
+        value = distillation_loss(pred, target, mask[window][:, worlds], loss)
         optimizer.zero_grad()
         value.backward()
         nn.utils.clip_grad_norm_(student.parameters(), 1.0)

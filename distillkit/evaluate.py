@@ -1,18 +1,29 @@
-"""Closed-loop evaluation of a policy on held-out seeds.
+"""Closed-loop evaluation on held-out seeds, and the one evaluation artifact of a student.
 
-A policy is run deterministically (its mean action) in ``num_envs`` worlds per seed until each
-world's first episode ends; every episode is one row of the result. Evaluation seeds live in
-their own range, far from any training seed, and a seed used for training is refused.
+A policy runs deterministically in ``num_envs`` worlds per seed until each world's first episode
+ends; every episode is one row. Evaluation seeds live in their own range, far from training
+seeds, and a seed used for training is an error.
+
+:func:`evaluate_student` is the deployment claim's evidence. On one held-out panel and for each
+perturbation it runs, in one pass, the teacher (with its privileged inputs) and the student alone
+(through :class:`~distillkit.leakage.StudentOnly`, on deployable fields only) while the teacher
+labels every state the student visits; it adds the leakage checks and the schema diff, and
+writes everything into one artifact folder (JSON, CSV, a plot).
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from distillkit.envs import make_env
+from distillkit.envs.base import executed
 
 #: Held-out evaluation seeds start here; training seeds stay below.
 EVAL_SEED_BASE = 1_000_000
@@ -22,31 +33,175 @@ def held_out_seeds(count: int) -> list[int]:
     return [EVAL_SEED_BASE + i for i in range(count)]
 
 
-@torch.no_grad()
-def evaluate_policy(policy: Callable[[dict], torch.Tensor], task: str, seeds: Iterable[int], *,
-                    num_envs: int = 32, engine: str = "mujoco", training_seeds: Iterable[int] = ()) -> pd.DataFrame:
-    """Run ``policy`` (obs dict -> actions) for one episode in each of ``num_envs`` worlds per
-    seed. Returns one row per episode: seed, world, return, length, fell."""
+def check_held_out(seeds: Iterable[int], training_seeds: Iterable[int]) -> list[int]:
     seeds = list(seeds)
     overlap = sorted(set(seeds) & set(training_seeds))
     if overlap:
         raise ValueError(f"evaluation seeds {overlap} were used for training; use held_out_seeds()")
+    return seeds
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """One evaluation condition: range overrides for resets, a push, more sensor noise."""
+
+    name: str
+    ranges: dict = field(default_factory=dict)     # see MujocoEnv.override_ranges
+    push_step: int | None = None                   # control step at which every world is pushed
+    push: tuple[float, ...] = ()                   # velocity change along the task's push dofs
+    noise_scale: float = 1.0
+
+
+PERTURBATIONS = {
+    "cartpole": (
+        Perturbation("nominal"),
+        Perturbation("push", push_step=60, push=(2.0,)),
+        Perturbation("heavy_pole", ranges={"pole_mass_scale": [2.0, 3.0]}),
+    ),
+    "walker_rough": (
+        Perturbation("nominal"),
+        Perturbation("push", push_step=100, push=(-0.8, 0.0)),
+        Perturbation("low_friction", ranges={"friction": [0.3, 0.45]}),
+        Perturbation("heavy_payload", ranges={"payload_mass": [5.0, 8.0]}),
+        Perturbation("sensor_noise_x3", noise_scale=3.0),
+        Perturbation("hard_terrain", ranges={"terrain_level": [4, 5]}),
+    ),
+}
+
+
+@torch.no_grad()
+def run_episodes(policy: Callable, task: str, seed: int, *, num_envs: int = 32,
+                 perturbation: Perturbation = Perturbation("nominal"), labeller: Callable | None = None,
+                 observe: Callable = lambda obs: obs) -> pd.DataFrame:
+    """One episode per world from ``seed``. ``observe`` maps the env's observation to what the
+    policy gets; ``labeller`` (the teacher) labels every visited state, giving the imitation
+    error of the policy on its own states (between executed, i.e. clipped, actions).
+    Rows: world, return, length, fell, success, mse."""
+    env = make_env(task, num_envs)
+    if perturbation.ranges:
+        env.override_ranges(perturbation.ranges)
+    env.noise_scale = perturbation.noise_scale
+    obs = env.reset(seed=seed)
+    if hasattr(policy, "reset"):
+        policy.reset()
+    ret = torch.zeros(num_envs)
+    length = torch.zeros(num_envs, dtype=torch.long)
+    sq_error = torch.zeros(num_envs)
+    fell = torch.zeros(num_envs, dtype=torch.bool)
+    finished = torch.zeros(num_envs, dtype=torch.bool)
+    step = 0
+    while not finished.all():
+        action = policy(observe(obs))
+        if labeller is not None:
+            sq_error += ((executed(action) - executed(labeller(obs))) ** 2).sum(-1) * ~finished
+        if perturbation.push_step is not None and step == perturbation.push_step:
+            env.push(np.arange(num_envs), np.tile(perturbation.push, (num_envs, 1)))
+        result = env.step(action)
+        running = ~finished
+        ret[running] += result.reward[running]
+        length[running] += 1
+        fell |= result.terminated & running
+        finished |= result.done
+        if hasattr(policy, "reset"):
+            policy.reset(result.done)
+        obs = result.obs
+        step += 1
+    env.close()
+    rows = pd.DataFrame({"seed": seed, "world": np.arange(num_envs), "return": ret.numpy(),
+                         "length": length.numpy(), "fell": fell.numpy(), "success": (~fell).numpy()})
+    if labeller is not None:
+        rows["mse"] = (sq_error / length).numpy()
+    return rows
+
+
+def evaluate_policy(policy: Callable, task: str, seeds: Iterable[int], *, num_envs: int = 32,
+                    training_seeds: Iterable[int] = (), **kwargs) -> pd.DataFrame:
+    """:func:`run_episodes` for each held-out seed, concatenated."""
+    return pd.concat([run_episodes(policy, task, s, num_envs=num_envs, **kwargs)
+                      for s in check_held_out(seeds, training_seeds)], ignore_index=True)
+
+
+def evaluate_student(student, teacher, task: str, out: str | Path, *, seeds: Iterable[int],
+                     training_seeds: Iterable[int], num_envs: int = 32,
+                     perturbations: Iterable[Perturbation] | None = None, export_path: Path | None = None,
+                     extra: dict | None = None) -> pd.DataFrame:
+    """The one evaluation artifact: teacher and student on the same held-out panel under each
+    perturbation, imitation error on the student's own states, leakage checks, schema diff.
+    Returns the summary table (one row per perturbation)."""
+    from distillkit.artifacts import provenance, write_json_atomic
+    from distillkit.leakage import StudentOnly, counterfactual_probe, export_check, poison_test, schema_check
+
+    seeds = check_held_out(seeds, training_seeds)
+    schema = make_env(task, 1).schema
+    deployed = StudentOnly(student, schema)
+    perturbations = list(PERTURBATIONS[task] if perturbations is None else perturbations)
+    episodes = []
+    for p in perturbations:
+        for s in seeds:
+            t = run_episodes(teacher, task, s, num_envs=num_envs, perturbation=p)
+            st = run_episodes(deployed, task, s, num_envs=num_envs, perturbation=p, labeller=teacher,
+                              observe=lambda obs: StudentOnly.deployable(obs, schema))
+            episodes += [t.assign(policy="teacher", perturbation=p.name), st.assign(policy="student", perturbation=p.name)]
+    episodes = pd.concat(episodes, ignore_index=True)
+    summary = summarise_panel(episodes)
+
+    checks = [schema_check(student.input.names, schema),
+              counterfactual_probe(student, task, seed=seeds[0]),
+              poison_test(student, task, seed=seeds[0])]
+    if export_path is not None:
+        checks.append(export_check(export_path, schema))
+    diff = schema.compare_groups("teacher", "student")
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    episodes.to_csv(out / "episodes.csv", index=False)
+    summary.to_csv(out / "summary.csv", index=False)
+    plot_panel(summary, out / "panel.png", task)
+    write_json_atomic(out / "evaluation.json", {
+        "task": task, "date": datetime.date.today().isoformat(), "seeds": seeds,
+        "training_seeds": sorted(set(training_seeds)), "num_envs": num_envs,
+        "perturbations": [asdict(p) for p in perturbations],
+        "summary": summary.to_dict("records"),
+        "leakage_checks": checks, "all_leakage_checks_passed": all(c["passed"] for c in checks),
+        "schema_diff_teacher_vs_student": diff.to_dict("records"),
+        "student_inputs": list(student.input.names),
+        "provenance": provenance(), **(extra or {}),
+    })
+    return summary
+
+
+def summarise_panel(episodes: pd.DataFrame) -> pd.DataFrame:
+    g = episodes.groupby(["perturbation", "policy"], sort=False)
+    table = g.agg(ret=("return", "mean"), success=("success", "mean"), fall_rate=("fell", "mean")).unstack("policy")
     rows = []
-    for seed in seeds:
-        env = make_env(task, num_envs, engine=engine)
-        obs = env.reset(seed=seed)
-        ret = torch.zeros(num_envs)
-        length = torch.zeros(num_envs, dtype=torch.long)
-        finished = torch.zeros(num_envs, dtype=torch.bool)
-        while not finished.all():
-            result = env.step(policy(obs))
-            running = ~finished
-            ret[running] += result.reward[running]
-            length[running] += 1
-            for i in torch.nonzero(result.done & running).flatten().tolist():
-                rows.append({"seed": seed, "world": i, "return": float(ret[i]), "length": int(length[i]),
-                             "fell": bool(result.terminated[i])})
-            finished |= result.done
-            obs = result.obs
-        env.close()
+    for p in episodes["perturbation"].unique():
+        student_eps = episodes[(episodes.perturbation == p) & (episodes.policy == "student")]
+        rows.append({
+            "perturbation": p,
+            "teacher_return": table.loc[p, ("ret", "teacher")], "student_return": table.loc[p, ("ret", "student")],
+            "return_ratio": table.loc[p, ("ret", "student")] / table.loc[p, ("ret", "teacher")],
+            "teacher_success": table.loc[p, ("success", "teacher")],
+            "student_success": table.loc[p, ("success", "student")],
+            "student_fall_rate": table.loc[p, ("fall_rate", "student")],
+            "imitation_mse": student_eps["mse"].mean(),
+        })
     return pd.DataFrame(rows)
+
+
+def plot_panel(summary: pd.DataFrame, path: Path, task: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    x = np.arange(len(summary))
+    ax.bar(x - 0.2, summary["teacher_return"], 0.4, label="teacher (privileged)")
+    ax.bar(x + 0.2, summary["student_return"], 0.4, label="student (deployable only)")
+    ax.set_xticks(x, summary["perturbation"], rotation=20)
+    ax.set_ylabel("held-out return")
+    ax.set_title(task)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

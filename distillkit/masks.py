@@ -6,8 +6,9 @@ was not what the robot did. Each rule excludes such steps from the imitation los
 - ``fall_horizon = k``: a fall and the k steps before it in the same episode (the teacher was
   already losing balance; imitating it there teaches falling);
 - ``timeouts``: the last step of an episode cut by its time limit;
-- ``saturated``: steps where the teacher's label leaves [-1, 1], so the executed (clipped) action
-  is not the label;
+- ``saturated``: steps where the teacher's label leaves [-1, 1]. The loss already targets the
+  clipped label, so this rule is off by default; switch it on to study teachers whose
+  saturation hides their intent (a bang-bang cart-pole teacher saturates often);
 - ``reset_transient``: the first steps after a reset, while the robot settles.
 
 The rules are a plain value saved with every distillation run, and :func:`make_mask` reports
@@ -28,7 +29,7 @@ from distillkit.rollouts import Rollouts
 class MaskRules:
     fall_horizon: int | None = 10      # None: keep falls
     timeouts: bool = True
-    saturated: bool = True
+    saturated: bool = False
     reset_transient: bool = True
 
     def to_dict(self) -> dict:

@@ -31,6 +31,12 @@ from distillkit.schema import ObservationSchema, SchemaError
 from distillkit.tasks.spec import TaskSpec
 
 VALIDITY_SIGNALS = ("fell", "timeout", "action_saturated", "reset_transient")
+ACTION_LIMIT = 1.0   # actions are clipped to [-ACTION_LIMIT, ACTION_LIMIT] before they act
+
+
+def executed(actions: torch.Tensor) -> torch.Tensor:
+    """What the env actually applies for ``actions``: the clipped value."""
+    return actions.clamp(-ACTION_LIMIT, ACTION_LIMIT)
 NOISE_ORDER = ("gaussian", "uniform", None)
 
 Obs = dict[str, torch.Tensor]
@@ -70,6 +76,7 @@ class BatchedEnv(ABC):
         self.num_envs = num_envs
         self.device = torch.device(device)
         self.noise = noise
+        self.noise_scale = 1.0          # multiplies every noise model (a sensor-noise perturbation)
         self.action_dim = self.spec.action_dim
         self.max_episode_steps = self.spec.max_episode_steps
         self.episode_step = np.zeros(num_envs, dtype=np.int64)
@@ -160,8 +167,8 @@ class BatchedEnv(ABC):
         if not self._started:
             raise RuntimeError(f"{self.spec.task}: call reset() before step()")
         acts = self._check_actions(actions)
-        saturated = np.abs(acts).max(axis=1) > 1.0
-        np.clip(acts, -1.0, 1.0, out=acts)
+        saturated = np.abs(acts).max(axis=1) > ACTION_LIMIT
+        np.clip(acts, -ACTION_LIMIT, ACTION_LIMIT, out=acts)
         transient = self.episode_step < self.reset_transient_steps
 
         terms, failed = self._advance(acts)
@@ -253,7 +260,7 @@ class BatchedEnv(ABC):
                     draw = torch.randn(shape, generator=self._noise_gen)
                 else:
                     draw = torch.rand(shape, generator=self._noise_gen) * 2 - 1
-                sample[:, columns].addcmul_(draw, scale)
+                sample[:, columns].addcmul_(draw, scale if self.noise_scale == 1.0 else scale * self.noise_scale)
         return sample
 
     def _fields(self, sample: torch.Tensor) -> Obs:

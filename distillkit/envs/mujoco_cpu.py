@@ -128,6 +128,22 @@ class MujocoEnv(BatchedEnv):
         columns = self._qvel_at + np.asarray(self.task.push_dofs)
         self.state[ids[:, None], columns[None, :]] += change
 
+    def override_ranges(self, ranges: dict[str, list]) -> None:
+        """Change entries of the task's reset distribution or randomisation (e.g. only the
+        hardest terrain, low friction) for the next resets; the spec follows, so results under
+        an override carry its digest."""
+        reset, randomisation = dict(self.task.reset_ranges), dict(getattr(self.task, "randomisation_ranges", {}))
+        for key, value in ranges.items():
+            if key in reset:
+                reset[key] = list(value)
+            elif key in randomisation:
+                randomisation[key] = list(value)
+            else:
+                raise KeyError(f"task {self.spec.task!r} has no range {key!r}; it has {sorted(reset) + sorted(randomisation)}")
+        self.task.reset_ranges = reset
+        self.task.randomisation_ranges = randomisation
+        self.spec = self.task.spec(engine=self.engine, engine_version=mujoco.__version__)
+
     def perturb_privileged(self, ids: np.ndarray, seed: int = 0) -> None:
         """Change what only the teacher can sense in worlds ``ids`` (see the task's
         ``perturb_privileged``); the physics state itself is untouched."""

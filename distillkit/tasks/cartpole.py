@@ -73,7 +73,7 @@ class Cartpole(MujocoTask):
         "pole_angle": [-0.25 * math.pi, 0.25 * math.pi],
         "pole_vel": [-0.25 * math.pi, 0.25 * math.pi],
     }
-    pole_mass_scale = [0.5, 2.0]   # randomised per episode; the teacher knows the result
+    randomisation_ranges = {"pole_mass_scale": [0.5, 2.0]}   # per episode; the teacher knows the result
 
     def __init__(self, num_envs: int):
         super().__init__(num_envs)
@@ -103,7 +103,7 @@ class Cartpole(MujocoTask):
     def describe(self):
         return {
             "reset_distribution": self.reset_ranges,
-            "randomisation": {"pole_mass_scale": self.pole_mass_scale},
+            "randomisation": self.randomisation_ranges,
             "details": {"nominal_pole_mass": self.nominal_pole_mass, "max_force": self.max_force,
                         "cart_limit": self.cart_limit, "fail_pole_angle": math.pi / 2},
         }
@@ -113,7 +113,7 @@ class Cartpole(MujocoTask):
         r = self.reset_ranges
         qpos = np.stack([uniform(rng, r["cart_pos"], n), uniform(rng, r["pole_angle"], n)], axis=1)
         qvel = np.stack([uniform(rng, r["cart_vel"], n), uniform(rng, r["pole_vel"], n)], axis=1)
-        scale = uniform(rng, self.pole_mass_scale, n)
+        scale = uniform(rng, self.randomisation_ranges["pole_mass_scale"], n)
         for i, k in zip(ids, scale):
             models[i].body_mass[self.pole_body] = self.nominal_pole_mass * k
             models[i].body_inertia[self.pole_body] = self.nominal_inertia * k
@@ -121,7 +121,7 @@ class Cartpole(MujocoTask):
         return qpos, qvel
 
     def perturb_privileged(self, s, ids, rng, models):
-        scale = uniform(rng, self.pole_mass_scale, len(ids))
+        scale = uniform(rng, self.randomisation_ranges["pole_mass_scale"], len(ids))
         for i, k in zip(ids, scale):
             models[i].body_mass[self.pole_body] = self.nominal_pole_mass * k
             models[i].body_inertia[self.pole_body] = self.nominal_inertia * k

@@ -1,0 +1,98 @@
+"""The course pipeline as commands: teacher artifact -> student artifact -> evaluation -> export.
+
+Each step reads and writes artifact folders (safetensors + manifest), so every result names the
+teacher, data, mask rules, DAgger settings and seeds it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from distillkit.artifacts import ArtifactError, check_compatible, command_line, load_tensors, provenance, \
+    read_manifest, save_artifact
+from distillkit.dagger import DaggerConfig, dagger
+from distillkit.distill import GRUStudent, Student
+from distillkit.envs import make_env
+from distillkit.evaluate import evaluate_student, held_out_seeds
+from distillkit.masks import MaskRules
+from distillkit.train import load_actor
+
+KIND = "student"
+ARCHITECTURES = ("mlp", "history", "gru")
+
+
+def make_student(architecture: str, schema, action_dim: int, history: int = 4) -> torch.nn.Module:
+    if architecture == "mlp":
+        return Student(schema, action_dim)
+    if architecture == "history":
+        return Student(schema, action_dim, history=history)
+    if architecture == "gru":
+        return GRUStudent(schema, action_dim)
+    raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+
+
+def train_student(task: str, teacher_folder: str | Path, out: str | Path, *, config: DaggerConfig,
+                  architecture: str = "mlp", num_envs: int = 32, seed: int = 0, progress: bool = True,
+                  allow_mismatch: bool = False) -> pd.DataFrame:
+    """DAgger (``schedule="bc"`` for behaviour cloning) from a teacher artifact into a student
+    artifact. Returns the per-round table."""
+    env = make_env(task, num_envs)
+    teacher, teacher_manifest, overrides = load_actor(teacher_folder, env, allow_mismatch=allow_mismatch)
+    student = make_student(architecture, env.schema, env.action_dim)
+    rounds = dagger(env, lambda obs: teacher(obs), student, config, seed=seed, progress=progress)
+    env.close()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rounds.to_csv(out / "rounds.csv", index=False)
+    save_artifact(out, {"student": student.state_dict()}, {
+        "kind": KIND, "task": task, "architecture": architecture, "seed": seed, "num_envs": num_envs,
+        "dagger": {**config.to_dict(), "rules": config.rules.to_dict()},
+        "teacher": {"folder": str(teacher_folder), "task_spec_digest": teacher_manifest["task_spec_digest"],
+                    "files": teacher_manifest["files"], "overrides_accepted": overrides},
+        "schema": env.schema.to_dict(), "task_spec": env.spec.to_dict(), "task_spec_digest": env.spec.digest(),
+        "student_inputs": list(student.input.names), "training_seeds": [seed],
+        "provenance": provenance(), "command": command_line(),
+    })
+    return rounds
+
+
+def load_student(folder: str | Path, env, *, allow_mismatch: bool = False):
+    manifest = read_manifest(folder)
+    if manifest.get("kind") != KIND:
+        raise ArtifactError(f"{folder}: holds a {manifest.get('kind')!r} artifact, not a {KIND!r}")
+    check_compatible(manifest, env.schema, env.spec, str(folder), allow_mismatch)
+    student = make_student(manifest["architecture"], env.schema, env.action_dim)
+    try:
+        student.load_state_dict(load_tensors(folder, "student", manifest))
+    except RuntimeError as err:
+        raise ArtifactError(f"{folder}/student.safetensors does not fit a {manifest['architecture']} student: {err}") from None
+    return student.eval(), manifest
+
+
+def evaluate(task: str, teacher_folder: str | Path, student_folder: str | Path, out: str | Path, *,
+             seeds: int = 4, num_envs: int = 32, export: bool = True) -> pd.DataFrame:
+    """The evaluation artifact of a student (and ONNX export + its name check, for MLP students)."""
+    env = make_env(task, 1)
+    teacher, teacher_manifest, _ = load_actor(teacher_folder, env)
+    student, manifest = load_student(student_folder, env)
+    out = Path(out)
+    export_path = None
+    if export and manifest["architecture"] == "mlp":
+        from distillkit.export import export_onnx
+
+        export_path = export_onnx(student, env.schema, out / "student.onnx")
+    training = set(manifest["training_seeds"]) | {teacher_manifest["seed"]}
+    return evaluate_student(student, lambda obs: teacher(obs), task, out, seeds=held_out_seeds(seeds),
+                            training_seeds=training, num_envs=num_envs, export_path=export_path,
+                            extra={"teacher": str(teacher_folder), "student": str(student_folder),
+                                   "student_manifest": {k: manifest[k] for k in ("architecture", "dagger", "seed")}})
+
+
+def dagger_config(**kwargs) -> DaggerConfig:
+    """A DaggerConfig from flat keyword arguments (mask rules included)."""
+    rules = {f.name: kwargs.pop(f.name) for f in dataclasses.fields(MaskRules) if f.name in kwargs}
+    return DaggerConfig(**kwargs, rules=MaskRules(**rules))

@@ -1,9 +1,11 @@
 """Command line: ``distillkit <command>`` or ``python -m distillkit <command>``.
 
 - ``demo``: builds both tasks on the default CPU engine, prints each schema with what the teacher
-  sees that the student cannot, runs a short rollout and prints its throughput.
+  sees that the student cannot, runs a short rollout and prints its throughput; then, from the
+  shipped teachers, trains a DAgger student and prints its leakage-free evaluation table.
 - ``schema``: prints a task's schema, or writes it as JSON (``--out``).
 - ``results``: trains what is missing, evaluates on held-out seeds, rewrites ``docs/results.md``.
+- ``distill`` / ``dagger`` / ``evaluate`` / ``export``: the student pipeline (see pipeline.py).
 - ``train-teacher``: PPO teacher (or ``--blind`` baseline) into an artifact folder; under
   ``torchrun`` every process runs its own envs and gradients are pooled.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -63,6 +66,42 @@ def demo(args: argparse.Namespace) -> None:
               f"mean return {mean_return}")
         print(f"Throughput: {args.steps * env.num_envs / elapsed:,.0f} env-steps/s "
               f"({env.nthread} C threads; `python bench/env_throughput.py` compares with the C limit)")
+        if not args.skip_pipeline:
+            demo_pipeline(task, DEMO_BUDGETS[task])
+
+
+# Small budgets: the demo shows every step of the pipeline in minutes; docs/results.md has the
+# full-budget numbers.
+DEMO_BUDGETS = {
+    "cartpole": dict(rounds=5, steps_per_round=150, grad_steps=300, seeds=2, num_envs=32),
+    "walker_rough": dict(rounds=4, steps_per_round=250, grad_steps=400, seeds=1, num_envs=32),
+}
+
+
+def demo_pipeline(task: str, budget: dict) -> None:
+    """Shipped teacher -> DAgger student -> leakage-free evaluation (with ONNX export)."""
+    import json
+
+    from distillkit.pipeline import dagger_config, evaluate as run_evaluation, train_student
+    from distillkit.results import CHECKPOINTS
+
+    teacher = CHECKPOINTS / f"{task}_teacher"
+    if not (teacher / "manifest.json").exists():
+        print(f"\n(no shipped {task} teacher: `python -m distillkit results --section teachers` makes it)")
+        return
+    out = Path("runs") / "demo" / task
+    print(f"\nDAgger student from the shipped teacher ({budget['rounds']} rounds, the first driven by the teacher):")
+    config = dagger_config(rounds=budget["rounds"], steps_per_round=budget["steps_per_round"], schedule="first",
+                           grad_steps=budget["grad_steps"])
+    rounds = train_student(task, teacher, out / "student", config=config, num_envs=budget["num_envs"])
+    print(rounds[["round", "beta", "dataset_steps", "loss", "return_during_collection"]].to_string(index=False))
+    print(f"\nEvaluation of the student alone on {budget['seeds']} held-out seed(s), privileged inputs removed:")
+    summary = run_evaluation(task, teacher, out / "student", out / "evaluation", seeds=budget["seeds"],
+                             num_envs=budget["num_envs"])
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    checks = json.loads((out / "evaluation" / "evaluation.json").read_text())["leakage_checks"]
+    print("Leakage checks: " + ", ".join(f"{c['check']} {'passed' if c['passed'] else 'FAILED'}" for c in checks))
+    print(f"Artifacts: {out}/student, {out}/evaluation (evaluation.json, summary.csv, panel.png, student.onnx)")
 
 
 def schema(args: argparse.Namespace) -> None:
@@ -108,6 +147,42 @@ def results(args: argparse.Namespace) -> None:
         print(f"updated docs/results.md: {section}")
 
 
+def student(args: argparse.Namespace) -> None:
+    from distillkit.pipeline import dagger_config, train_student
+
+    schedule = "bc" if args.command == "distill" else args.schedule
+    config = dagger_config(rounds=args.rounds, steps_per_round=args.steps_per_round, schedule=schedule,
+                           aggregate=not args.no_aggregate, cap=args.cap, grad_steps=args.grad_steps, loss=args.loss,
+                           fall_horizon=None if args.keep_falls else args.fall_horizon,
+                           timeouts=not args.keep_timeouts, saturated=args.mask_saturated,
+                           reset_transient=not args.keep_transients)
+    rounds = train_student(args.task, args.teacher, args.out, config=config, architecture=args.architecture,
+                           num_envs=args.num_envs, seed=args.seed)
+    print(rounds.to_string(index=False))
+    print(f"wrote {args.out}")
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    from distillkit.pipeline import evaluate as run
+
+    pd.set_option("display.width", 200)
+    summary = run(args.task, args.teacher, args.student, args.out, seeds=args.seeds, num_envs=args.num_envs)
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"wrote {args.out}/evaluation.json (with leakage checks), episodes.csv, summary.csv, panel.png")
+
+
+def export(args: argparse.Namespace) -> None:
+    from distillkit.envs import make_env
+    from distillkit.export import export_onnx, export_torchscript
+    from distillkit.pipeline import load_student
+
+    env = make_env(args.task, 1)
+    model, _ = load_student(args.student, env)
+    out = Path(args.out)
+    print(export_onnx(model, env.schema, out / "student.onnx"))
+    print(export_torchscript(model, env.schema, out / "student.torchscript.pt"))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="distillkit", description="Privileged-information distillation course kit")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     p.add_argument("--num-envs", type=int, default=64)
     p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--skip-pipeline", action="store_true", help="only build and step the tasks")
     p.set_defaults(run=demo)
 
     p = commands.add_parser("schema", help="print a task's observation schema or save it as JSON")
@@ -144,6 +220,45 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--runs", default="runs", help="where training runs live (reused when present)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="training runs in parallel")
     p.set_defaults(run=results)
+
+    for name, help_text in (("distill", "behaviour cloning (masked) from a teacher artifact into a student"),
+                            ("dagger", "DAgger from a teacher artifact into a student")):
+        p = commands.add_parser(name, help=help_text)
+        p.add_argument("--task", required=True, choices=list(TASKS))
+        p.add_argument("--teacher", required=True, help="teacher artifact folder")
+        p.add_argument("--out", required=True, help="student artifact folder")
+        p.add_argument("--architecture", default="mlp", choices=["mlp", "history", "gru"])
+        p.add_argument("--rounds", type=int, default=8)
+        p.add_argument("--steps-per-round", type=int, default=200)
+        if name == "dagger":
+            p.add_argument("--schedule", default="first", choices=["linear", "exponential", "first", "student"])
+        p.add_argument("--no-aggregate", action="store_true", help="train on the newest round only")
+        p.add_argument("--cap", type=int, default=None, help="most steps kept in the dataset")
+        p.add_argument("--grad-steps", type=int, default=500, help="per round")
+        p.add_argument("--loss", default="mse", choices=["mse", "huber"])
+        p.add_argument("--fall-horizon", type=int, default=10)
+        p.add_argument("--keep-falls", action="store_true")
+        p.add_argument("--keep-timeouts", action="store_true")
+        p.add_argument("--keep-transients", action="store_true")
+        p.add_argument("--mask-saturated", action="store_true")
+        p.add_argument("--num-envs", type=int, default=32)
+        p.add_argument("--seed", type=int, default=0)
+        p.set_defaults(run=student)
+
+    p = commands.add_parser("evaluate", help="the student alone on held-out seeds, perturbations, leakage checks")
+    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--teacher", required=True)
+    p.add_argument("--student", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seeds", type=int, default=4, help="held-out seeds")
+    p.add_argument("--num-envs", type=int, default=32)
+    p.set_defaults(run=evaluate)
+
+    p = commands.add_parser("export", help="ONNX and TorchScript of an MLP student, inputs named by student fields")
+    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--student", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=export)
 
     args = parser.parse_args(argv)
     args.run(args)

@@ -42,6 +42,7 @@ def train_student(task: str, teacher_folder: str | Path, out: str | Path, *, con
     artifact. Returns the per-round table."""
     env = make_env(task, num_envs)
     teacher, teacher_manifest, overrides = load_actor(teacher_folder, env, allow_mismatch=allow_mismatch)
+    torch.manual_seed(seed)                        # the student's initial weights come from the seed too
     student = make_student(architecture, env.schema, env.action_dim)
     rounds = dagger(env, lambda obs: teacher(obs), student, config, seed=seed, progress=progress)
     env.close()

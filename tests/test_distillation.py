@@ -1,0 +1,173 @@
+"""Masks, students, DAgger, corruption and the student pipeline."""
+
+import json
+
+import pytest
+import torch
+
+from distillkit.artifacts import ArtifactError
+from distillkit.corruption import Corrupted
+from distillkit.dagger import DaggerConfig, beta, dagger
+from distillkit.distill import GRUStudent, Student, distillation_loss, episode_starts, fit
+from distillkit.envs import make_env
+from distillkit.envs.mujoco_cpu import MujocoEnv
+from distillkit.evaluate import evaluate_policy, held_out_seeds
+from distillkit.masks import MaskRules, make_mask, steps_before_falls
+from distillkit.pipeline import dagger_config, evaluate, load_student, train_student
+from distillkit.results import CHECKPOINTS
+from distillkit.rollouts import Rollouts, collect
+from distillkit.tasks.cartpole import Cartpole
+from distillkit.train import load_actor
+
+TEACHER = CHECKPOINTS / "cartpole_teacher"
+
+
+def synthetic(fell, episode, timeout=None, transient=None, labels=None):
+    fell = torch.tensor(fell, dtype=torch.bool)[:, None]
+    T = fell.shape[0]
+    z = torch.zeros(T, 1, dtype=torch.bool)
+    return Rollouts(obs={}, teacher_actions=torch.zeros(T, 1, 1) if labels is None else torch.tensor(labels)[:, None, None],
+                    actions=torch.zeros(T, 1, 1), reward=torch.zeros(T, 1), done=fell.clone(),
+                    validity={"fell": fell, "timeout": z if timeout is None else torch.tensor(timeout, dtype=torch.bool)[:, None],
+                              "action_saturated": z, "reset_transient": z if transient is None else torch.tensor(transient, dtype=torch.bool)[:, None]},
+                    episode=torch.tensor(episode)[:, None])
+
+
+def test_fall_horizon_excludes_the_fall_and_k_steps_before_it_within_the_episode():
+    r = synthetic(fell=[0, 0, 0, 0, 1, 0, 1, 0], episode=[0, 0, 0, 0, 0, 1, 1, 2])
+    doomed = steps_before_falls(r, 2)[:, 0].tolist()
+    # episode 0 falls at t=4 -> t=2..4; episode 1 (t=5, 6) falls at 6 -> t=5, 6, never back into episode 0
+    assert doomed == [False, False, True, True, True, True, True, False]
+
+
+def test_mask_rules_count_what_they_exclude():
+    r = synthetic(fell=[0, 0, 1, 0, 0], episode=[0, 0, 0, 1, 1], timeout=[0, 0, 0, 0, 1],
+                  transient=[1, 0, 0, 1, 0], labels=[0.0, 3.0, 0.0, 0.0, 0.0])
+    mask, counts = make_mask(r, MaskRules(fall_horizon=1, saturated=True))
+    assert mask[:, 0].tolist() == [False, False, False, False, False]
+    assert counts == {"fall_horizon": 2, "timeouts": 1, "saturated": 1, "reset_transient": 2, "kept": 0, "total": 5}
+    mask, counts = make_mask(r, MaskRules.none())
+    assert mask.all() and counts["kept"] == 5
+
+
+def test_masked_loss_ignores_excluded_steps():
+    pred, target = torch.zeros(4, 1, 2), torch.tensor([[[0.0, 0.0]], [[1.0, 1.0]], [[10.0, 0.0]], [[0.0, 0.0]]])
+    keep = torch.tensor([[True], [True], [False], [True]])
+    assert distillation_loss(pred, target, keep) == pytest.approx(2.0 / 3)
+    assert distillation_loss(pred, target, torch.ones_like(keep)) == pytest.approx(102.0 / 4)
+    assert distillation_loss(pred, target, keep, "huber") == pytest.approx(1.0 / 3)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        distillation_loss(pred, target, keep, "l1")
+
+
+def test_history_stack_never_crosses_an_episode_start():
+    env = make_env("cartpole", 1)
+    s = Student(env.schema, 1, history=3)
+    raw = torch.arange(5.0).reshape(5, 1, 1)
+    starts = torch.tensor([[True], [False], [True], [False], [False]])
+    stacked = s.stack(raw, starts)[:, 0].tolist()
+    assert stacked == [[0, 0, 0], [0, 0, 1], [2, 2, 2], [2, 2, 3], [2, 3, 4]]
+
+
+def test_beta_schedules():
+    assert [beta("bc", i, 4) for i in range(4)] == [1, 1, 1, 1]
+    assert [beta("linear", i, 5) for i in range(5)] == [1, 0.75, 0.5, 0.25, 0]
+    assert [beta("exponential", i, 3, 0.5) for i in range(3)] == [1, 0.5, 0.25]
+    assert [beta("first", i, 3) for i in range(3)] == [1, 0, 0]
+    assert beta("student", 0, 3) == 0
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        DaggerConfig(schedule="annealed")
+
+
+def test_beta_mixing_is_per_world_and_step_and_the_teacher_labels_every_state():
+    env = make_env("cartpole", 64)
+    teacher = lambda obs: torch.ones(obs["pole_mass"].shape[0], 1)
+    student = lambda obs: -torch.ones(obs["pole_mass"].shape[0], 1)
+    r, _ = collect(env, teacher, 20, student=student, beta=0.25, obs=env.reset(seed=0),
+                   generator=torch.Generator().manual_seed(0))
+    assert (r.teacher_actions == 1).all()
+    share = (r.actions == 1).float().mean()
+    assert 0.2 < share < 0.3
+    per_step = (r.actions == 1).float().mean(1)
+    assert per_step.std() > 0, "mixing must vary per step, not per rollout"
+    with pytest.raises(ValueError, match="needs a student"):
+        collect(env, teacher, 2, beta=0.5)
+
+
+def test_aggregation_cap_and_rsl_rl_configuration():
+    env = make_env("cartpole", 8)
+    teacher, _, _ = load_actor(TEACHER, env)
+    st = Student(env.schema, 1, hidden=(16,))
+    rows = dagger(env, lambda o: teacher(o), st, DaggerConfig(rounds=3, steps_per_round=10, grad_steps=2, cap=160))
+    assert rows.dataset_steps.tolist() == [80, 160, 160]
+    rows = dagger(env, lambda o: teacher(o), st, DaggerConfig(rounds=2, steps_per_round=10, grad_steps=2,
+                                                               schedule="student", aggregate=False))
+    assert rows.dataset_steps.tolist() == [80, 80] and rows.beta.tolist() == [0.0, 0.0]
+
+
+def test_gru_student_trains_with_truncated_bptt():
+    env = make_env("cartpole", 8)
+    teacher, _, _ = load_actor(TEACHER, env)
+    r, _ = collect(env, lambda o: teacher(o), 60, obs=env.reset(seed=2))
+    mask, _ = make_mask(r, MaskRules())
+    gru = GRUStudent(env.schema, 1, hidden_size=16, head=(16,))
+    losses = fit(gru, [(r, mask)], 60, chunk=8, lr=3e-3, generator=torch.Generator().manual_seed(0))
+    assert sum(losses[-10:]) < sum(losses[:10])
+    actions, hidden = gru.forward_sequence(r.obs, episode_starts(r))
+    assert actions.shape == (60, 8, 1) and hidden.shape == (60, 8, 16)
+    assert (hidden[episode_starts(r)] == 0).all(), "hidden state must restart with each episode"
+
+
+def test_corruption_modes():
+    env = make_env("cartpole", 6)
+    teacher, _, _ = load_actor(TEACHER, env)
+    obs = env.reset(seed=0)
+    zeroed = Corrupted(teacher, ["joint_vel_rel"], "zeroed").corrupt(obs)
+    normalised = teacher.input(zeroed)
+    assert torch.allclose(normalised[:, 6:8], torch.zeros(6, 2), atol=1e-5)
+    shuffled = Corrupted(teacher, ["pole_mass"], "shuffled", seed=1).corrupt(obs)
+    assert sorted(shuffled["pole_mass"].flatten().tolist()) == sorted(obs["pole_mass"].flatten().tolist())
+    stale = Corrupted(teacher, ["joint_vel_rel"], "stale")
+    first = stale.corrupt(obs)["joint_vel_rel"]
+    later = env.step(torch.zeros(6, 1)).obs
+    assert torch.equal(stale.corrupt(later)["joint_vel_rel"], first)
+    with pytest.raises(ValueError, match="does not read \\['height_scan'\\]"):
+        Corrupted(teacher, ["height_scan"], "zeroed")
+
+
+@pytest.mark.slow
+def test_teacher_collapses_without_its_privileged_velocity():
+    env = make_env("cartpole", 1)
+    teacher, _, _ = load_actor(TEACHER, env)
+    seeds = held_out_seeds(1)
+    full = evaluate_policy(lambda o: teacher(o), "cartpole", seeds)["return"].mean()
+    blind = evaluate_policy(Corrupted(teacher, ["joint_vel_rel"], "zeroed"), "cartpole", seeds)["return"].mean()
+    assert blind < 0.5 * full, (full, blind)
+
+
+@pytest.mark.slow
+def test_dagger_student_nears_the_teacher_and_passes_every_leakage_check(tmp_path):
+    results = {}
+    for schedule in ("first",):
+        config = dagger_config(rounds=5, steps_per_round=150, schedule=schedule, grad_steps=300)
+        train_student("cartpole", TEACHER, tmp_path / schedule, config=config, progress=False)
+        summary = evaluate("cartpole", TEACHER, tmp_path / schedule, tmp_path / f"eval_{schedule}", seeds=1)
+        results[schedule] = summary.set_index("perturbation").loc["nominal", "return_ratio"]
+    # behaviour cloning is brittle (between 0.4 and 0.95 of the teacher across seeds: docs/results.md);
+    # DAgger, whose data come from the student's own states, is reliably close to the teacher
+    assert results["first"] > 0.9, results
+    report = json.loads((tmp_path / "eval_first" / "evaluation.json").read_text())
+    assert report["all_leakage_checks_passed"] and len(report["leakage_checks"]) == 4
+    assert {r["field"] for r in report["schema_diff_teacher_vs_student"]} == {"joint_vel_rel", "pole_mass"}
+
+
+def test_student_artifact_refuses_another_task_version(tmp_path):
+    config = dagger_config(rounds=1, steps_per_round=10, grad_steps=2)
+    train_student("cartpole", TEACHER, tmp_path / "s", config=config, num_envs=4, progress=False)
+    student, manifest = load_student(tmp_path / "s", make_env("cartpole", 2))
+    assert manifest["dagger"]["rules"]["fall_horizon"] == 10 and manifest["teacher"]["task_spec_digest"]
+
+    class Longer(Cartpole):
+        episode_length_s = 10.0
+    with pytest.raises(ArtifactError, match="episode_length_s"):
+        load_student(tmp_path / "s", MujocoEnv(Longer(2), 2))

@@ -142,8 +142,14 @@ def results(args: argparse.Namespace) -> None:
     for section in args.section:
         if section == "teachers":
             res.teachers(args.tasks, runs / "teachers", args.jobs)
-        else:
+        elif section == "timeouts":
             res.timeouts(runs / "timeouts", args.jobs)
+        elif section == "collapse":
+            res.collapse(args.tasks, runs / "teachers")
+        elif section == "students":
+            res.students(args.tasks, runs)
+        else:
+            res.masking(args.tasks, runs, args.jobs)
         print(f"updated docs/results.md: {section}")
 
 
@@ -215,7 +221,8 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(run=train_teacher)
 
     p = commands.add_parser("results", help="train what is missing, evaluate, rewrite docs/results.md")
-    p.add_argument("--section", nargs="+", default=["teachers", "timeouts"], choices=["teachers", "timeouts"])
+    sections = ["teachers", "timeouts", "collapse", "students", "masking"]
+    p.add_argument("--section", nargs="+", default=sections, choices=sections)
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     p.add_argument("--runs", default="runs", help="where training runs live (reused when present)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="training runs in parallel")

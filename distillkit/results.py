@@ -9,6 +9,10 @@ sections of ``docs/results.md`` and its figures. Sections:
   ``distillkit/checkpoints/`` (the shipped checkpoints).
 - ``timeouts``: the quick task trained with each time-out bootstrap (true final observation,
   rsl_rl's current-state approximation, none).
+- ``collapse``: each teacher with its privileged inputs zeroed / noised / stale / shuffled.
+- ``students``: behaviour cloning vs DAgger from each teacher, curves over rounds, and each final
+  student alone on the held-out panel with its perturbation suite and leakage checks.
+- ``masking``: masked vs unmasked DAgger from an imperfect (early) teacher.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ def _train(job: tuple) -> str:
 
     task, variant, seed, out, budget = job
     config = budget.config
+    if variant == "early":
+        variant = "teacher"
     if variant.startswith("timeout_"):
         config = PPOConfig(**{**config.to_dict(), "timeout_bootstrap": variant.removeprefix("timeout_")})
     train_teacher(task, out, budget.env_steps, seed=seed, num_envs=budget.num_envs, blind=variant == "blind",
@@ -230,4 +236,233 @@ Measured {datetime.date.today().isoformat()} on {machine()}. Command: `python -m
 """)
 
 
-SECTIONS = {"teachers": teachers, "timeouts": timeouts}
+# ----------------------------------------------------------------------------------- chapter 3-5
+STUDENT_BUDGETS = {   # DAgger / BC settings per task; eval after every round on `eval_seeds` held-out seeds
+    "cartpole": dict(rounds=6, steps_per_round=150, grad_steps=300, num_envs=32, eval_seeds=2, early_steps=40_000),
+    "walker_rough": dict(rounds=8, steps_per_round=250, grad_steps=500, num_envs=32, eval_seeds=2,
+                         early_steps=1_000_000),
+}
+
+
+def teacher_policy(folder: Path, task: str):
+    from distillkit.envs import make_env
+    from distillkit.train import load_actor
+
+    actor, manifest, _ = load_actor(folder, make_env(task, 1))
+    return actor, manifest
+
+
+def collapse(tasks: list[str], runs: Path) -> None:
+    """Teachers with their privileged actor inputs corrupted at evaluation time."""
+    from distillkit.corruption import MODES, Corrupted
+    from distillkit.evaluate import evaluate_policy, held_out_seeds
+
+    rows = []
+    for task in tasks:
+        budget = BUDGETS[task]
+        for seed in TRAINING_SEEDS:
+            actor, manifest = teacher_policy(run_folder(runs, task, "teacher", seed), task)
+            privileged = [n for n in actor.input.names if actor.input.schema.field(n).privileged]
+            seeds = held_out_seeds(budget.eval_seeds)
+            for mode in ("none", *MODES):
+                policy = (lambda o, a=actor: a(o)) if mode == "none" else Corrupted(actor, privileged, mode, seed=seed)
+                ep = evaluate_policy(policy, task, seeds, num_envs=budget.eval_worlds, training_seeds=[seed])
+                rows.append({"task": task, "seed": seed, "corruption": mode, "return": ep["return"].mean(),
+                             "success": ep["success"].mean()})
+    frame = pd.DataFrame(rows)
+    full = frame[frame.corruption == "none"].set_index(["task", "seed"])
+    frame["return_ratio"] = [r["return"] / full.loc[(r["task"], r["seed"]), "return"] for _, r in frame.iterrows()]
+    frame["success_ratio"] = [r["success"] / max(full.loc[(r["task"], r["seed"]), "success"], 1e-9)
+                              for _, r in frame.iterrows()]
+    agg = frame.groupby(["task", "corruption"], sort=False).agg(
+        ret=("return", "mean"), ret_std=("return", "std"), ratio=("return_ratio", "mean"),
+        ratio_std=("return_ratio", "std"), success=("success", "mean"), success_ratio=("success_ratio", "mean"))
+    lines = ["| task | privileged inputs | held-out return | ÷ intact teacher | success | success ÷ intact |",
+             "|---|---|---:|---:|---:|---:|"]
+    for (task, mode), r in agg.iterrows():
+        lines.append(f"| {task} | {mode if mode != 'none' else 'intact'} | {r.ret:.1f} ± {r.ret_std:.1f} | "
+                     f"{r.ratio:.2f} ± {r.ratio_std:.2f} | {r.success:.2f} | {r.success_ratio:.2f} |")
+    write_section("collapse", f"""
+## The teacher without its privileged inputs (chapter 5)
+
+Each trained teacher (seeds {list(TRAINING_SEEDS)}) evaluated on held-out seeds with every privileged field it
+reads corrupted (`distillkit.corruption`): **zeroed** (set to its normaliser mean: information removed),
+**noise** (one standard deviation of Gaussian noise), **stale** (frozen at the episode's first value),
+**shuffled** (another world's value). Mean ± std over the teachers.
+
+{chr(10).join(lines)}
+
+Measured {datetime.date.today().isoformat()} on {machine()}. Command: `python -m distillkit results --section collapse`.
+""")
+
+
+def students(tasks: list[str], runs: Path) -> None:
+    """BC vs DAgger from each trained teacher: curves over rounds and the final evaluation panel."""
+    from distillkit.evaluate import evaluate_policy, held_out_seeds
+    from distillkit.leakage import StudentOnly
+    from distillkit.pipeline import dagger_config, evaluate, train_student
+
+    panels, curves, figures = [], [], []
+    for task in tasks:
+        b = STUDENT_BUDGETS[task]
+        seeds = held_out_seeds(b["eval_seeds"])
+        for seed in TRAINING_SEEDS:
+            teacher_folder = run_folder(runs / "teachers", task, "teacher", seed)
+            teacher, _ = teacher_policy(teacher_folder, task)
+            teacher_return = evaluate_policy(lambda o: teacher(o), task, seeds, num_envs=b["num_envs"],
+                                             training_seeds=[seed])["return"].mean()
+            for schedule in ("bc", "first"):
+                out = run_folder(runs / "students", task, schedule, seed)
+
+                def score(student, task=task):
+                    from distillkit.envs import make_env
+
+                    schema = make_env(task, 1).schema
+                    ep = evaluate_policy(StudentOnly(student, schema), task, seeds, num_envs=b["num_envs"],
+                                         training_seeds=[seed], observe=lambda o: StudentOnly.deployable(o, schema))
+                    return {"eval_return": ep["return"].mean()}
+                if not (out / "evaluation" / "summary.csv").exists():
+                    config = dagger_config(rounds=b["rounds"], steps_per_round=b["steps_per_round"], schedule=schedule,
+                                           grad_steps=b["grad_steps"])
+                    rounds = _train_student_with_curve(task, teacher_folder, out, config, b["num_envs"], seed, score)
+                    rounds.to_csv(out / "curve.csv", index=False)
+                    evaluate(task, teacher_folder, out, out / "evaluation", seeds=b["eval_seeds"], num_envs=b["num_envs"])
+                curve = pd.read_csv(out / "curve.csv").assign(task=task, schedule=schedule, seed=seed,
+                                                               teacher_return=teacher_return)
+                curves.append(curve)
+                panels.append(pd.read_csv(out / "evaluation" / "summary.csv").assign(task=task, schedule=schedule, seed=seed))
+        figure = ROOT / "docs" / "figures" / f"bc_vs_dagger_{task}.png"
+        plot_student_curves(pd.concat(curves), task, figure)
+        figures.append(f"![{task}: BC vs DAgger](figures/{figure.name})")
+    panel = pd.concat(panels)
+    agg = panel.groupby(["task", "schedule", "perturbation"], sort=False).agg(
+        teacher=("teacher_return", "mean"), student=("student_return", "mean"), ratio=("return_ratio", "mean"),
+        ratio_std=("return_ratio", "std"), success=("student_success", "mean"), t_success=("teacher_success", "mean"),
+        mse=("imitation_mse", "mean"))
+    lines = ["| task | student | perturbation | teacher return | student return | student ÷ teacher | "
+             "student success (teacher) | imitation MSE |", "|---|---|---|---:|---:|---:|---:|---:|"]
+    names = {"bc": "BC (β = 1)", "first": "DAgger (β = 1(i=1))"}
+    for (task, schedule, p), r in agg.iterrows():
+        lines.append(f"| {task} | {names[schedule]} | {p} | {r.teacher:.1f} | {r.student:.1f} | "
+                     f"**{r.ratio:.2f}** ± {r.ratio_std:.2f} | {r.success:.2f} ({r.t_success:.2f}) | {r.mse:.3f} |")
+    budgets = "; ".join(f"{t}: {STUDENT_BUDGETS[t]['rounds']} rounds × {STUDENT_BUDGETS[t]['steps_per_round']} steps × "
+                        f"{STUDENT_BUDGETS[t]['num_envs']} worlds, {STUDENT_BUDGETS[t]['grad_steps']} gradient steps "
+                        f"per round" for t in tasks)
+    write_section("students", f"""
+## Students: behaviour cloning vs DAgger, alone on held-out seeds (chapters 3–5)
+
+From each trained teacher (seeds {list(TRAINING_SEEDS)}), an MLP student on the `student` group is trained by
+masked behaviour cloning (the teacher drives every round) and by DAgger (the teacher drives the first round, the
+student every later one; the teacher relabels every visited state; data aggregated). {budgets}. The student is
+then evaluated **alone**, through the student-only wrapper, on held-out seeds under each perturbation, with the
+teacher on the same panel; every evaluation artifact (`runs/students/.../evaluation/evaluation.json`) also holds
+the four leakage checks, which all passed. Mean ± std over the three teacher/student seeds.
+
+{chr(10).join(lines)}
+
+{chr(10).join(figures)}
+
+Measured {datetime.date.today().isoformat()} on {machine()}. Command: `python -m distillkit results --section students`.
+""")
+
+
+def _train_student_with_curve(task, teacher_folder, out, config, num_envs, seed, score) -> pd.DataFrame:
+    """train_student with a held-out evaluation after every round."""
+    import torch
+
+    from distillkit.artifacts import command_line, provenance, save_artifact
+    from distillkit.dagger import dagger
+    from distillkit.envs import make_env
+    from distillkit.pipeline import KIND, make_student
+    from distillkit.train import load_actor
+
+    env = make_env(task, num_envs)
+    teacher, teacher_manifest, _ = load_actor(teacher_folder, env)
+    torch.manual_seed(seed)
+    student = make_student("mlp", env.schema, env.action_dim)
+    rounds = dagger(env, lambda o: teacher(o), student, config, seed=seed, evaluate=score)
+    save_artifact(out, {"student": student.state_dict()}, {
+        "kind": KIND, "task": task, "architecture": "mlp", "seed": seed, "num_envs": num_envs,
+        "dagger": {**config.to_dict(), "rules": config.rules.to_dict()},
+        "teacher": {"folder": str(teacher_folder), "task_spec_digest": teacher_manifest["task_spec_digest"],
+                    "files": teacher_manifest["files"], "overrides_accepted": []},
+        "schema": env.schema.to_dict(), "task_spec": env.spec.to_dict(), "task_spec_digest": env.spec.digest(),
+        "student_inputs": list(student.input.names), "training_seeds": [seed],
+        "provenance": provenance(), "command": command_line()})
+    return rounds
+
+
+def plot_student_curves(curves: pd.DataFrame, task: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for schedule, label in (("bc", "BC (β = 1)"), ("first", "DAgger")):
+        c = curves[curves.schedule == schedule].groupby("round")["eval_return"]
+        mean, std = c.mean(), c.std().fillna(0)
+        ax.plot(mean.index + 1, mean, marker="o", label=label)
+        ax.fill_between(mean.index + 1, mean - std, mean + std, alpha=0.2)
+    ax.axhline(curves["teacher_return"].mean(), color="k", linestyle="--", label="teacher")
+    ax.set_xlabel("round")
+    ax.set_ylabel("held-out return of the student alone")
+    ax.set_title(f"{task}: mean ± std over {curves.seed.nunique()} seeds")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def masking(tasks: list[str], runs: Path, workers: int) -> None:
+    """Masked vs unmasked DAgger from an imperfect (early, falling) teacher."""
+    from distillkit.masks import MaskRules
+    from distillkit.pipeline import dagger_config, evaluate, train_student
+
+    jobs = []
+    for task in tasks:
+        b = STUDENT_BUDGETS[task]
+        early = Budget(b["early_steps"], BUDGETS[task].num_envs, BUDGETS[task].config)
+        jobs += [(task, "early", s, run_folder(runs / "teachers", task, "early", s), early) for s in TRAINING_SEEDS]
+    train_runs(jobs, workers)
+    rows = []
+    for task in tasks:
+        b = STUDENT_BUDGETS[task]
+        for seed in TRAINING_SEEDS:
+            teacher_folder = run_folder(runs / "teachers", task, "early", seed)
+            for variant, rules in (("masked", MaskRules()), ("unmasked", MaskRules.none())):
+                out = run_folder(runs / "masking", task, variant, seed)
+                if not (out / "evaluation" / "summary.csv").exists():
+                    config = dagger_config(rounds=b["rounds"], steps_per_round=b["steps_per_round"], schedule="first",
+                                           grad_steps=b["grad_steps"], **rules.to_dict())
+                    train_student(task, teacher_folder, out, config=config, num_envs=b["num_envs"], seed=seed,
+                                  progress=False)
+                    evaluate(task, teacher_folder, out, out / "evaluation", seeds=b["eval_seeds"],
+                             num_envs=b["num_envs"], export=False)
+                s = pd.read_csv(out / "evaluation" / "summary.csv").set_index("perturbation").loc["nominal"]
+                counts = pd.read_csv(out / "rounds.csv")
+                rows.append({"task": task, "variant": variant, "seed": seed, "teacher_return": s.teacher_return,
+                             "teacher_success": s.teacher_success, "student_return": s.student_return,
+                             "student_success": s.student_success, "kept": counts.kept_this_round.sum()})
+    frame = pd.DataFrame(rows)
+    agg = frame.groupby(["task", "variant"], sort=False).agg(
+        teacher=("teacher_return", "mean"), t_success=("teacher_success", "mean"), student=("student_return", "mean"),
+        student_std=("student_return", "std"), success=("student_success", "mean"), kept=("kept", "mean"))
+    lines = ["| task | distillation | imperfect teacher's return (success) | student return | student success | "
+             "steps kept |", "|---|---|---:|---:|---:|---:|"]
+    for (task, variant), r in agg.iterrows():
+        lines.append(f"| {task} | {variant} | {r.teacher:.1f} ({r.t_success:.2f}) | {r.student:.1f} ± {r.student_std:.1f} | "
+                     f"{r.success:.2f} | {r.kept:,.0f} |")
+    write_section("masking", f"""
+## Masking invalid teacher steps, with an imperfect teacher (chapter 3)
+
+An early teacher checkpoint that still falls ({', '.join(f"{t}: {STUDENT_BUDGETS[t]['early_steps']:,} PPO steps" for t in tasks)};
+seeds {list(TRAINING_SEEDS)}) labels DAgger data. **Masked**: the default rules (a fall and the 10 steps before it,
+time-outs, reset transients excluded); **unmasked**: every step imitated. Nominal held-out panel.
+
+{chr(10).join(lines)}
+
+Measured {datetime.date.today().isoformat()} on {machine()}. Command: `python -m distillkit results --section masking`.
+""")
+

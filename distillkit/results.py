@@ -18,6 +18,7 @@ sections of ``docs/results.md`` and its figures. Sections:
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import shutil
@@ -302,7 +303,7 @@ def students(tasks: list[str], runs: Path) -> None:
     from distillkit.leakage import StudentOnly
     from distillkit.pipeline import dagger_config, evaluate, train_student
 
-    panels, curves, figures = [], [], []
+    panels, curves, figures, leak_checks = [], [], [], []
     for task in tasks:
         b = STUDENT_BUDGETS[task]
         seeds = held_out_seeds(b["eval_seeds"])
@@ -331,6 +332,8 @@ def students(tasks: list[str], runs: Path) -> None:
                                                                teacher_return=teacher_return)
                 curves.append(curve)
                 panels.append(pd.read_csv(out / "evaluation" / "summary.csv").assign(task=task, schedule=schedule, seed=seed))
+                report = json.loads((out / "evaluation" / "evaluation.json").read_text())
+                leak_checks.append(report["all_leakage_checks_passed"])
         figure = ROOT / "docs" / "figures" / f"bc_vs_dagger_{task}.png"
         plot_student_curves(pd.concat(curves), task, figure)
         figures.append(f"![{task}: BC vs DAgger](figures/{figure.name})")
@@ -355,8 +358,9 @@ From each trained teacher (seeds {list(TRAINING_SEEDS)}), an MLP student on the 
 masked behaviour cloning (the teacher drives every round) and by DAgger (the teacher drives the first round, the
 student every later one; the teacher relabels every visited state; data aggregated). {budgets}. The student is
 then evaluated **alone**, through the student-only wrapper, on held-out seeds under each perturbation, with the
-teacher on the same panel; every evaluation artifact (`runs/students/.../evaluation/evaluation.json`) also holds
-the four leakage checks, which all passed. Mean ± std over the three teacher/student seeds.
+teacher on the same panel. Each evaluation artifact (`runs/students/.../evaluation/evaluation.json`) also holds
+the four leakage checks: all passed in {sum(leak_checks)} of {len(leak_checks)} artifacts. Mean ± std over the
+three teacher/student seeds.
 
 {chr(10).join(lines)}
 

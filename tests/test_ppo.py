@@ -3,13 +3,13 @@ dependency), and learning on the quick task."""
 
 import pytest
 import torch
-from tensordict import TensorDict
 
 from distillkit.envs import make_env
 from distillkit.ppo import PPO, PPOConfig, compute_gae, run_iteration
 
 rsl_rl = pytest.importorskip("rsl_rl", reason="rsl-rl-lib is a dev dependency")
 from rsl_rl.algorithms import PPO as RslPPO  # noqa: E402
+from tensordict import TensorDict  # noqa: E402  (comes with rsl-rl-lib)
 from rsl_rl.models import MLPModel  # noqa: E402
 from rsl_rl.storage import RolloutStorage  # noqa: E402
 

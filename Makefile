@@ -20,7 +20,8 @@ bench: $(VENV)/.installed-all
 	$(PY) bench/env_throughput.py --update-docs
 	$(PY) bench/ppo_vs_rsl_rl.py --update-docs
 
-# Trains what is missing under runs/ (about 1.5 hours on 2 cores from scratch), evaluates, rewrites docs/results.md.
+# Trains what is missing under runs/ (hours on 2 cores from scratch; finished runs are reused), evaluates,
+# rewrites docs/results.md.
 results: $(VENV)/.installed-core
 	$(PY) -m distillkit results
 

@@ -5,8 +5,9 @@ Round i (Ross, Gordon and Bagnell 2011):
 1. collect ``steps_per_round`` steps per world with the mixture policy: in every world and at
    every step the teacher's action with probability beta_i, else the student's;
 2. the teacher labels every visited state (whoever acted);
-3. mask invalid steps and add the round to the dataset (dropping the oldest rounds beyond ``cap``
-   steps; ``aggregate=False`` keeps only the newest round);
+3. update the student's normaliser with the new round, mask invalid steps and add the round to
+   the dataset (dropping the oldest rounds beyond ``cap`` steps; ``aggregate=False`` keeps only
+   the newest round);
 4. take ``grad_steps`` steps of masked distillation on the dataset.
 
 beta schedules: ``bc`` beta = 1 (behaviour cloning: the teacher always drives), ``linear``
@@ -90,6 +91,7 @@ def dagger(env: BatchedEnv, teacher: Policy, student: torch.nn.Module, config: D
         rollouts, obs = collect(env, teacher, config.steps_per_round, student=student, beta=b, obs=obs,
                                 generator=generator)
         student.train()
+        student.input.normalizer.update(student.input.flat(rollouts.flat().obs))   # new data only
         mask, counts = make_mask(rollouts, config.rules)
         data = (data if config.aggregate else []) + [(rollouts, mask)]
         while config.cap is not None and len(data) > 1 and sum(r.steps for r, _ in data) > config.cap:

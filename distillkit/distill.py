@@ -159,14 +159,16 @@ def fit(student: nn.Module, data: list[tuple[Rollouts, torch.Tensor]], grad_step
         optimizer: torch.optim.Optimizer | None = None) -> list[float]:
     """Train ``student`` on (rollouts, mask) pairs for ``grad_steps`` Adam steps of masked
     distillation; each step takes ``chunk`` consecutive steps of ``batch_worlds`` worlds from one
-    rollout. The student's normaliser first takes in every student observation of ``data``."""
+    rollout. The student's normaliser is left as it is: update it with new data before
+    (:func:`distillkit.dagger.dagger` does, once per round)."""
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    student.input.normalizer.update(torch.cat([student.input.flat(r.flat().obs) for r, _ in data]))
     optimizer = optimizer or torch.optim.Adam(student.parameters(), lr=lr)
     starts = [episode_starts(r) for r, _ in data]
     hidden = [None] * len(data)
-    if getattr(student, "recurrent", False):       # hidden states along each full sequence, for TBPTT
+    # TBPTT: the hidden state at each chunk's start comes from one pass over the whole sequence
+    # with the weights this call starts from (as rsl_rl stores hidden states during a rollout).
+    if getattr(student, "recurrent", False):
         with torch.no_grad():
             hidden = [student.forward_sequence(r.obs, s)[1] for (r, _), s in zip(data, starts)]
     losses = []

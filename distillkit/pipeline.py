@@ -7,6 +7,7 @@ teacher, data, mask rules, DAgger settings and seeds it came from.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -37,14 +38,15 @@ def make_student(architecture: str, schema, action_dim: int, history: int = 4) -
 
 def train_student(task: str, teacher_folder: str | Path, out: str | Path, *, config: DaggerConfig,
                   architecture: str = "mlp", num_envs: int = 32, seed: int = 0, progress: bool = True,
-                  allow_mismatch: bool = False) -> pd.DataFrame:
+                  allow_mismatch: bool = False, evaluate_round: Callable | None = None) -> pd.DataFrame:
     """DAgger (``schedule="bc"`` for behaviour cloning) from a teacher artifact into a student
-    artifact. Returns the per-round table."""
+    artifact. Returns the per-round table (with ``evaluate_round(student)``'s numbers, if given)."""
     env = make_env(task, num_envs)
     teacher, teacher_manifest, overrides = load_actor(teacher_folder, env, allow_mismatch=allow_mismatch)
     torch.manual_seed(seed)                        # the student's initial weights come from the seed too
     student = make_student(architecture, env.schema, env.action_dim)
-    rounds = dagger(env, lambda obs: teacher(obs), student, config, seed=seed, progress=progress)
+    rounds = dagger(env, lambda obs: teacher(obs), student, config, seed=seed, progress=progress,
+                    evaluate=evaluate_round)
     env.close()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -325,10 +325,10 @@ def students(tasks: list[str], runs: Path) -> None:
                 if not (out / "evaluation" / "summary.csv").exists():
                     config = dagger_config(rounds=b["rounds"], steps_per_round=b["steps_per_round"], schedule=schedule,
                                            grad_steps=b["grad_steps"])
-                    rounds = _train_student_with_curve(task, teacher_folder, out, config, b["num_envs"], seed, score)
-                    rounds.to_csv(out / "curve.csv", index=False)
+                    train_student(task, teacher_folder, out, config=config, num_envs=b["num_envs"], seed=seed,
+                                  progress=False, evaluate_round=score)
                     evaluate(task, teacher_folder, out, out / "evaluation", seeds=b["eval_seeds"], num_envs=b["num_envs"])
-                curve = pd.read_csv(out / "curve.csv").assign(task=task, schedule=schedule, seed=seed,
+                curve = pd.read_csv(out / "rounds.csv").assign(task=task, schedule=schedule, seed=seed,
                                                                teacher_return=teacher_return)
                 curves.append(curve)
                 panels.append(pd.read_csv(out / "evaluation" / "summary.csv").assign(task=task, schedule=schedule, seed=seed))
@@ -368,32 +368,6 @@ three teacher/student seeds.
 
 Measured {datetime.date.today().isoformat()} on {machine()}. Command: `python -m distillkit results --section students`.
 """)
-
-
-def _train_student_with_curve(task, teacher_folder, out, config, num_envs, seed, score) -> pd.DataFrame:
-    """train_student with a held-out evaluation after every round."""
-    import torch
-
-    from distillkit.artifacts import command_line, provenance, save_artifact
-    from distillkit.dagger import dagger
-    from distillkit.envs import make_env
-    from distillkit.pipeline import KIND, make_student
-    from distillkit.train import load_actor
-
-    env = make_env(task, num_envs)
-    teacher, teacher_manifest, _ = load_actor(teacher_folder, env)
-    torch.manual_seed(seed)
-    student = make_student("mlp", env.schema, env.action_dim)
-    rounds = dagger(env, lambda o: teacher(o), student, config, seed=seed, evaluate=score)
-    save_artifact(out, {"student": student.state_dict()}, {
-        "kind": KIND, "task": task, "architecture": "mlp", "seed": seed, "num_envs": num_envs,
-        "dagger": {**config.to_dict(), "rules": config.rules.to_dict()},
-        "teacher": {"folder": str(teacher_folder), "task_spec_digest": teacher_manifest["task_spec_digest"],
-                    "files": teacher_manifest["files"], "overrides_accepted": []},
-        "schema": env.schema.to_dict(), "task_spec": env.spec.to_dict(), "task_spec_digest": env.spec.digest(),
-        "student_inputs": list(student.input.names), "training_seeds": [seed],
-        "provenance": provenance(), "command": command_line()})
-    return rounds
 
 
 def plot_student_curves(curves: pd.DataFrame, task: str, path: Path) -> None:

@@ -36,6 +36,7 @@ import torch
 from mujoco import rollout
 
 from distillkit.envs.mujoco_cpu import CTRL, MujocoEnv
+from distillkit.results import write_section
 from distillkit.tasks import terrain
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,12 +193,7 @@ def update_docs(result: dict) -> None:
     for p in result["breakdown_us_per_env_step"]:
         lines.append(f"| {p['task']} | {p['workload']} | {p['physics']:.2f} | {p['rewards_and_failures']:.2f} | "
                      f"{p['observations']:.2f} | {p['terrain_lookups']:.2f} | {p['other']:.2f} | {p['total']:.2f} |")
-    doc = ROOT / "docs" / "benchmarks.md"
-    text = doc.read_text()
-    begin, end = "<!-- env_throughput:begin -->", "<!-- env_throughput:end -->"
-    head, rest = text.split(begin)
-    _, tail = rest.split(end)
-    doc.write_text(head + begin + "\n" + "\n".join(lines) + "\n" + end + tail)
+    write_section("env_throughput", "\n".join(lines), ROOT / "docs" / "benchmarks.md")
 
 
 if __name__ == "__main__":

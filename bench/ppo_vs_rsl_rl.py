@@ -22,17 +22,18 @@ import datetime
 import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+from tensordict import TensorDict
 
 from distillkit.envs import make_env
 from distillkit.envs.rsl_rl import RslRlVecEnv, checked_obs_groups
 from distillkit.evaluate import evaluate_policy, held_out_seeds
 from distillkit.ppo import PPO, PPOConfig, run_iteration
+from distillkit.results import write_section
+from distillkit.schema import GROUPS
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {  # task: (num_envs, iterations, hidden sizes, entropy coefficient)
@@ -79,17 +80,15 @@ def run_rsl_rl(task: str, n: int, iterations: int, config: PPOConfig, hidden, se
     torch.manual_seed(seed)
     env = make_env(task, n)
     vec = RslRlVecEnv(env, seed=seed)
-    with tempfile.TemporaryDirectory() as logs:
-        runner = OnPolicyRunner(vec, rsl_rl_config(config, hidden), log_dir=None, device="cpu")
-        start = time.perf_counter()
-        runner.learn(iterations)
-        seconds = time.perf_counter() - start
+    runner = OnPolicyRunner(vec, rsl_rl_config(config, hidden), log_dir=None, device="cpu")
+    start = time.perf_counter()
+    runner.learn(iterations)
+    seconds = time.perf_counter() - start
     policy = runner.get_inference_policy(device="cpu")
     schema = env.schema
     env.close()
-    return iterations * config.steps_per_env * n / seconds, lambda o: policy(
-        __import__("tensordict").TensorDict({g: schema.flatten(o, g) for g in ("student", "teacher", "critic")},
-                                            batch_size=[next(iter(o.values())).shape[0]]))
+    groups = lambda o: TensorDict({g: schema.flatten(o, g) for g in GROUPS}, batch_size=[next(iter(o.values())).shape[0]])
+    return iterations * config.steps_per_env * n / seconds, lambda o: policy(groups(o))
 
 
 def main() -> None:
@@ -133,13 +132,7 @@ def main() -> None:
                          f"{r['rsl_rl_steps_per_s']:,.0f} | **{r['speed_ratio']:.2f}** | "
                          f"{r['distillkit_return']:.1f} ± {r['distillkit_return_std']:.1f} | "
                          f"{r['rsl_rl_return']:.1f} ± {r['rsl_rl_return_std']:.1f} |")
-        doc = ROOT / "docs" / "benchmarks.md"
-        text = doc.read_text()
-        begin, end = "<!-- ppo_vs_rsl_rl:begin -->", "<!-- ppo_vs_rsl_rl:end -->"
-        head, rest = text.split(begin)
-        _, tail = rest.split(end)
-        doc.write_text(head + begin + "\n" + "\n".join(lines) + "\n" + end + tail)
-
+        write_section("ppo_vs_rsl_rl", "\n".join(lines), ROOT / "docs" / "benchmarks.md")
 
 if __name__ == "__main__":
     main()

@@ -7,8 +7,10 @@ A training artifact is a folder with
   and weights, resets, randomisation), the algorithm's settings, seeds, package version and git
   commit, the exact command, a training-curve summary, and the SHA-256 of every weights file.
 
-Every file is written atomically (temp file + ``os.replace``) and the manifest last, so a reader
-never sees a torn artifact: weights that do not match the manifest's hashes are refused.
+Every file is written atomically (temp file + ``os.replace``); weight files are named by their
+hash, so a new checkpoint never overwrites the files the current manifest points to, and the
+manifest is written last. A run killed at any moment leaves a loadable artifact, and weights that
+do not match the manifest's hashes are refused.
 Loading checks the schema and the task spec against the env it will run in; a mismatch is an
 error naming what differs, unless ``allow_mismatch=True``, which is then recorded.
 """
@@ -53,16 +55,18 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
         raise
 
 
-def save_tensors_atomic(path: Path, tensors: dict[str, torch.Tensor]) -> str:
-    """Save tensors as safetensors atomically; returns the file's SHA-256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def save_tensors_atomic(folder: Path, stem: str, tensors: dict[str, torch.Tensor]) -> dict[str, str]:
+    """Save tensors as ``<stem>-<hash>.safetensors`` atomically: a new checkpoint never overwrites
+    the files the current manifest points to. Returns ``{"file", "sha256"}``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=".tmp")
     os.close(fd)
     try:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp)
         digest = sha256(Path(tmp))
-        os.replace(tmp, path)
-        return digest
+        name = f"{stem}-{digest[:12]}.safetensors"
+        os.replace(tmp, folder / name)
+        return {"file": name, "sha256": digest}
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -98,13 +102,17 @@ def provenance() -> dict[str, str]:
 
 def save_artifact(folder: str | os.PathLike, weights: dict[str, dict[str, torch.Tensor]],
                   manifest: dict[str, Any]) -> None:
-    """Write ``weights`` (file stem -> tensors) and then ``manifest.json`` into ``folder``."""
+    """Write ``weights`` (name -> tensors), then ``manifest.json`` pointing at them, then remove
+    weight files no manifest points to. Killed at any moment, the folder holds a manifest whose
+    files all exist and match: the previous checkpoint or this one."""
     folder = Path(folder)
-    files = {}
-    for stem, tensors in weights.items():
-        files[f"{stem}.safetensors"] = save_tensors_atomic(folder / f"{stem}.safetensors", tensors)
+    files = {stem: save_tensors_atomic(folder, stem, tensors) for stem, tensors in weights.items()}
     write_json_atomic(folder / "manifest.json",
                       {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest, "files": files})
+    current = {entry["file"] for entry in files.values()}
+    for old in folder.glob("*.safetensors"):
+        if old.name not in current:
+            old.unlink()
 
 
 def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
@@ -126,14 +134,15 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_tensors(folder: str | os.PathLike, stem: str, manifest: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """Load one weights file after checking it is the one the manifest describes."""
-    path = Path(folder) / f"{stem}.safetensors"
-    expected = manifest.get("files", {}).get(path.name)
-    if expected is None:
-        raise ArtifactError(f"{path}: not listed in the manifest's files {sorted(manifest.get('files', {}))}")
+    """Load the weights ``stem`` after checking they are the file the manifest describes."""
+    entry = manifest.get("files", {}).get(stem)
+    if not isinstance(entry, dict) or set(entry) != {"file", "sha256"}:
+        raise ArtifactError(f"{folder}/manifest.json: no weights {stem!r} listed "
+                            f"(it lists {sorted(manifest.get('files', {}))})")
+    path = Path(folder) / entry["file"]
     if not path.exists():
         raise ArtifactError(f"{path}: missing")
-    if sha256(path) != expected:
+    if sha256(path) != entry["sha256"]:
         raise ArtifactError(f"{path}: SHA-256 differs from the manifest's; the file was changed or "
                             f"half-written")
     return load_file(path)

@@ -149,14 +149,14 @@ def plot_curves(runs: Path, task: str, variants: list[str], path: Path) -> None:
 
 def ship_checkpoint(folder: Path, task: str) -> Path:
     """Copy a teacher's actor, critic and manifest (not its optimiser) into the package."""
-    from safetensors.torch import load_file
+    from distillkit.artifacts import load_tensors
 
     manifest = read_manifest(folder)
     dest = CHECKPOINTS / f"{task}_teacher"
     if dest.exists():
         shutil.rmtree(dest)
     kept = {k: v for k, v in manifest.items() if k not in ("format", "format_version", "files")}
-    save_artifact(dest, {stem: load_file(folder / f"{stem}.safetensors") for stem in ("actor", "critic")},
+    save_artifact(dest, {stem: load_tensors(folder, stem, manifest) for stem in ("actor", "critic")},
                   {**kept, "shipped_from": str(folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder)})
     return dest
 

@@ -36,7 +36,8 @@ def test_artifact_records_what_defines_the_result(teacher):
     assert m["task_spec"]["engine"] == "mujoco" and m["task_spec"]["reward_weights"]["alive"] == 1.0
     assert m["ppo"] == SMALL.to_dict() and m["seed"] == 0 and m["iterations_done"] == 3
     assert m["actor_inputs"] == ["joint_pos_rel", "joint_vel_rel", "pole_mass"]
-    assert set(m["files"]) == {"actor.safetensors", "critic.safetensors", "optimizer.safetensors"}
+    assert set(m["files"]) == {"actor", "critic", "optimizer"}
+    assert sorted(p.name for p in teacher.glob("*.safetensors")) == sorted(f["file"] for f in m["files"].values())
     assert {"distillkit", "git_commit", "torch", "mujoco"} <= set(m["provenance"])
     assert "final_episode_return" in m["curve"] and m["command"]
     metrics = pd.read_csv(teacher / "metrics.csv")
@@ -49,7 +50,7 @@ def test_loaded_actor_reproduces_the_saved_weights(teacher):
     env = make_env("cartpole", 4)
     actor, manifest, overrides = load_actor(teacher, env)
     assert overrides == []
-    saved = load_file(teacher / "actor.safetensors")
+    saved = load_file(teacher / read_manifest(teacher)["files"]["actor"]["file"])
     for k, v in actor.state_dict().items():
         assert torch.equal(v, saved[k]), k
     assert actor.input.normalizer.count > 0
@@ -85,10 +86,11 @@ def test_tampered_or_torn_artifacts_are_refused(teacher, tmp_path):
     for f in teacher.iterdir():
         if f.is_file():
             (copy / f.name).write_bytes(f.read_bytes())
-    weights = load_file(copy / "actor.safetensors")
+    actor_file = copy / read_manifest(copy)["files"]["actor"]["file"]
+    weights = load_file(actor_file)
     weights["log_std"] = weights["log_std"] + 1
-    save_file(weights, copy / "actor.safetensors")
-    with pytest.raises(ArtifactError, match="actor.safetensors: SHA-256 differs from the manifest's"):
+    save_file(weights, actor_file)
+    with pytest.raises(ArtifactError, match="actor-.*.safetensors: SHA-256 differs from the manifest's"):
         load_actor(copy, env)
     (copy / "manifest.json").write_text("{\"format\": \"distillkit.artifact\"")
     with pytest.raises(ArtifactError, match="manifest.json: not valid JSON"):
@@ -103,14 +105,36 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path):
     train_teacher("cartpole", out, env_steps=8 * 16 * 2, num_envs=16, config=SMALL, progress=False)
     first = read_manifest(out)
     assert first["iterations_done"] == 2
-    weights = load_file(out / "actor.safetensors")
+    actor_weights = lambda: load_file(out / read_manifest(out)["files"]["actor"]["file"])
+    weights = actor_weights()
     # a longer target on the same folder picks up at iteration 2
     log = train_teacher("cartpole", out, env_steps=8 * 16 * 4, num_envs=16, config=SMALL, progress=False)
     assert list(log.iteration) == [0, 1, 2, 3]
     assert read_manifest(out)["iterations_done"] == 4
-    assert not torch.equal(load_file(out / "actor.safetensors")["log_std"], weights["log_std"])
+    assert not torch.equal(actor_weights()["log_std"], weights["log_std"])
     with pytest.raises(ArtifactError, match="cannot resume: the checkpoint has seed=0, this run asks for 1"):
         train_teacher("cartpole", out, env_steps=8 * 16 * 5, num_envs=16, seed=1, config=SMALL, progress=False)
+
+
+def test_a_checkpoint_interrupted_before_its_manifest_leaves_the_previous_one_loadable(teacher, tmp_path, monkeypatch):
+    """The weights of a new checkpoint are written, then the process dies before the manifest."""
+    import distillkit.artifacts as artifacts
+
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in teacher.iterdir():
+        if f.is_file():
+            (copy / f.name).write_bytes(f.read_bytes())
+    def die(*args, **kwargs):
+        raise KeyboardInterrupt("killed")
+    monkeypatch.setattr(artifacts, "write_json_atomic", die)
+    actor, _, _ = load_actor(copy, make_env("cartpole", 2))
+    bumped = {k: v + 1 if k == "log_std" else v for k, v in actor.state_dict().items()}
+    with pytest.raises(KeyboardInterrupt):
+        artifacts.save_artifact(copy, {"actor": bumped}, {"kind": "teacher_ppo"})
+    monkeypatch.undo()
+    reloaded, _, _ = load_actor(copy, make_env("cartpole", 2))
+    assert torch.equal(reloaded.log_std, actor.log_std), "the previous checkpoint must still load"
 
 
 def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):

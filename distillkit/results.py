@@ -140,6 +140,12 @@ def plot_curves(runs: Path, task: str, variants: list[str], path: Path) -> None:
     ax.set_xlabel("env steps")
     ax.set_ylabel("training episode return")
     ax.set_title(f"{task}: mean ± std over {len(TRAINING_SEEDS)} seeds")
+    save_figure(fig, ax, path)
+
+
+def save_figure(fig, ax, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
     ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -386,11 +392,7 @@ def plot_student_curves(curves: pd.DataFrame, task: str, path: Path) -> None:
     ax.set_xlabel("round")
     ax.set_ylabel("held-out return of the student alone")
     ax.set_title(f"{task}: mean ± std over {curves.seed.nunique()} seeds")
-    ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, ax, path)
 
 
 def masking(tasks: list[str], runs: Path, workers: int) -> None:

@@ -268,7 +268,16 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(run=export)
 
     args = parser.parse_args(argv)
-    args.run(args)
+    from distillkit.artifacts import ArtifactError
+    from distillkit.envs.base import ActionError
+    from distillkit.export import ExportError
+    from distillkit.schema import SchemaError
+    from distillkit.tasks.spec import TaskSpecError
+
+    try:
+        args.run(args)
+    except (ArtifactError, SchemaError, TaskSpecError, ActionError, ExportError, FileNotFoundError) as err:
+        parser.exit(2, f"distillkit {args.command}: error: {err}\n")
 
 
 if __name__ == "__main__":

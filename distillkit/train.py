@@ -24,6 +24,7 @@ from distillkit.artifacts import (
     ArtifactError, check_compatible, command_line, load_tensors, provenance, read_manifest, save_artifact,
 )
 from distillkit.envs import make_env
+from distillkit.evaluate import EVAL_SEED_BASE
 from distillkit.ppo import PPO, PPOConfig, is_distributed, run_iteration
 
 KIND = "teacher_ppo"
@@ -77,7 +78,9 @@ def train_teacher(task: str, out: str | os.PathLike, env_steps: int, *, seed: in
     start_iteration = 0
     if (out / "manifest.json").exists():
         start_iteration, log = resume(out, ppo, env, run)
-    obs = env.reset(seed=seed + 1000 * rank + 7919 * start_iteration)
+    # Each process and each resume gets its own episodes; training seeds stay below the
+    # held-out evaluation range.
+    obs = env.reset(seed=(seed + 1000 * rank + 7919 * start_iteration) % EVAL_SEED_BASE)
 
     writer = None
     if rank == 0:

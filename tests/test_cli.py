@@ -31,3 +31,10 @@ def test_schema_command_writes_a_loadable_manifest(tmp_path):
 def test_bad_arguments_are_reported():
     result = run("train-teacher", "--task", "hopper", "--steps", "10", "--out", "x")
     assert result.returncode != 0 and "invalid choice: 'hopper'" in result.stderr
+
+
+def test_a_missing_artifact_is_a_clear_error_not_a_traceback(tmp_path):
+    result = run("evaluate", "--task", "cartpole", "--teacher", str(tmp_path / "nope"), "--student",
+                 str(tmp_path / "nope"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "no manifest.json - not a distillkit artifact" in result.stderr and "Traceback" not in result.stderr

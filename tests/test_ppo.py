@@ -77,13 +77,22 @@ def test_gae_by_hand():
 
 
 def test_timeout_bootstrap_uses_the_critic_on_the_final_observation():
-    env = make_env("cartpole", 4)
-    ppo = PPO(env, PPOConfig(steps_per_env=4), seed=0)
-    obs = env.reset(seed=0)
-    env.episode_step[:] = env.max_episode_steps - 2         # time-outs inside this rollout
-    with torch.no_grad():
+    """Same worlds, same actions, three bootstraps: the rewards at the time-out step differ by
+    gamma * V(s_final) (ours) and gamma * V(s_t) (rsl_rl's), which are not the same."""
+    rewards = {}
+    for mode in ("final_obs", "current_obs", "none"):
+        env = make_env("cartpole", 4)
+        ppo = PPO(env, PPOConfig(steps_per_env=4, timeout_bootstrap=mode), seed=0)
+        obs = env.reset(seed=0)
+        env.episode_step[:] = env.max_episode_steps - 2         # every world times out at the second step
         rollout, _, _ = ppo.collect(obs)
-    assert rollout["dones"][1].all(), "every world times out at the second step"
+        assert rollout["dones"][1].all() and not rollout["dones"][0].any()
+        rewards[mode] = rollout["rewards"]
+    final = rewards["final_obs"][1] - rewards["none"][1]
+    current = rewards["current_obs"][1] - rewards["none"][1]
+    assert (final != 0).all() and (current != 0).all()
+    assert not torch.allclose(final, current), "V(s_final) and V(s_t) should differ"
+    assert torch.equal(rewards["final_obs"][2:], rewards["none"][2:]), "only the time-out step changes"
     with pytest.raises(ValueError, match="timeout_bootstrap must be one of"):
         PPOConfig(timeout_bootstrap="last")
 

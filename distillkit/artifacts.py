@@ -163,7 +163,13 @@ def check_compatible(manifest: dict[str, Any], schema, spec, source: str,
         problems.append(f"observation schema differs ({changes})")
     saved_spec = manifest["task_spec"]
     current = spec.to_dict()
+    engine_of = lambda s: f"{s.get('engine')!r} {s.get('engine_version')}"
+    if engine_of(saved_spec) != engine_of(current):
+        # Named first: another engine (or version) means other physics, whatever else agrees.
+        problems.append(f"engine: artifact was made on {engine_of(saved_spec)}, env runs {engine_of(current)}")
     for key in sorted(set(saved_spec) | set(current)):
+        if key in ("engine", "engine_version"):
+            continue
         if saved_spec.get(key) != current.get(key):
             problems.append(f"task spec '{key}': artifact has {saved_spec.get(key)!r}, env has {current.get(key)!r}")
     if problems and not allow_mismatch:

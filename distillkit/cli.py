@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from distillkit.envs import make_env
+from distillkit.envs import ENGINES, make_env
 from distillkit.tasks import TASKS
 
 
@@ -31,7 +31,7 @@ def demo(args: argparse.Namespace) -> None:
     pd.set_option("display.max_colwidth", 70)
     torch.set_num_threads(1)
     for task in args.tasks:
-        env = make_env(task, args.num_envs)
+        env = make_env(task, args.num_envs, engine=args.engine, device=args.device)
         spec = env.spec
         print(f"\n=== {task} v{spec.task_version} on {spec.engine} {spec.engine_version} "
               f"(spec {spec.digest()[:12]}) ===")
@@ -64,10 +64,16 @@ def demo(args: argparse.Namespace) -> None:
         print(f"Rollout: {args.steps} steps x {env.num_envs} worlds, random actions in [-0.3, 0.3]: "
               f"{len(returns)} episodes ended ({falls} falls, {timeouts} time-outs), "
               f"mean return {mean_return}")
-        print(f"Throughput: {args.steps * env.num_envs / elapsed:,.0f} env-steps/s "
-              f"({env.nthread} C threads; `python bench/env_throughput.py` compares with the C limit)")
-        if not args.skip_pipeline:
-            demo_pipeline(task, DEMO_BUDGETS[task])
+        threads = f"{env.nthread} C threads; " if hasattr(env, "nthread") else ""
+        print(f"Throughput: {args.steps * env.num_envs / elapsed:,.0f} env-steps/s on {spec.engine} "
+              f"({threads}`python bench/env_throughput.py` compares with the C limit)")
+        if args.skip_pipeline:
+            continue
+        if args.engine != "mujoco":
+            print(f"\n(the shipped teachers were trained on the 'mujoco' engine and are refused on {args.engine!r}: "
+                  f"train one with `distillkit train-teacher --engine {args.engine}` for the student pipeline)")
+            continue
+        demo_pipeline(task, DEMO_BUDGETS[task])
 
 
 # Small budgets: the demo shows every step of the pipeline in minutes; docs/results.md has the
@@ -124,7 +130,7 @@ def train_teacher(args: argparse.Namespace) -> None:
         torch.distributed.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
     config = PPOConfig(steps_per_env=args.steps_per_env, entropy_coef=args.entropy_coef, init_std=args.init_std)
     metrics = train(args.task, args.out, args.steps, seed=args.seed, num_envs=args.num_envs, blind=args.blind,
-                    config=config, engine=args.engine, checkpoint_every=args.checkpoint_every)
+                    config=config, engine=args.engine, device=args.device, checkpoint_every=args.checkpoint_every)
     if not distributed or torch.distributed.get_rank() == 0:
         tail = metrics.tail(10)
         print(f"{args.out}: {int(metrics.env_steps.iloc[-1]):,} env steps, last 10 iterations: "
@@ -163,7 +169,7 @@ def student(args: argparse.Namespace) -> None:
                            timeouts=not args.keep_timeouts, saturated=args.mask_saturated,
                            reset_transient=not args.keep_transients)
     rounds = train_student(args.task, args.teacher, args.out, config=config, architecture=args.architecture,
-                           num_envs=args.num_envs, seed=args.seed)
+                           num_envs=args.num_envs, seed=args.seed, engine=args.engine, device=args.device)
     print(rounds.to_string(index=False))
     print(f"wrote {args.out}")
 
@@ -172,7 +178,8 @@ def evaluate(args: argparse.Namespace) -> None:
     from distillkit.pipeline import evaluate as run
 
     pd.set_option("display.width", 200)
-    summary = run(args.task, args.teacher, args.student, args.out, seeds=args.seeds, num_envs=args.num_envs)
+    summary = run(args.task, args.teacher, args.student, args.out, seeds=args.seeds, num_envs=args.num_envs,
+                  engine=args.engine, device=args.device)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"wrote {args.out}/evaluation.json (with leakage checks), episodes.csv, summary.csv, panel.png")
 
@@ -182,11 +189,18 @@ def export(args: argparse.Namespace) -> None:
     from distillkit.export import export_onnx, export_torchscript
     from distillkit.pipeline import load_student
 
-    env = make_env(args.task, 1)
+    env = make_env(args.task, 1, engine=args.engine, device=args.device)
     model, _ = load_student(args.student, env)
     out = Path(args.out)
     print(export_onnx(model, env.schema, out / "student.onnx"))
     print(export_torchscript(model, env.schema, out / "student.torchscript.pt"))
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", default="mujoco", choices=list(ENGINES),
+                   help="physics engine; artifacts made on one engine are refused on another")
+    p.add_argument("--device", default="cpu",
+                   help="where the engine simulates: cpu, or cuda[:i] for the engines that run on a GPU")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -198,6 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--num-envs", type=int, default=64)
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--skip-pipeline", action="store_true", help="only build and step the tasks")
+    add_engine_options(p)
     p.set_defaults(run=demo)
 
     p = commands.add_parser("schema", help="print a task's observation schema or save it as JSON")
@@ -212,8 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-envs", type=int, default=64, help="worlds per process")
     p.add_argument("--blind", action="store_true", help="actor on student fields only: the baseline")
-    p.add_argument("--engine", default="mujoco")
-    p.add_argument("--device", default="cpu")
+    add_engine_options(p)
     p.add_argument("--steps-per-env", type=int, default=24)
     p.add_argument("--entropy-coef", type=float, default=0.01)
     p.add_argument("--init-std", type=float, default=1.0)
@@ -250,6 +264,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--mask-saturated", action="store_true")
         p.add_argument("--num-envs", type=int, default=32)
         p.add_argument("--seed", type=int, default=0)
+        add_engine_options(p)
         p.set_defaults(run=student)
 
     p = commands.add_parser("evaluate", help="the student alone on held-out seeds, perturbations, leakage checks")
@@ -259,24 +274,31 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--seeds", type=int, default=4, help="held-out seeds")
     p.add_argument("--num-envs", type=int, default=32)
+    add_engine_options(p)
     p.set_defaults(run=evaluate)
 
     p = commands.add_parser("export", help="ONNX and TorchScript of an MLP student, inputs named by student fields")
     p.add_argument("--task", required=True, choices=list(TASKS))
     p.add_argument("--student", required=True)
     p.add_argument("--out", required=True)
+    add_engine_options(p)
     p.set_defaults(run=export)
 
     args = parser.parse_args(argv)
+    if getattr(args, "engine", None) == "mujoco" and args.device != "cpu":
+        parser.error(f"--engine mujoco runs on the CPU only (got --device {args.device}); "
+                     f"choose an engine that runs on a GPU")
     from distillkit.artifacts import ArtifactError
     from distillkit.envs.base import ActionError
+    from distillkit.evaluate import EngineFeatureError
     from distillkit.export import ExportError
     from distillkit.schema import SchemaError
     from distillkit.tasks.spec import TaskSpecError
 
     try:
         args.run(args)
-    except (ArtifactError, SchemaError, TaskSpecError, ActionError, ExportError, FileNotFoundError) as err:
+    except (ArtifactError, SchemaError, TaskSpecError, ActionError, ExportError, EngineFeatureError,
+            FileNotFoundError) as err:
         parser.exit(2, f"distillkit {args.command}: error: {err}\n")
 
 

@@ -33,6 +33,20 @@ def held_out_seeds(count: int) -> list[int]:
     return [EVAL_SEED_BASE + i for i in range(count)]
 
 
+class EngineFeatureError(RuntimeError):
+    """A perturbation or probe needs something the chosen engine does not offer."""
+
+
+def engine_feature(env, name: str, purpose: str) -> Callable:
+    """``env``'s method ``name`` (``push``, ``override_ranges``, ``perturb_privileged``), or an
+    error naming the engine that lacks it: engines implement these optional perturbations."""
+    method = getattr(env, name, None)
+    if method is None:
+        raise EngineFeatureError(f"engine {env.spec.engine!r} does not support {name}(), needed for {purpose}; "
+                                 f"the 'mujoco' and 'mujoco_warp' engines do")
+    return method
+
+
 def check_held_out(seeds: Iterable[int], training_seeds: Iterable[int]) -> list[int]:
     seeds = list(seeds)
     overlap = sorted(set(seeds) & set(training_seeds))
@@ -72,14 +86,17 @@ PERTURBATIONS = {
 @torch.no_grad()
 def run_episodes(policy: Callable, task: str, seed: int, *, num_envs: int = 32,
                  perturbation: Perturbation = Perturbation("nominal"), labeller: Callable | None = None,
-                 observe: Callable = lambda obs: obs) -> pd.DataFrame:
-    """One episode per world from ``seed``. ``observe`` maps the env's observation to what the
+                 observe: Callable = lambda obs: obs, engine: str = "mujoco", device: str = "cpu") -> pd.DataFrame:
+    """One episode per world from ``seed`` on ``engine`` (simulating on ``device``). ``observe`` maps the env's observation to what the
     policy gets; ``labeller`` (the teacher) labels every visited state, giving the imitation
     error of the policy on its own states (between executed, i.e. clipped, actions).
     Rows: world, return, length, fell, success, mse."""
-    env = make_env(task, num_envs)
+    env = make_env(task, num_envs, engine=engine, device=device)
+    push = None
+    if perturbation.push_step is not None:
+        push = engine_feature(env, "push", f"perturbation {perturbation.name!r}")
     if perturbation.ranges:
-        env.override_ranges(perturbation.ranges)
+        engine_feature(env, "override_ranges", f"perturbation {perturbation.name!r}")(perturbation.ranges)
     env.noise_scale = perturbation.noise_scale
     obs = env.reset(seed=seed)
     if hasattr(policy, "reset"):
@@ -95,7 +112,7 @@ def run_episodes(policy: Callable, task: str, seed: int, *, num_envs: int = 32,
         if labeller is not None:
             sq_error += ((executed(action) - executed(labeller(obs))) ** 2).sum(-1) * ~finished
         if perturbation.push_step is not None and step == perturbation.push_step:
-            env.push(np.arange(num_envs), np.tile(perturbation.push, (num_envs, 1)))
+            push(np.arange(num_envs), np.tile(perturbation.push, (num_envs, 1)))
         result = env.step(action)
         running = ~finished
         ret[running] += result.reward[running]
@@ -124,7 +141,7 @@ def evaluate_policy(policy: Callable, task: str, seeds: Iterable[int], *, num_en
 def evaluate_student(student, teacher, task: str, out: str | Path, *, seeds: Iterable[int],
                      training_seeds: Iterable[int], num_envs: int = 32,
                      perturbations: Iterable[Perturbation] | None = None, export_path: Path | None = None,
-                     extra: dict | None = None) -> pd.DataFrame:
+                     extra: dict | None = None, engine: str = "mujoco", device: str = "cpu") -> pd.DataFrame:
     """The one evaluation artifact: teacher and student on the same held-out panel under each
     perturbation, imitation error on the student's own states, leakage checks, schema diff.
     Returns the summary table (one row per perturbation)."""
@@ -132,22 +149,23 @@ def evaluate_student(student, teacher, task: str, out: str | Path, *, seeds: Ite
     from distillkit.leakage import StudentOnly, counterfactual_probe, export_check, poison_test, schema_check
 
     seeds = check_held_out(seeds, training_seeds)
-    schema = make_env(task, 1).schema
+    on_engine = dict(engine=engine, device=device)
+    schema = make_env(task, 1, **on_engine).schema
     deployed = StudentOnly(student, schema)
     perturbations = list(PERTURBATIONS[task] if perturbations is None else perturbations)
     episodes = []
     for p in perturbations:
         for s in seeds:
-            t = run_episodes(teacher, task, s, num_envs=num_envs, perturbation=p)
+            t = run_episodes(teacher, task, s, num_envs=num_envs, perturbation=p, **on_engine)
             st = run_episodes(deployed, task, s, num_envs=num_envs, perturbation=p, labeller=teacher,
-                              observe=lambda obs: StudentOnly.deployable(obs, schema))
+                              observe=lambda obs: StudentOnly.deployable(obs, schema), **on_engine)
             episodes += [t.assign(policy="teacher", perturbation=p.name), st.assign(policy="student", perturbation=p.name)]
     episodes = pd.concat(episodes, ignore_index=True)
     summary = summarise_panel(episodes)
 
     checks = [schema_check(student.input.names, schema),
-              counterfactual_probe(student, task, seed=seeds[0]),
-              poison_test(student, task, seed=seeds[0])]
+              counterfactual_probe(student, task, seed=seeds[0], **on_engine),
+              poison_test(student, task, seed=seeds[0], **on_engine)]
     if export_path is not None:
         checks.append(export_check(export_path, schema))
     diff = schema.compare_groups("teacher", "student")
@@ -158,7 +176,7 @@ def evaluate_student(student, teacher, task: str, out: str | Path, *, seeds: Ite
     summary.to_csv(out / "summary.csv", index=False)
     plot_panel(summary, out / "panel.png", task)
     write_json_atomic(out / "evaluation.json", {
-        "task": task, "date": datetime.date.today().isoformat(), "seeds": seeds,
+        "task": task, "engine": engine, "device": device, "date": datetime.date.today().isoformat(), "seeds": seeds,
         "training_seeds": sorted(set(training_seeds)), "num_envs": num_envs,
         "perturbations": [asdict(p) for p in perturbations],
         "summary": summary.to_dict("records"),

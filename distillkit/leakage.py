@@ -69,16 +69,20 @@ def schema_check(input_names, schema: ObservationSchema) -> dict:
 
 
 @torch.no_grad()
-def counterfactual_probe(student: nn.Module, task: str, *, seed: int = 0, num_envs: int = 8, warmup: int = 20) -> dict:
+def counterfactual_probe(student: nn.Module, task: str, *, seed: int = 0, num_envs: int = 8, warmup: int = 20,
+                         engine: str = "mujoco", device: str = "cpu") -> dict:
     """(b) Run two copies of the same worlds in lockstep (sensor noise off), then change only
     privileged quantities in one: student observations and actions must not change."""
-    a, b = make_env(task, num_envs, noise=False), make_env(task, num_envs, noise=False)
+    from distillkit.evaluate import engine_feature
+
+    a, b = (make_env(task, num_envs, engine=engine, device=device, noise=False) for _ in range(2))
+    perturb_privileged = engine_feature(b, "perturb_privileged", "the counterfactual leakage probe")
     obs_a, obs_b = a.reset(seed=seed), b.reset(seed=seed)
     for _ in range(warmup):
         action = torch.zeros(num_envs, a.action_dim)
         obs_a, obs_b = a.step(action).obs, b.step(action).obs
     worlds = np.arange(num_envs)
-    b.perturb_privileged(worlds, seed=seed + 1)
+    perturb_privileged(worlds, seed=seed + 1)
     obs_a, obs_b = a.observe(), b.observe()
     schema = a.schema
     changed = [n for n in schema.privileged_names if not torch.equal(obs_a[n], obs_b[n])]
@@ -97,10 +101,11 @@ def counterfactual_probe(student: nn.Module, task: str, *, seed: int = 0, num_en
 
 
 @torch.no_grad()
-def poison_test(student: nn.Module, task: str, *, seed: int = 0, num_envs: int = 8, steps: int = 50) -> dict:
+def poison_test(student: nn.Module, task: str, *, seed: int = 0, num_envs: int = 8, steps: int = 50,
+                engine: str = "mujoco", device: str = "cpu") -> dict:
     """(c) The student in closed loop twice from the same seed: once with clean observations,
     once with every privileged tensor filled with NaN. Its actions must be identical and finite."""
-    env = make_env(task, num_envs)
+    env = make_env(task, num_envs, engine=engine, device=device)
     schema = env.schema
     traces = []
     for poison in (False, True):

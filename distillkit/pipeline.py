@@ -38,10 +38,13 @@ def make_student(architecture: str, schema, action_dim: int, history: int = 4) -
 
 def train_student(task: str, teacher_folder: str | Path, out: str | Path, *, config: DaggerConfig,
                   architecture: str = "mlp", num_envs: int = 32, seed: int = 0, progress: bool = True,
-                  allow_mismatch: bool = False, evaluate_round: Callable | None = None) -> pd.DataFrame:
+                  allow_mismatch: bool = False, evaluate_round: Callable | None = None,
+                  engine: str = "mujoco", device: str = "cpu") -> pd.DataFrame:
     """DAgger (``schedule="bc"`` for behaviour cloning) from a teacher artifact into a student
-    artifact. Returns the per-round table (with ``evaluate_round(student)``'s numbers, if given)."""
-    env = make_env(task, num_envs)
+    artifact, on ``engine`` (simulating on ``device``). Returns the per-round table (with
+    ``evaluate_round(student)``'s numbers, if given). A teacher made on another engine is refused
+    unless ``allow_mismatch``."""
+    env = make_env(task, num_envs, engine=engine, device=device)
     teacher, teacher_manifest, overrides = load_actor(teacher_folder, env, allow_mismatch=allow_mismatch)
     torch.manual_seed(seed)                        # the student's initial weights come from the seed too
     student = make_student(architecture, env.schema, env.action_dim)
@@ -52,7 +55,7 @@ def train_student(task: str, teacher_folder: str | Path, out: str | Path, *, con
     out.mkdir(parents=True, exist_ok=True)
     rounds.to_csv(out / "rounds.csv", index=False)
     save_artifact(out, {"student": student.state_dict()}, {
-        "kind": KIND, "task": task, "architecture": architecture, "seed": seed, "num_envs": num_envs,
+        "kind": KIND, "task": task, "engine": engine, "device": device, "architecture": architecture, "seed": seed, "num_envs": num_envs,
         "dagger": {**config.to_dict(), "rules": config.rules.to_dict()},
         "teacher": {"folder": str(teacher_folder), "task_spec_digest": teacher_manifest["task_spec_digest"],
                     "files": teacher_manifest["files"], "overrides_accepted": overrides},
@@ -77,9 +80,11 @@ def load_student(folder: str | Path, env, *, allow_mismatch: bool = False):
 
 
 def evaluate(task: str, teacher_folder: str | Path, student_folder: str | Path, out: str | Path, *,
-             seeds: int = 4, num_envs: int = 32, export: bool = True) -> pd.DataFrame:
-    """The evaluation artifact of a student (and ONNX export + its name check, for MLP students)."""
-    env = make_env(task, 1)
+             seeds: int = 4, num_envs: int = 32, export: bool = True, engine: str = "mujoco",
+             device: str = "cpu") -> pd.DataFrame:
+    """The evaluation artifact of a student (and ONNX export + its name check, for MLP students),
+    on ``engine``: teacher and student must have been made on it."""
+    env = make_env(task, 1, engine=engine, device=device)
     teacher, teacher_manifest, _ = load_actor(teacher_folder, env)
     student, manifest = load_student(student_folder, env)
     out = Path(out)
@@ -91,6 +96,7 @@ def evaluate(task: str, teacher_folder: str | Path, student_folder: str | Path, 
     training = set(manifest["training_seeds"]) | {teacher_manifest["seed"]}
     return evaluate_student(student, lambda obs: teacher(obs), task, out, seeds=held_out_seeds(seeds),
                             training_seeds=training, num_envs=num_envs, export_path=export_path,
+                            engine=engine, device=device,
                             extra={"teacher": str(teacher_folder), "student": str(student_folder),
                                    "student_manifest": {k: manifest[k] for k in ("architecture", "dagger", "seed")}})
 

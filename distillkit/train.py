@@ -57,22 +57,25 @@ def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, 
 
 def train_teacher(task: str, out: str | os.PathLike, env_steps: int, *, seed: int = 0, num_envs: int = 64,
                   blind: bool = False, config: PPOConfig | None = None, engine: str = "mujoco",
-                  checkpoint_every: int = 50, progress: bool = True, nthread: int | None = None) -> pd.DataFrame:
+                  checkpoint_every: int = 50, progress: bool = True, nthread: int | None = None,
+                  device: str = "cpu") -> pd.DataFrame:
     """Train a PPO teacher (``blind=True``: the actor sees only student fields, the baseline)
-    for ``env_steps`` env steps in total (all processes together). Returns the metrics table.
-    ``nthread``: C threads stepping the worlds (results do not depend on it)."""
+    for ``env_steps`` env steps in total (all processes together) on ``engine``, simulating on
+    ``device``. Returns the metrics table.
+    ``nthread``: C threads stepping the worlds of the "mujoco" engine (results do not depend on it)."""
     config = config or PPOConfig()
     if blind:
         config = PPOConfig(**{**config.to_dict(), "actor_group": "student"})
     rank, world = rank_and_world()
     torch.set_num_threads(1)        # rollouts: torch's threads only add latency (NOTES §4)
-    env = make_env(task, num_envs, engine=engine, **({} if nthread is None else {"nthread": nthread}))
+    env = make_env(task, num_envs, engine=engine, device=device, **({} if nthread is None else {"nthread": nthread}))
     ppo = PPO(env, config, seed=seed)
     out = Path(out)
     steps_per_iteration = config.steps_per_env * num_envs * world
     iterations = math.ceil(env_steps / steps_per_iteration)
     run = {"kind": KIND, "task": task, "engine": engine, "seed": seed, "num_envs": num_envs,
-           "world_size": world, "blind": blind, "env_steps_target": env_steps, "ppo": config.to_dict()}
+           "world_size": world, "blind": blind, "env_steps_target": env_steps, "ppo": config.to_dict(),
+           "device": device}     # recorded, not checked on resume: a run may continue on another device
 
     log: list[dict] = []
     start_iteration = 0

@@ -3,13 +3,17 @@
 from distillkit.envs.base import VALIDITY_SIGNALS, ActionError, BatchedEnv, StepResult
 
 
+#: Engine names ``make_env`` (and the CLI's ``--engine``) accept.
+ENGINES = ("mujoco",)
+
+
 def make_env(task: str = "cartpole", num_envs: int = 64, engine: str = "mujoco", **kwargs) -> BatchedEnv:
     """Build ``task`` on ``engine`` (default: MuJoCo C on the CPU)."""
     if engine == "mujoco":
         from distillkit.envs.mujoco_cpu import MujocoEnv
 
         return MujocoEnv(task, num_envs, **kwargs)
-    raise ValueError(f"unknown engine {engine!r}; available: ['mujoco']")
+    raise ValueError(f"unknown engine {engine!r}; available: {list(ENGINES)}")
 
 
-__all__ = ["VALIDITY_SIGNALS", "ActionError", "BatchedEnv", "StepResult", "make_env"]
+__all__ = ["ENGINES", "VALIDITY_SIGNALS", "ActionError", "BatchedEnv", "StepResult", "make_env"]

@@ -1,0 +1,87 @@
+"""The privileged-field panel, driven headless: setting a widget's value fires its observers."""
+
+import pytest
+import torch
+
+from distillkit.distill import Student
+from distillkit.widgets import PrivilegedFieldPanel
+
+
+@pytest.fixture(scope="module")
+def panel():
+    torch.set_num_threads(1)
+    return PrivilegedFieldPanel("cartpole", num_envs=8)
+
+
+def untick_and_compare(panel: PrivilegedFieldPanel, field: str) -> tuple[dict, dict]:
+    """Untick ``field`` and check that the teacher's metrics and the summary text changed;
+    restores the tick. Returns the intact and the corrupted result."""
+    panel.checkboxes[field].value = True
+    intact, summary_intact = panel.last, panel.summary.value
+    panel.checkboxes[field].value = False
+    corrupted, summary_corrupted = panel.last, panel.summary.value
+    panel.checkboxes[field].value = True
+    assert corrupted is not intact, "unticking a field did not re-run the closed loop"
+    assert corrupted["return"] != intact["return"] or corrupted["fall_rate"] != intact["fall_rate"], \
+        f"unticking {field} left the teacher's metrics unchanged: {intact['return']:.1f}"
+    assert summary_corrupted != summary_intact and f"{field} zeroed" in summary_corrupted, summary_corrupted
+    return intact, corrupted
+
+
+def test_unticking_a_privileged_field_collapses_the_teacher(panel):
+    assert panel.privileged == ["joint_vel_rel", "pole_mass"]
+    assert "all privileged inputs intact" in panel.summary.value
+    intact, corrupted = untick_and_compare(panel, "joint_vel_rel")
+    # the cart-pole teacher cannot balance without its velocity input (docs/results.md: 0.09 of its return)
+    assert corrupted["return"] < 0.5 * intact["return"] and corrupted["fall_rate"] > intact["fall_rate"]
+    assert "teacher: joint_vel_rel zeroed" in panel.results and "all privileged inputs intact" in panel.summary.value
+    assert panel.summary.value.startswith("<b>teacher</b>: return ")
+
+
+def test_the_check_catches_a_panel_that_ignores_its_checkboxes():
+    class DeafPanel(PrivilegedFieldPanel):
+        def corrupted(self):
+            return {}
+
+    with pytest.raises(AssertionError, match="left the teacher's metrics unchanged"):
+        untick_and_compare(DeafPanel("cartpole", num_envs=8), "joint_vel_rel")
+
+
+def test_corruption_mode_changes_the_run(panel):
+    panel.checkboxes["joint_vel_rel"].value = False
+    zeroed = panel.last
+    panel.modes["joint_vel_rel"].value = "noise"
+    noised = panel.last
+    panel.modes["joint_vel_rel"].value = "zeroed"
+    panel.checkboxes["joint_vel_rel"].value = True
+    assert "joint_vel_rel noise" in noised["label"] and noised["return"] != zeroed["return"]
+    assert set(panel.results) >= {"teacher: joint_vel_rel zeroed", "teacher: joint_vel_rel noise"}
+    assert noised["trace"] and len(panel.plot.value) > 1000      # a PNG was drawn
+
+
+def test_the_schema_refuses_to_give_the_student_a_privileged_field(panel):
+    panel.give_field.value = "joint_vel_rel"
+    panel.give_button.click()
+    text = panel.guard.value
+    assert text.startswith("<b>refused</b>")
+    for words in ("joint_vel_rel", "teacher_only", "the deployed robot has no velocity sensor", "student"):
+        assert words in text, text
+    assert panel.schema.group("student") == ("joint_pos_rel",)         # nothing changed
+
+
+def test_the_student_runs_alone_on_deployable_fields():
+    torch.manual_seed(0)
+    schema = PrivilegedFieldPanel("cartpole", run=False).schema
+    student = Student(schema, 1, hidden=(16,)).eval()
+    p = PrivilegedFieldPanel("cartpole", student=student, num_envs=8)
+    p.policy.value = "student"
+    assert p.last["policy"] == "student" and "deployable fields only" in p.summary.value
+    assert all(box.disabled for box in p.checkboxes.values())      # the student never sees them
+
+
+@pytest.mark.slow
+def test_video_of_one_rollout():
+    p = PrivilegedFieldPanel("cartpole", num_envs=4, video=True, run=False)
+    p.record.value = True
+    p.run()
+    assert p.video.value[4:8] == b"ftyp"          # an MP4 file

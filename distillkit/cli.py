@@ -6,6 +6,8 @@
 - ``schema``: prints a task's schema, or writes it as JSON (``--out``).
 - ``results``: trains what is missing, evaluates on held-out seeds, rewrites ``docs/results.md``.
 - ``distill`` / ``dagger`` / ``evaluate`` / ``export``: the student pipeline (see pipeline.py).
+- ``grade``: grades a learner's copy of an exercise (or a class folder of them) with nbval, after
+  putting the exercise's pristine check cells back (see distillkit/grading/grade.py).
 - ``train-teacher``: PPO teacher (or ``--blind`` baseline) into an artifact folder; under
   ``torchrun`` every process runs its own envs and gradients are pooled.
 """
@@ -203,6 +205,20 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
                    help="where the engine simulates: cpu, or cuda[:i] for the engines that run on a GPU")
 
 
+def grade(args: argparse.Namespace) -> None:
+    import sys
+
+    from distillkit.grading.generate import ExerciseError
+    from distillkit.grading.grade import GradingError, main as run
+
+    try:
+        code = run(args.exercise, args.submission, args.out, args.cell_timeout)
+    except (GradingError, ExerciseError) as err:
+        print(f"distillkit grade: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    raise SystemExit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="distillkit", description="Privileged-information distillation course kit")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -283,6 +299,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True)
     add_engine_options(p)
     p.set_defaults(run=export)
+
+    p = commands.add_parser("grade", help="grade a learner's exercise notebook, or a folder of them into a CSV")
+    p.add_argument("exercise", help="the shipped exercise, e.g. exercises/02_gae_timeouts.ipynb")
+    p.add_argument("submission", help="a learner's notebook, or a folder of <student>.ipynb / <student>/<exercise>")
+    p.add_argument("--out", help="CSV path in class mode (default: <folder>/grades_<exercise>.csv)")
+    p.add_argument("--cell-timeout", type=int, default=600, help="seconds per cell")
+    p.set_defaults(run=grade)
 
     args = parser.parse_args(argv)
     if getattr(args, "engine", None) == "mujoco" and args.device != "cpu":

@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
     add_engine_options(p)
     p.set_defaults(run=evaluate)
 
-    p = commands.add_parser("export", help="ONNX and TorchScript of an MLP student, inputs named by student fields")
+    p = commands.add_parser("export", help="ONNX and TorchScript of an MLP or GRU student, inputs named by student fields")
     p.add_argument("--task", required=True, choices=list(TASKS))
     p.add_argument("--student", required=True)
     p.add_argument("--out", required=True)

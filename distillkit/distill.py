@@ -140,18 +140,25 @@ class GRUStudent(nn.Module):
             outputs.append(out[0])
         return self.head(torch.stack(outputs)), torch.stack(before)
 
+    def step(self, obs: dict[str, torch.Tensor], hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step as a pure function: (action, next hidden) from the fields and the (N, hidden)
+        memory. The exported graph is this function."""
+        out, h = self.gru(self.input(obs).unsqueeze(0), hidden.unsqueeze(0))
+        return self.head(out[0]), h[0]
+
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        x = self.input(obs).unsqueeze(0)
-        if self._hidden is None or self._hidden.shape[1] != x.shape[1]:
-            self._hidden = torch.zeros(1, x.shape[1], self.hidden_size)
-        out, self._hidden = self.gru(x, self._hidden)
-        return self.head(out[0])
+        """One step in closed loop, carrying the memory; call :meth:`reset` at episode starts."""
+        n = next(iter(obs.values())).shape[0]
+        if self._hidden is None or self._hidden.shape[0] != n:
+            self._hidden = torch.zeros(n, self.hidden_size)
+        action, self._hidden = self.step(obs, self._hidden)
+        return action
 
     def reset(self, done: torch.Tensor | None = None) -> None:
         if self._hidden is None or done is None:
             self._hidden = None
         else:
-            self._hidden[:, done] = 0.0
+            self._hidden[done] = 0.0
 
 
 def fit(student: nn.Module, data: list[tuple[Rollouts, torch.Tensor]], grad_steps: int, *, lr: float = 1e-3,

@@ -2,8 +2,13 @@
 
 The exported graph takes one input per student field, named after it, in the schema's order,
 with the observation normaliser baked in, and returns the action. A robot-side loader checks
-the names and shapes before the first call. Students with closed-loop state (stacked history,
-GRU) keep it outside the graph and are not exported here; export an MLP student.
+the names and shapes before the first call.
+
+A recurrent (GRU) student is exported as one step of its recurrence: one more input,
+``student_memory`` (batch, hidden), and one more output, ``student_memory_out``, which the robot
+feeds back on the next call (zeros at an episode start). The memory is not an observation: it is
+the student's own output, so the graph still reads nothing but student fields. Stacked-history
+students keep a buffer of past fields outside any graph and are not exported.
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ from torch import nn
 from distillkit.schema import ObservationSchema
 
 
-OUTPUT = "student_action"   # the graph's output; no student field may carry this name
+OUTPUT = "student_action"          # the graph's output; no student field may carry these names
+MEMORY = "student_memory"          # a recurrent student's memory in, and out:
+MEMORY_OUT = "student_memory_out"
+RESERVED = (OUTPUT, MEMORY, MEMORY_OUT)
 
 
 class ExportError(ValueError):
@@ -26,21 +34,29 @@ class ExportError(ValueError):
 
 
 class NamedInputStudent(nn.Module):
-    """The student as a function of positional tensors, one per student field, in schema order."""
+    """The student as a function of positional tensors, one per student field, in schema order
+    (then the memory, for a recurrent student)."""
 
     def __init__(self, student: nn.Module):
         super().__init__()
-        if getattr(student, "recurrent", False) or getattr(student, "history", 1) != 1:
-            raise ExportError("only stateless students (an MLP on the current student fields) can be exported")
+        if getattr(student, "history", 1) != 1:
+            raise ExportError("a stacked-history student keeps past fields outside the graph: export an MLP "
+                              "or a GRU student")
         self.student = student
+        self.recurrent = getattr(student, "recurrent", False)
         self.names = list(student.input.names)
+        self.input_names = self.names + ([MEMORY] if self.recurrent else [])
+        self.output_names = [OUTPUT] + ([MEMORY_OUT] if self.recurrent else [])
 
-    def forward(self, *fields: torch.Tensor) -> torch.Tensor:
-        return self.student(dict(zip(self.names, fields)))
+    def forward(self, *inputs: torch.Tensor):
+        if not self.recurrent:
+            return self.student(dict(zip(self.names, inputs)))
+        *fields, memory = inputs
+        return self.student.step(dict(zip(self.names, fields)), memory)
 
-
-def example_inputs(schema: ObservationSchema, batch: int = 1) -> tuple[torch.Tensor, ...]:
-    return tuple(torch.zeros(batch, *schema.field(n).obs_shape) for n in schema.group("student"))
+    def example_inputs(self, schema: ObservationSchema, batch: int = 1) -> tuple[torch.Tensor, ...]:
+        fields = tuple(torch.zeros(batch, *schema.field(n).obs_shape) for n in self.names)
+        return fields + ((torch.zeros(batch, self.student.hidden_size),) if self.recurrent else ())
 
 
 def export_onnx(student: nn.Module, schema: ObservationSchema, path: str | os.PathLike) -> Path:
@@ -48,12 +64,14 @@ def export_onnx(student: nn.Module, schema: ObservationSchema, path: str | os.Pa
     names = model.names
     if names != list(schema.group("student")):
         raise ExportError(f"student reads {names}, the schema's student group is {list(schema.group('student'))}")
-    if OUTPUT in names:
-        raise ExportError(f"a student field is named {OUTPUT!r}, the exported graph's output name")
+    clash = sorted(set(names) & set(RESERVED))
+    if clash:
+        raise ExportError(f"student fields {clash} carry names the exported graph reserves ({RESERVED})")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(model, example_inputs(schema), str(path), input_names=names, output_names=[OUTPUT],
-                      dynamic_axes={**{n: {0: "batch"} for n in names}, OUTPUT: {0: "batch"}}, dynamo=False)
+    torch.onnx.export(model, model.example_inputs(schema), str(path), input_names=model.input_names,
+                      output_names=model.output_names,
+                      dynamic_axes={n: {0: "batch"} for n in model.input_names + model.output_names}, dynamo=False)
     return path
 
 
@@ -61,7 +79,7 @@ def export_torchscript(student: nn.Module, schema: ObservationSchema, path: str 
     model = NamedInputStudent(student).eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    traced = torch.jit.trace(model, example_inputs(schema))
+    traced = torch.jit.trace(model, model.example_inputs(schema))
     traced.save(str(path))
     return path
 
@@ -74,11 +92,18 @@ class OnnxStudent:
 
         self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         self.schema = schema
-        self.names = [i.name for i in self.session.get_inputs()]
+        inputs = [i.name for i in self.session.get_inputs()]
+        self.recurrent = inputs[-1:] == [MEMORY]
+        self.names = inputs[:-1] if self.recurrent else inputs
         expected = list(schema.group("student"))
         if self.names != expected:
-            raise ExportError(f"{path}: inputs are {self.names}, the student fields are {expected}")
+            raise ExportError(f"{path}: inputs are {inputs}, the student fields are {expected}"
+                              + (f" (+ {MEMORY!r} if recurrent)" if not self.recurrent else f" + {MEMORY!r}"))
+        self.memory: np.ndarray | None = None
         for i in self.session.get_inputs():
+            if i.name == MEMORY:
+                self.memory_size = i.shape[1]
+                continue
             want = list(schema.field(i.name).obs_shape)
             if list(i.shape[1:]) != want:
                 raise ExportError(f"{path}: input {i.name!r} has shape {i.shape}, field needs (batch, *{want})")
@@ -96,4 +121,17 @@ class OnnxStudent:
                 raise ExportError(f"field {n!r}: expected shape (batch, *{self.schema.field(n).obs_shape}), "
                                   f"got {value.shape}")
             feeds[n] = value
-        return torch.from_numpy(self.session.run([OUTPUT], feeds)[0])
+        if not self.recurrent:
+            return torch.from_numpy(self.session.run([OUTPUT], feeds)[0])
+        batch = len(next(iter(feeds.values())))
+        if self.memory is None or len(self.memory) != batch:
+            self.memory = np.zeros((batch, self.memory_size), dtype=np.float32)
+        action, self.memory = self.session.run([OUTPUT, MEMORY_OUT], {**feeds, MEMORY: self.memory})
+        return torch.from_numpy(action)
+
+    def reset(self, done: torch.Tensor | None = None) -> None:
+        """Forget the memory of worlds ``done`` (all if None): they start a new episode."""
+        if self.memory is None or done is None:
+            self.memory = None
+        else:
+            self.memory[np.asarray(done)] = 0.0

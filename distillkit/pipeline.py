@@ -82,14 +82,14 @@ def load_student(folder: str | Path, env, *, allow_mismatch: bool = False):
 def evaluate(task: str, teacher_folder: str | Path, student_folder: str | Path, out: str | Path, *,
              seeds: int = 4, num_envs: int = 32, export: bool = True, engine: str = "mujoco",
              device: str = "cpu") -> pd.DataFrame:
-    """The evaluation artifact of a student (and ONNX export + its name check, for MLP students),
+    """The evaluation artifact of a student (and ONNX export + its name check, for MLP and GRU students),
     on ``engine``: teacher and student must have been made on it."""
     env = make_env(task, 1, engine=engine, device=device)
     teacher, teacher_manifest, _ = load_actor(teacher_folder, env)
     student, manifest = load_student(student_folder, env)
     out = Path(out)
     export_path = None
-    if export and manifest["architecture"] == "mlp":
+    if export and manifest["architecture"] in ("mlp", "gru"):
         from distillkit.export import export_onnx
 
         export_path = export_onnx(student, env.schema, out / "student.onnx")

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from distillkit.distill import Student
+from distillkit.distill import GRUStudent, Student
 from distillkit.envs import make_env
-from distillkit.export import ExportError, OnnxStudent, export_onnx, export_torchscript
+from distillkit.export import MEMORY, ExportError, OnnxStudent, export_onnx, export_torchscript
 from distillkit.leakage import (
     LeakageError, StudentOnly, counterfactual_probe, export_check, poison_test, schema_check,
 )
@@ -76,6 +76,34 @@ def test_export_check_and_onnx_matches_torch(tmp_path):
         export_onnx(leaky, schema, tmp_path / "leaky.onnx")
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")            # nn.GRU's own shape checks
+@pytest.mark.filterwarnings("ignore:Exporting a model to ONNX with a batch_size")  # our h0 is an input
+def test_recurrent_student_exports_one_step_with_its_memory(tmp_path):
+    """A GRU student's graph: student fields + its memory in, action + next memory out; deployed
+    in closed loop (memory fed back, reset at episode starts) it acts as the torch student."""
+    env = make_env("walker_rough", 4)
+    torch.manual_seed(0)
+    student = GRUStudent(env.schema, env.action_dim, hidden_size=16).eval()
+    obs = env.reset(seed=0)
+    student.input.normalizer.update(student.input.flat(obs))
+    path = export_onnx(student, env.schema, tmp_path / "gru.onnx")
+    assert export_check(path, env.schema)["passed"]
+    deployed = OnnxStudent(path, env.schema)
+    assert deployed.recurrent and deployed.names == list(env.schema.group("student"))
+    student.reset()
+    for _ in range(30):
+        action = student(obs)
+        assert torch.allclose(deployed(StudentOnly.deployable(obs, env.schema)), action, atol=1e-5)
+        result = env.step(action)
+        obs = result.obs
+        student.reset(result.done)
+        deployed.reset(result.done)
+    traced = torch.jit.load(export_torchscript(student, env.schema, tmp_path / "gru.pt"))
+    memory = torch.zeros(4, 16)
+    assert torch.allclose(traced(*[obs[n] for n in env.schema.group("student")], memory)[0],
+                          student.step(obs, memory)[0], atol=1e-5)
+
+
 def test_export_check_catches_a_graph_with_privileged_inputs(tmp_path):
     schema, _, leaky = students("cartpole")
     names = list(leaky.input.names)
@@ -89,6 +117,11 @@ def test_export_check_catches_a_graph_with_privileged_inputs(tmp_path):
     torch.onnx.export(Named(), example, str(tmp_path / "leaky.onnx"), input_names=names, output_names=["out"], dynamo=False)
     result = export_check(tmp_path / "leaky.onnx", schema)
     assert not result["passed"] and "joint_vel_rel" in result["detail"]
+    # a memory input does not excuse a privileged one
+    memory_graph = tmp_path / "leaky_memory.onnx"
+    torch.onnx.export(Named(), example, str(memory_graph), input_names=names[:-1] + [MEMORY], output_names=["out"],
+                      dynamo=False)
+    assert not export_check(memory_graph, schema)["passed"]
     with pytest.raises(ExportError, match="inputs are .*joint_vel_rel"):
         OnnxStudent(tmp_path / "leaky.onnx", schema)
 

@@ -1,0 +1,191 @@
+"""distillkit's DAgger against rsl_rl's DistillationRunner: same env, same teacher, same env steps.
+
+Both distil the shipped teacher (``distillkit/checkpoints/<task>_teacher``) into an MLP student of
+the same size on the ``student`` group, for the same number of env steps and worlds:
+
+- **distillkit**: DAgger with beta = 1(i = 1) (the teacher drives the first round, the student
+  every later one), the teacher relabels every visited state, data aggregated, invalid steps
+  masked, ``grad_steps`` Adam steps per round;
+- **rsl_rl**: ``DistillationRunner`` (the student acts with its own Gaussian noise, the teacher
+  labels, the buffer is cleared after each update, nothing masked), with Isaac Lab's distillation
+  settings (num_steps_per_env 120, 2 epochs, gradient_length 15, lr 1e-3, student init_std 0.1).
+  rsl_rl's teacher is distillkit's trained actor behind rsl_rl's model interface
+  (:class:`TeacherForRslRl`), reading the flat ``teacher`` group, so both label with the same
+  network; the student reads only the ``student`` group (``checked_obs_groups`` enforces it).
+
+Reported per task: student-training env-steps/s (collection, labelling and updates, no
+evaluation) and the ratio distillkit / rsl_rl; each student's return alone on the same held-out
+seeds, beside the teacher's.
+
+    python bench/distill_vs_rsl_rl.py --update-docs
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+from tensordict import TensorDict
+from torch import nn
+
+from distillkit.dagger import dagger
+from distillkit.envs import make_env
+from distillkit.envs.rsl_rl import RslRlVecEnv, checked_obs_groups
+from distillkit.evaluate import evaluate_policy, held_out_seeds
+from distillkit.leakage import StudentOnly
+from distillkit.pipeline import dagger_config, make_student
+from distillkit.results import write_section
+from distillkit.train import load_actor
+
+ROOT = Path(__file__).resolve().parents[1]
+HIDDEN = (256, 128, 64)                     # distillkit's Student default, used for both students
+RSL_STEPS_PER_ENV = 120                     # Isaac Lab's AnymalDFlatDistillationRunnerCfg
+SETTINGS = {  # task: (worlds, DAgger rounds, steps per round, gradient steps per round)
+    "cartpole": (32, 8, 120, 300),          # steps per round: a multiple of rsl_rl's 120, so both see
+    "walker_rough": (32, 8, 240, 500),      # exactly the same number of env steps
+}
+
+
+class TeacherForRslRl(nn.Module):
+    """A trained distillkit :class:`~distillkit.models.Actor` behind rsl_rl's model interface:
+    its mean action on the flat ``teacher`` group of rsl_rl's TensorDict (the same vector
+    ``schema.flatten(obs, "teacher")`` that the actor's own input layer builds)."""
+
+    def __init__(self, actor: nn.Module):
+        super().__init__()
+        self.actor = actor
+
+    def forward(self, obs: TensorDict, **_) -> torch.Tensor:
+        return self.actor.mlp(self.actor.input.normalizer(obs["teacher"]))
+
+    def reset(self, dones=None, hidden_state=None) -> None:       # feed-forward: nothing to reset
+        pass
+
+    def get_hidden_state(self):
+        return None
+
+
+def teacher_folder(task: str) -> Path:
+    return ROOT / "distillkit" / "checkpoints" / f"{task}_teacher"
+
+
+def distillkit_configs(task: str) -> dict:
+    """distillkit's DAgger as the course runs it, and distillkit set up like rsl_rl's runner (the
+    student acts from the start, no aggregation, 2 epochs x 120/15 = 16 gradient steps per 120
+    env steps): the second row separates the cost of the code from the cost of the method."""
+    n, rounds, steps, grad_steps = SETTINGS[task]
+    iterations = rounds * steps // RSL_STEPS_PER_ENV
+    return {"distillkit DAgger": dagger_config(rounds=rounds, steps_per_round=steps, schedule="first",
+                                               grad_steps=grad_steps),
+            "distillkit, rsl_rl's configuration": dagger_config(
+                rounds=iterations, steps_per_round=RSL_STEPS_PER_ENV, schedule="student", aggregate=False,
+                grad_steps=2 * RSL_STEPS_PER_ENV // 15, batch_worlds=n, chunk=15)}
+
+
+def run_distillkit(task: str, config, seed: int):
+    n = SETTINGS[task][0]
+    env = make_env(task, n)
+    teacher, _, _ = load_actor(teacher_folder(task), env)
+    torch.manual_seed(seed)
+    student = make_student("mlp", env.schema, env.action_dim)
+    start = time.perf_counter()
+    dagger(env, lambda o: teacher(o), student, config, seed=seed)
+    seconds = time.perf_counter() - start
+    schema = env.schema
+    env.close()
+    return config.rounds * config.steps_per_round * n, seconds, StudentOnly(student.eval(), schema)
+
+
+def run_rsl_rl(task: str, seed: int):
+    from rsl_rl.runners import DistillationRunner
+
+    n, rounds, steps, _ = SETTINGS[task]
+    env_steps = rounds * steps * n
+    iterations = env_steps // (RSL_STEPS_PER_ENV * n)
+    torch.manual_seed(seed)
+    env = make_env(task, n)
+    teacher, _, _ = load_actor(teacher_folder(task), env)
+    vec = RslRlVecEnv(env, seed=seed)
+    config = {
+        "num_steps_per_env": RSL_STEPS_PER_ENV, "save_interval": 10_000, "multi_gpu": None,
+        "obs_groups": checked_obs_groups({"student": ["student"], "teacher": ["teacher"]}, "Distillation"),
+        "algorithm": {"class_name": "Distillation", "num_learning_epochs": 2, "learning_rate": 1e-3,
+                      "gradient_length": 15},
+        "student": {"class_name": "MLPModel", "hidden_dims": list(HIDDEN), "activation": "elu",
+                    "obs_normalization": True,
+                    "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": 0.1}},
+        "teacher": {"class_name": "MLPModel", "hidden_dims": list(HIDDEN), "activation": "elu",
+                    "obs_normalization": False},
+    }
+    runner = DistillationRunner(vec, config, log_dir=None, device="cpu")
+    runner.alg.teacher = runner.alg._raw_teacher = TeacherForRslRl(teacher).eval()
+    runner.alg.teacher_loaded = True
+    start = time.perf_counter()
+    runner.learn(iterations)
+    seconds = time.perf_counter() - start
+    policy = runner.get_inference_policy(device="cpu")
+    schema = env.schema
+    env.close()
+
+    def student(obs):                       # rsl_rl's student sees a TensorDict holding the student group only
+        return policy(TensorDict({"student": schema.flatten(obs, "student")}, batch_size=[next(iter(obs.values())).shape[0]]))
+    return iterations * RSL_STEPS_PER_ENV * n, seconds, student
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tasks", nargs="+", default=list(SETTINGS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-seeds", type=int, default=2)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "distill_vs_rsl_rl.json"))
+    parser.add_argument("--update-docs", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    rows = []
+    for task in args.tasks:
+        seeds = held_out_seeds(args.eval_seeds)
+        schema = make_env(task, 1).schema
+        deployable = lambda o: StudentOnly.deployable(o, schema)
+        teacher, _, _ = load_actor(teacher_folder(task), make_env(task, 1))
+        teacher_return = evaluate_policy(lambda o: teacher(o), task, seeds, num_envs=32)["return"].mean()
+        rsl_steps, rsl_seconds, theirs = run_rsl_rl(task, args.seed)
+        rsl_return = evaluate_policy(theirs, task, seeds, num_envs=32, observe=deployable)["return"]
+        for name, config in distillkit_configs(task).items():
+            steps, seconds, ours = run_distillkit(task, config, args.seed)
+            assert steps == rsl_steps, f"{name}: {steps} env steps, rsl_rl {rsl_steps}: the comparison needs equal steps"
+            ours_return = evaluate_policy(ours, task, seeds, num_envs=32, observe=deployable)["return"]
+            rows.append({"task": task, "distillkit": name, "num_envs": SETTINGS[task][0], "env_steps": steps,
+                         "distillkit_steps_per_s": steps / seconds, "rsl_rl_steps_per_s": rsl_steps / rsl_seconds,
+                         "speed_ratio": (steps / seconds) / (rsl_steps / rsl_seconds),
+                         "teacher_return": float(teacher_return),
+                         "distillkit_return": float(ours_return.mean()), "distillkit_return_std": float(ours_return.std()),
+                         "rsl_rl_return": float(rsl_return.mean()), "rsl_rl_return_std": float(rsl_return.std())})
+            print(json.dumps(rows[-1]), flush=True)
+    result = {"command": "python bench/distill_vs_rsl_rl.py --update-docs", "date": datetime.date.today().isoformat(),
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+              "torch_threads": 1, "rows": rows}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    if args.update_docs:
+        lines = [f"Measured {result['date']} on {result['machine']}, one torch thread. "
+                 f"Command: `{result['command']}`. Returns: mean ± std over episodes on "
+                 f"{args.eval_seeds} held-out seeds × 32 episodes, the student alone.", "",
+                 "| task | distillkit run | worlds | env steps | distillkit env-steps/s | rsl_rl env-steps/s | ratio | "
+                 "teacher return | distillkit student | rsl_rl student |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            lines.append(f"| {r['task']} | {r['distillkit']} | {r['num_envs']} | {r['env_steps']:,} | "
+                         f"{r['distillkit_steps_per_s']:,.0f} | {r['rsl_rl_steps_per_s']:,.0f} | **{r['speed_ratio']:.2f}** | "
+                         f"{r['teacher_return']:.1f} | {r['distillkit_return']:.1f} ± {r['distillkit_return_std']:.1f} | "
+                         f"{r['rsl_rl_return']:.1f} ± {r['rsl_rl_return_std']:.1f} |")
+        write_section("distill_vs_rsl_rl", "\n".join(lines), ROOT / "docs" / "benchmarks.md")
+
+
+if __name__ == "__main__":
+    main()

@@ -88,10 +88,20 @@ def render_rollout(policy: Callable, task: str, seed: int, *, seconds: float = 5
     return np.stack(frames), 1.0 / (every * env.spec.control_dt)
 
 
-def to_mp4(frames: np.ndarray, fps: float) -> bytes:
-    """H.264 bytes of ``frames``, e.g. for ``ipywidgets.Video(value=..., format="mp4")``."""
+def _mediapy():
+    """mediapy, pointed at the ffmpeg binary that the imageio-ffmpeg wheel brings."""
     import imageio_ffmpeg
     import mediapy
 
     mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())
-    return mediapy.compress_video(frames, fps=fps)
+    return mediapy
+
+
+def to_mp4(frames: np.ndarray, fps: float) -> bytes:
+    """H.264 bytes of ``frames``, e.g. for ``ipywidgets.Video(value=..., format="mp4")``."""
+    return _mediapy().compress_video(frames, fps=fps)
+
+
+def show_video(frames: np.ndarray, fps: float, title: str | None = None) -> None:
+    """Show ``frames`` in a notebook (an HTML5 video)."""
+    _mediapy().show_video(frames, fps=fps, title=title)

@@ -150,10 +150,9 @@ class PrivilegedFieldPanel(widgets.VBox):
                 trace.append(float(trace_of(obs)[0]))
             return observe(obs)
 
-        engine = {} if self.engine == "mujoco" else {"engine": self.engine}
         with torch.no_grad():
             episodes = evaluate_policy(policy, self.task, [self.seed], num_envs=self.num_envs, observe=record,
-                                       **engine)
+                                       engine=self.engine)
         length0 = int(episodes.loc[episodes.world == 0, "length"].iloc[0])
         result = {"policy": who, "label": label, "return": float(episodes["return"].mean()),
                   "fall_rate": float(episodes["fell"].mean()), "trace": trace[:length0], "trace_label": trace_label}

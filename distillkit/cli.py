@@ -67,8 +67,10 @@ def demo(args: argparse.Namespace) -> None:
               f"{len(returns)} episodes ended ({falls} falls, {timeouts} time-outs), "
               f"mean return {mean_return}")
         threads = f"{env.nthread} C threads; " if hasattr(env, "nthread") else ""
+        bench = {"mujoco": "`python bench/env_throughput.py` compares with the C limit",
+                 "mujoco_warp": "`python bench/warp_throughput.py` compares with raw mujoco_warp"}.get(args.engine, "")
         print(f"Throughput: {args.steps * env.num_envs / elapsed:,.0f} env-steps/s on {spec.engine} "
-              f"({threads}`python bench/env_throughput.py` compares with the C limit)")
+              f"({threads}{bench})")
         if args.skip_pipeline:
             continue
         if args.engine != "mujoco":

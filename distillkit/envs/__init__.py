@@ -4,7 +4,7 @@ from distillkit.envs.base import VALIDITY_SIGNALS, ActionError, BatchedEnv, Step
 
 
 #: Engine names ``make_env`` (and the CLI's ``--engine``) accept.
-ENGINES = ("mujoco", "isaaclab")
+ENGINES = ("mujoco", "mujoco_warp", "isaaclab")
 
 
 def make_env(task: str = "cartpole", num_envs: int = 64, engine: str = "mujoco", **kwargs) -> BatchedEnv:
@@ -13,6 +13,10 @@ def make_env(task: str = "cartpole", num_envs: int = 64, engine: str = "mujoco",
         from distillkit.envs.mujoco_cpu import MujocoEnv
 
         return MujocoEnv(task, num_envs, **kwargs)
+    if engine == "mujoco_warp":
+        from distillkit.envs.mujoco_warp import MujocoWarpEnv
+
+        return MujocoWarpEnv(task, num_envs, **kwargs)
     if engine == "isaaclab":
         # Isaac Lab 3.0 kit-less (Newton physics); offline it runs on generated assets (distillkit.assets).
         from distillkit.envs.isaaclab import IsaacLabEnv

@@ -1,0 +1,147 @@
+"""Env-steps/s of the MuJoCo Warp engine against raw ``mujoco_warp.step``, measured in the same run.
+
+For each task, the distillkit env (``engine="mujoco_warp"``) steps N worlds under uniform random
+actions in [-0.3, 0.3] (frequent falls, so resets are part of the cost). The **raw** figure then
+steps the same Warp model and data (same worlds, per-world parameters and terrain) for the same
+number of physics steps with no Python between them: ``frame_skip`` calls of
+``mujoco_warp.step`` per control step (captured in one CUDA graph on a GPU, as the env does),
+controls held, no resets, no observations. The ratio env / raw is what the env adds: the task's
+numpy observations, rewards and resets on the host, the host <-> device copies, noise, history
+and the torch hand-over.
+
+    python bench/warp_throughput.py                                   # Warp CPU device, 8 worlds
+    python bench/warp_throughput.py --device cuda --worlds 4096 --out bench/out/warp_throughput_cuda.json
+
+On the CPU keep the worlds few: each world-step costs ~130-190 us there (NOTES §4). The first
+run compiles Warp's kernels (10-30 s on the CPU, more for CUDA), cached afterwards; the build
+time is reported separately and not counted in either rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import warp as wp
+
+from distillkit.envs.mujoco_warp import MujocoWarpEnv, mjw
+
+ROOT = Path(__file__).resolve().parents[1]
+ACTION_SCALE = 0.3
+
+
+def run_env(env: MujocoWarpEnv, steps: int, seed: int = 0) -> tuple[float, float, int]:
+    """Seconds for ``steps`` env steps, of which seconds inside the physics, and resets."""
+    rng = np.random.default_rng(seed)
+    actions = torch.as_tensor(rng.uniform(-ACTION_SCALE, ACTION_SCALE, (steps, env.num_envs, env.action_dim)),
+                              dtype=torch.float32)
+    physics = 0.0
+    inner = env._run_physics
+
+    def timed_physics():
+        nonlocal physics
+        start = time.perf_counter()
+        inner()
+        wp.synchronize_device(env.wp_device)
+        physics += time.perf_counter() - start
+
+    env._run_physics = timed_physics
+    resets = 0
+    start = time.perf_counter()
+    for t in range(steps):
+        resets += int(env.step(actions[t]).done.sum())
+    elapsed = time.perf_counter() - start
+    env._run_physics = inner
+    return elapsed, physics, resets
+
+
+def run_raw(env: MujocoWarpEnv, steps: int, repeats: int = 3) -> float:
+    """Best-of-``repeats`` seconds for ``steps * frame_skip`` bare ``mujoco_warp.step`` calls."""
+    m, d = env.wp_model, env.wp_data
+    graph = None
+    with wp.ScopedDevice(env.wp_device):
+        if env.wp_device.is_cuda:
+            with wp.ScopedCapture() as capture:
+                for _ in range(env.frame_skip):
+                    mjw.step(m, d)
+            graph = capture.graph
+        best = float("inf")
+        for _ in range(repeats):
+            wp.synchronize_device(env.wp_device)
+            start = time.perf_counter()
+            for _ in range(steps):
+                if graph is not None:
+                    wp.capture_launch(graph)
+                else:
+                    for _ in range(env.frame_skip):
+                        mjw.step(m, d)
+            wp.synchronize_device(env.wp_device)
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+def measure(task: str, worlds: int, device: str, steps: int) -> dict:
+    start = time.perf_counter()
+    env = MujocoWarpEnv(task, worlds, device=device)
+    env.reset(seed=0)
+    env.step(torch.zeros(worlds, env.action_dim))          # compiles (or loads) kernels, captures the graph
+    build = time.perf_counter() - start
+    run_env(env, min(steps, 5), seed=1)                    # warm-up
+    elapsed, physics, resets = run_env(env, steps)
+    raw = run_raw(env, steps)
+    env.close()
+    return {
+        "task": task, "worlds": worlds, "device": device, "control_steps": steps,
+        "env_steps_per_s": worlds * steps / elapsed,
+        "raw_env_steps_per_s": worlds * steps / raw,
+        "ratio_env_to_raw": raw / elapsed,
+        "physics_share_of_env_step": physics / elapsed,
+        "resets_per_1000_env_steps": 1000 * resets / (worlds * steps),
+        "build_and_first_step_s": build,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu", help="Warp device: cpu or cuda[:i]")
+    parser.add_argument("--worlds", type=int, default=8)
+    parser.add_argument("--tasks", nargs="+", default=["walker_rough", "cartpole"])
+    parser.add_argument("--steps", type=int, default=30, help="control steps per measurement")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "warp_throughput.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    rows = []
+    for task in args.tasks:
+        rows.append(measure(task, args.worlds, args.device, args.steps))
+        r = rows[-1]
+        print(f"{task:13s} N={args.worlds:5d} {args.device}: env {r['env_steps_per_s']:10,.0f}/s  "
+              f"raw mujoco_warp {r['raw_env_steps_per_s']:10,.0f}/s  ratio {r['ratio_env_to_raw']:.3f}  "
+              f"(physics {r['physics_share_of_env_step']:.0%} of an env step; build {r['build_and_first_step_s']:.1f} s)",
+              flush=True)
+    device = wp.get_device(args.device)
+    result = {
+        "command": "python bench/warp_throughput.py " + " ".join(
+            f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in vars(args).items() if k != "out"),
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "device": device.name if device.is_cuda else "Warp CPU device",
+        "mujoco_warp": mjw.__version__, "warp": wp.__version__, "torch_threads": 1,
+        "throughput": rows,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

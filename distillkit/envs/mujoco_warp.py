@@ -113,8 +113,8 @@ class MujocoWarpEnv(BatchedEnv):
         if nhfield:
             batched["geom_dataid"] = num_envs
         with wp.ScopedDevice(self.wp_device), warnings.catch_warnings():
-            # Capsule-heightfield pairs get one contact per heightfield prism, as in the C library
-            # (whose multi-contact CCD is off by default); Warp warns that it cannot do more.
+            # Warp warns that capsule-heightfield pairs get no multi-contact CCD; how its
+            # heightfield contacts differ from the C library's is measured in tests/test_mujoco_warp.py.
             warnings.filterwarnings("ignore", message="MULTICCD is enabled")
             self.wp_model = mjw.put_model(m, batch_sizes=batched)
             self.wp_data = mjw.make_data(m, nworld=num_envs, nconmax=nconmax, njmax=njmax)
@@ -132,6 +132,7 @@ class MujocoWarpEnv(BatchedEnv):
             terrain_geoms = np.flatnonzero(m.geom_type == mujoco.mjtGeom.mjGEOM_HFIELD)
             for g in terrain_geoms:   # world i's heightfield geoms use world i's copies
                 dataid[:, g] = torch.as_tensor(self._hfield_of_world[:, m.geom_dataid[g]], device=dataid.device)
+            self._torch_wrote()
 
         # Host copies: the physics state the task reads (float64, like the C engine's) and the
         # per-world parameters the task writes, uploaded for the worlds it changed.
@@ -144,7 +145,7 @@ class MujocoWarpEnv(BatchedEnv):
             self._params["hfield_data"] = self._dev["hfield_data"].cpu().numpy().copy()
         self.world_models = [WorldModel({k: v[i] for k, v in self._params.items()}) for i in range(num_envs)]
         self._zero_ctrl = self.task.ctrl(np.zeros((1, self.action_dim)))[0]
-        self._graph = None
+        self._graphs: dict[str, wp.Graph] = {}
         self.rng = np.random.default_rng(0)
 
     def _make_spec(self):
@@ -164,7 +165,11 @@ class MujocoWarpEnv(BatchedEnv):
             target = self._dev[name]
             rows = torch.as_tensor(ids, device=target.device)
             target[rows] = torch.from_numpy(source[name][ids]).to(target.device, target.dtype)
-        if self.wp_device.is_cuda:       # torch wrote on its stream; Warp launches on its own
+        self._torch_wrote()
+
+    def _torch_wrote(self) -> None:
+        """Torch writes on its CUDA stream, Warp launches on its own: wait for torch's writes."""
+        if self.wp_device.is_cuda:
             torch.cuda.synchronize(self.wp_device.ordinal)
 
     def _download(self) -> None:
@@ -172,22 +177,31 @@ class MujocoWarpEnv(BatchedEnv):
         for name in ("qpos", "qvel", "sensordata"):
             getattr(self, name)[:] = self._dev[name].cpu().numpy()
 
-    def _substeps(self) -> None:
+    def _launch(self, name: str, work) -> None:
+        """Run ``work`` (Warp launches only) on the physics device. On a GPU it is captured once
+        into a CUDA graph and replayed, which removes the cost of launching each kernel."""
+        with wp.ScopedDevice(self.wp_device):
+            if not self.wp_device.is_cuda:
+                work()
+                return
+            if name not in self._graphs:
+                with wp.ScopedCapture() as capture:
+                    work()
+                self._graphs[name] = capture.graph
+            wp.capture_launch(self._graphs[name])
+
+    def _cold_steps(self) -> None:
+        self.wp_data.qacc_warmstart.zero_()
         for _ in range(self.frame_skip):
             mjw.step(self.wp_model, self.wp_data)
 
+    def _cold_forward(self) -> None:
+        self.wp_data.qacc_warmstart.zero_()
+        mjw.forward(self.wp_model, self.wp_data)
+
     def _run_physics(self) -> None:
         """``frame_skip`` physics steps of every world, from a cold solver warm-start."""
-        self.wp_data.qacc_warmstart.zero_()
-        with wp.ScopedDevice(self.wp_device):
-            if not self.wp_device.is_cuda:
-                self._substeps()
-            else:
-                if self._graph is None:           # a CUDA graph removes the per-kernel launch cost
-                    with wp.ScopedCapture() as capture:
-                        self._substeps()
-                    self._graph = capture.graph
-                wp.capture_launch(self._graph)
+        self._launch("steps", self._cold_steps)
         self._check_overflow()
 
     def _check_overflow(self) -> None:
@@ -218,17 +232,14 @@ class MujocoWarpEnv(BatchedEnv):
         all worlds; the others keep the sensor values their last step produced."""
         ctrl = np.repeat(self._zero_ctrl[None], self.num_envs, axis=0)
         self._upload(("ctrl",), ids, {"ctrl": ctrl})
-        self.wp_data.qacc_warmstart.zero_()
-        with wp.ScopedDevice(self.wp_device):
-            mjw.forward(self.wp_model, self.wp_data)
+        self._launch("forward", self._cold_forward)
         wp.synchronize_device(self.wp_device)
         fresh = self._dev["sensordata"]
         self.sensordata[ids] = fresh[torch.as_tensor(ids, device=fresh.device)].cpu().numpy()
 
     def _advance(self, actions: np.ndarray):
         self._dev["ctrl"][:] = torch.from_numpy(self.task.ctrl(actions)).to(self._dev["ctrl"].device, torch.float32)
-        if self.wp_device.is_cuda:
-            torch.cuda.synchronize(self.wp_device.ordinal)
+        self._torch_wrote()
         self._run_physics()
         self._download()
         return self.task.evaluate(self.physics(), actions, self.last_actions)

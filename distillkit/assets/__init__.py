@@ -76,11 +76,11 @@ def use_isaac_assets(source: str | None = None) -> tuple[str, str]:
     Returns ``(source, root)``; ``source`` is ``generated``, ``stock`` or ``user``. Call it before
     anything imports ``isaaclab``; later calls return the first decision."""
     global _chosen
-    if _chosen is not None:
-        return _chosen
     source = source or os.environ.get("DISTILLKIT_ISAAC_ASSETS", "auto")
     if source not in SOURCES:
         raise ValueError(f"DISTILLKIT_ISAAC_ASSETS must be one of {SOURCES}, got {source!r}")
+    if _chosen is not None:
+        return _chosen
     user_root = os.environ.get("ISAACSIM_ASSET_ROOT")
     if user_root:
         _chosen = ("user", user_root)

@@ -48,7 +48,8 @@ import gymnasium as gym  # noqa: E402
 import isaaclab  # noqa: E402
 import isaaclab.envs.mdp as mdp  # noqa: E402
 import isaaclab_tasks  # noqa: E402,F401  (registers the gym ids)
-from isaaclab.managers import EventTermCfg, ObservationGroupCfg, ObservationTermCfg, SceneEntityCfg  # noqa: E402
+from isaaclab.managers import EventTermCfg, ManagerTermBase, ObservationGroupCfg, ObservationTermCfg  # noqa: E402
+from isaaclab.managers import SceneEntityCfg  # noqa: E402
 from isaaclab.managers import TerminationTermCfg  # noqa: E402
 from isaaclab.utils.noise import GaussianNoiseCfg, UniformNoiseCfg  # noqa: E402
 from isaaclab_tasks.utils import parse_env_cfg  # noqa: E402
@@ -70,12 +71,13 @@ def contact_force_norm(env, sensor_cfg: SceneEntityCfg) -> torch.Tensor:
     return forces.norm(dim=-1)
 
 
-class coarse_height_scan:  # noqa: N801 (Isaac Lab's convention for class-based terms)
+class coarse_height_scan(ManagerTermBase):  # noqa: N801 (Isaac Lab's convention for class-based terms)
     """The stock height scan read at a coarser grid: the rays whose (x, y) fall on multiples of
     ``spacing``. A deployable stand-in for a robot's own terrain sensing (with noise added by the
     observation group)."""
 
     def __init__(self, cfg: ObservationTermCfg, env):
+        super().__init__(cfg, env)
         sensor_cfg = env.scene.sensors[cfg.params["sensor_cfg"].name].cfg
         starts, _ = sensor_cfg.pattern_cfg.func(sensor_cfg.pattern_cfg, "cpu")
         sx, sy = cfg.params["spacing"]
@@ -268,6 +270,9 @@ class IsaacLabEnv(BatchedEnv):
         self._gym = gym.make(self.task.isaac_id, cfg=cfg)
         self.env = self._gym.unwrapped
         _live = self
+        # The first reset of a fresh Isaac Lab 3.0 env loses the joint velocities its reset events
+        # write (measured: they read back as zero); from the second on, reset(seed) is repeatable.
+        self.env.reset(seed=0)
 
         self.schema = self._read_schema()
         self.spec = self._read_spec(changes)

@@ -47,8 +47,11 @@ from mujoco_warp._src.types import OverflowType  # noqa: E402
 
 #: Model fields a task may edit per world (see MujocoTask.reset_worlds), each batched per world.
 PER_WORLD_FIELDS = ("body_mass", "body_inertia", "geom_friction")
-#: Overflows that mean contacts or constraints were dropped (iteration limits only cost accuracy).
-CAPACITY_OVERFLOWS = ~(OverflowType.ITERATIONS | OverflowType.LS_ITERATIONS)
+#: Overflows of the space preallocated per world (nconmax, njmax), which drop contacts or
+#: constraints. Not among them: solver iteration limits (they cost accuracy, as in the C library)
+#: and more than 50 contacts between one geom and a heightfield, where the C library stops at the
+#: same number (mjMAXCONPAIR), e.g. a fallen walker's torso lying across the terrain.
+CAPACITY_OVERFLOWS = ~(OverflowType.ITERATIONS | OverflowType.LS_ITERATIONS | OverflowType.HFIELD)
 
 
 class WorldModel:
@@ -117,6 +120,7 @@ class MujocoWarpEnv(BatchedEnv):
             # heightfield contacts differ from the C library's is measured in tests/test_mujoco_warp.py.
             warnings.filterwarnings("ignore", message="MULTICCD is enabled")
             self.wp_model = mjw.put_model(m, batch_sizes=batched)
+            self.wp_model.opt.warn_overflow = False     # no printf from kernels: _check_overflow reports
             self.wp_data = mjw.make_data(m, nworld=num_envs, nconmax=nconmax, njmax=njmax)
         self.nconmax, self.njmax = nconmax, njmax
 

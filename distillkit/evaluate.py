@@ -43,7 +43,7 @@ def engine_feature(env, name: str, purpose: str) -> Callable:
     method = getattr(env, name, None)
     if method is None:
         raise EngineFeatureError(f"engine {env.spec.engine!r} does not support {name}(), needed for {purpose}; "
-                                 f"the 'mujoco' and 'mujoco_warp' engines do")
+                                 f"leave that perturbation out or choose an engine that has it")
     return method
 
 

@@ -50,7 +50,7 @@ step() {  # name, seconds, command...
 }
 
 step isaaclab 170 "$PY" bench/isaaclab_overhead.py --task anymal_rough --num-envs 4096 --device cuda \
-    --steps 100 --repeats 3 --out "$WORK/isaaclab.json"
+    --steps 50 --repeats 5 --out "$WORK/isaaclab.json"
 step mujoco_warp 130 "$PY" bench/warp_throughput.py --device cuda --worlds 4096 --tasks walker_rough \
     --out "$WORK/mujoco_warp.json"
 ppo_code() {  # engine, task: ten PPO iterations at 4096 envs, the metrics table as JSON

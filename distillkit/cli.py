@@ -130,11 +130,15 @@ def train_teacher(args: argparse.Namespace) -> None:
     from distillkit.train import train_teacher as train
 
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if distributed:           # launched by torchrun: one process per CPU core (gloo) or GPU (nccl)
-        torch.distributed.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
+    device = args.device
+    if distributed:           # launched by torchrun: one process per CPU core or GPU
+        # gloo reduces CPU and CUDA tensors alike, wherever the engine's tensors put PPO's networks.
+        torch.distributed.init_process_group("gloo")
+        if device == "cuda":
+            device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"      # each process simulates on its own GPU
     config = PPOConfig(steps_per_env=args.steps_per_env, entropy_coef=args.entropy_coef, init_std=args.init_std)
     metrics = train(args.task, args.out, args.steps, seed=args.seed, num_envs=args.num_envs, blind=args.blind,
-                    config=config, engine=args.engine, device=args.device, checkpoint_every=args.checkpoint_every)
+                    config=config, engine=args.engine, device=device, checkpoint_every=args.checkpoint_every)
     if not distributed or torch.distributed.get_rank() == 0:
         tail = metrics.tail(10)
         print(f"{args.out}: {int(metrics.env_steps.iloc[-1]):,} env steps, last 10 iterations: "

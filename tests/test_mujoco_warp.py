@@ -194,6 +194,16 @@ def test_ppo_and_a_dagger_round_run_on_warp(tmp_path):
 
 
 
+
+def test_rsl_rl_adapter_steps_a_warp_env():
+    from distillkit.envs.rsl_rl import RslRlVecEnv
+
+    env = make_env("walker_rough", 3, engine="mujoco_warp")
+    vec = RslRlVecEnv(env, seed=1)
+    assert vec.get_observations()["student"].shape == (3, env.schema.group_size("student"))
+    obs, rewards, dones, extras = vec.step(torch.zeros(3, 6))
+    assert rewards.shape == (3,) and vec.episode_length_buf.tolist() == [1, 1, 1]
+
 @pytest.mark.slow
 def test_cli_runs_on_warp_and_refuses_a_gpu_for_the_c_engine():
     run = lambda *args: subprocess.run([sys.executable, "-m", "distillkit", *args], capture_output=True, text=True,

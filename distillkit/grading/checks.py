@@ -528,7 +528,7 @@ def check_dagger_closed_loop(dagger_round: Callable) -> None:
     checks = Checks("dagger_closed_loop")
     with checks.case(f"4 rounds of your DAgger (beta = 1, 0, 0, 0) give a student that balances alone "
                      f"(return >= {STUDENT_RETURN_THRESHOLD:g})",
-                     "the mixture must execute the student's actions when beta = 0, and the teacher label them"):
+                     "the teacher labels every visited state (label = teacher(obs)); the mixture decides only who acts"):
         env = make_env(TASK, NUM_ENVS)
         teacher, _ = shipped_teacher(env)
         torch.manual_seed(0)
@@ -545,7 +545,7 @@ def check_dagger_closed_loop(dagger_round: Callable) -> None:
             train_on_dataset(student, dataset, seed=i)
         env.close()
         score = student_return(student.eval())
-        assert score >= STUDENT_RETURN_THRESHOLD, f"mean return {score:.1f} on a held-out seed (reference ~220)"
+        assert score >= STUDENT_RETURN_THRESHOLD, f"mean return {score:.1f} on a held-out seed (the solution gets ~256, doing nothing ~8)"
     checks.report()
 
 

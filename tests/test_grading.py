@@ -1,0 +1,405 @@
+"""Graded exercises: the generator, the check helpers and the nbval grader.
+
+Fast tests call the check helpers in-process with the solutions' own functions (read from
+solutions/*.ipynb) and with known-wrong variants, each of which must fail with the hint that names
+its mistake. Slow tests run the grader (nbval in a fresh kernel) on every exercise's stub and
+solution, and on the learner-file tricks that fool a naive nbval run (NOTES §6).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from distillkit.grading import checks
+from distillkit.grading.generate import ExerciseError, generate, is_check_cell, main as generate_main, make_exercise
+from distillkit.grading.grade import grade, grade_class, restore_checks
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS, EXERCISES = ROOT / "solutions", ROOT / "exercises"
+NAMES = sorted(p.name for p in SOLUTIONS.glob("*.ipynb"))
+
+
+def read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def solution_namespace(name: str) -> dict:
+    """The solution notebook's setup and solution cells executed here: the reference functions."""
+    namespace: dict = {}
+    for cell in read(SOLUTIONS / name).cells:
+        if cell.cell_type == "code" and (cell.id == "setup" or cell.id.startswith("solution-")):
+            exec(compile(cell.source, f"{name}:{cell.id}", "exec"), namespace)
+    return namespace
+
+
+def fails_with(helper, *functions, hint: str) -> str:
+    with pytest.raises(checks.CheckFailed) as err:
+        helper(*functions)
+    message = str(err.value)
+    assert hint in message, message
+    return message
+
+
+# ----------------------------------------------------------------------------------- generator
+def test_exercises_are_up_to_date_with_solutions():
+    assert NAMES == ["01_schema_manifest.ipynb", "02_gae_timeouts.ipynb", "03_masked_distillation.ipynb",
+                     "04_dagger_round.ipynb", "05_student_only.ipynb"]
+    assert generate(SOLUTIONS, EXERCISES, check=True) == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_exercise_keeps_check_cells_and_strips_solutions(name):
+    solution, exercise = read(SOLUTIONS / name), read(EXERCISES / name)
+    assert [c.id for c in solution.cells] == [c.id for c in exercise.cells]
+    for sol, ex in zip(solution.cells, exercise.cells):
+        if is_check_cell(sol):
+            assert (ex.source, ex.outputs, ex.execution_count) == (sol.source, sol.outputs, sol.execution_count)
+            assert ex.outputs[0]["text"].startswith("PASS ")
+        elif sol.cell_type == "code":
+            assert "BEGIN SOLUTION" not in ex.source and ex.outputs == [] and ex.execution_count is None
+            if "### BEGIN SOLUTION" in sol.source:
+                assert "# YOUR CODE HERE" in ex.source and "raise NotImplementedError()" in ex.source
+
+
+def test_generator_check_fails_on_a_hand_edited_exercise(tmp_path):
+    exercises = tmp_path / "exercises"
+    generate(SOLUTIONS, exercises)
+    edited = read(exercises / NAMES[1])
+    stub = next(c for c in edited.cells if "raise NotImplementedError()" in c.source)
+    stub.source = stub.source.replace("raise NotImplementedError()", "return rewards")
+    nbformat.write(edited, exercises / NAMES[1])
+    (exercises / "99_orphan.ipynb").write_text((exercises / NAMES[0]).read_text())
+    with pytest.raises(SystemExit) as err:
+        generate_main(["--check", "--solutions", str(SOLUTIONS), "--exercises", str(exercises)])
+    assert f"{NAMES[1]} differs" in str(err.value) and "99_orphan.ipynb has no solution" in str(err.value)
+    (exercises / "99_orphan.ipynb").unlink()
+    generate_main(["--solutions", str(SOLUTIONS), "--exercises", str(exercises)])     # regenerating repairs it
+    generate_main(["--check", "--solutions", str(SOLUTIONS), "--exercises", str(exercises)])
+
+
+def test_generator_refuses_malformed_solutions():
+    solution = read(SOLUTIONS / NAMES[2])
+    unclosed = copy.deepcopy(solution)
+    cell = next(c for c in unclosed.cells if "### END SOLUTION" in c.source)
+    cell.source = cell.source.replace("### END SOLUTION", "")
+    with pytest.raises(ExerciseError, match=r"never closed"):
+        make_exercise(unclosed, "x.ipynb")
+    unrun = copy.deepcopy(solution)
+    next(c for c in unrun.cells if is_check_cell(c)).execution_count = None
+    with pytest.raises(ExerciseError, match=r"execution_count is null"):
+        make_exercise(unrun, "x.ipynb")
+    failing = copy.deepcopy(solution)
+    next(c for c in failing.cells if is_check_cell(c)).outputs[0]["text"] = "PASS masked_loss: 6/7 checks\n"
+    with pytest.raises(ExerciseError, match=r"PASS <name>: k/k checks"):
+        make_exercise(failing, "x.ipynb")
+
+
+# ------------------------------------------------------------------------- check helpers, fast
+def test_check_line_is_exactly_one_stable_line(capsys):
+    ns = solution_namespace(NAMES[2])
+    checks.check_masked_loss(ns["masked_loss"])
+
+    def chatty(pred, target, mask):
+        print("debugging output")
+        return ns["masked_loss"](pred, target, mask)
+
+    checks.check_masked_loss(chatty)
+    assert capsys.readouterr().out == "PASS masked_loss: 7/7 checks\n" * 2
+
+
+def test_01_known_wrong_variants():
+    ns = solution_namespace(NAMES[0])
+    Field, ObservationSchema = ns["Field"], ns["ObservationSchema"]
+    right = ns["cartpole_manifest"]().fields
+    checks.check_manifest(ns["cartpole_manifest"])
+    checks.check_privileged_inputs(ns["privileged_inputs"])
+
+    def with_role(name, role):
+        return lambda: ObservationSchema("cartpole", tuple(
+            Field(f.name, f.shape, role, f.reason, None, f.history_length) if f.name == name else f for f in right))
+
+    fails_with(checks.check_manifest, with_role("joint_vel_rel", "student"), hint="no velocity sensor")
+    fails_with(checks.check_manifest, with_role("pole_mass", "critic_only"), hint="hidden physics parameter")
+    fails_with(checks.check_manifest, lambda: ObservationSchema("cartpole", (
+        Field("joint_pos_rel", (2,), "student", "encoders"), *right[1:])), hint="history_length=3")
+    fails_with(checks.check_manifest, lambda: ObservationSchema("cartpole", (right[0], right[2], right[1])),
+               hint="a group's field order")
+    fails_with(checks.check_privileged_inputs, lambda names, schema: [n for n in names if n in schema.names and
+                                                                     schema.field(n).role == "teacher_only"],
+               hint="critic_only too")
+    fails_with(checks.check_privileged_inputs, lambda names, schema: [n for n in names if n in schema.names and
+                                                                     schema.field(n).privileged],
+               hint="a typo must never hide a leak")
+    fails_with(checks.check_privileged_inputs, lambda names, schema: [
+        n for n in schema.names if n in names and schema.field(n).privileged], hint="keep the order of input_names")
+
+
+def test_02_known_wrong_variants():
+    ns = solution_namespace(NAMES[1])
+    gae, bootstrap = ns["gae"], ns["bootstrap_timeouts"]
+    checks.check_gae(gae)
+    checks.check_bootstrap(bootstrap)
+
+    def gae_carrying_across_episodes(rewards, values, dones, last_values, gamma, lam):
+        advantages, carried, next_values = torch.zeros_like(rewards), torch.zeros_like(last_values), last_values
+        for t in reversed(range(rewards.shape[0])):
+            not_done = 1.0 - dones[t].float()
+            carried = rewards[t] + gamma * next_values * not_done - values[t] + gamma * lam * carried
+            advantages[t], next_values = carried, values[t]
+        return advantages, advantages + values
+
+    def gae_forwards(rewards, values, dones, last_values, gamma, lam):
+        deltas = rewards + gamma * torch.cat([values[1:], last_values[None]]) * (1 - dones.float()) - values
+        return deltas, deltas + values
+
+    fails_with(checks.check_gae, gae_carrying_across_episodes, hint="not only the bootstrap")
+    fails_with(checks.check_gae, gae_forwards, hint="go backwards in time")
+    fails_with(checks.check_gae, lambda r, v, d, lv, g, lam: gae(r, v, torch.zeros_like(d), lv, g, lam),
+               hint="the next observation belongs to a new episode")
+    fails_with(checks.check_bootstrap, lambda r, tr, fv, g: r + g * fv, hint="add nothing where truncated is False")
+
+    def in_place(rewards, truncated, final_values, gamma):
+        rewards += gamma * final_values * truncated
+        return rewards
+
+    fails_with(checks.check_bootstrap, in_place, hint="do not add in place")
+
+
+def test_03_known_wrong_variants():
+    loss = solution_namespace(NAMES[2])["masked_loss"]
+    checks.check_masked_loss(loss)
+    fails_with(checks.check_masked_loss, lambda p, t, m: ((p - t) ** 2).sum(-1).mean(), hint="multiply each step's error by the mask")
+    fails_with(checks.check_masked_loss, lambda p, t, m: (((p - t) ** 2).sum(-1) * m).sum() / m.numel(),
+               hint="not by T * N")
+    fails_with(checks.check_masked_loss, lambda p, t, m: (((p - t) ** 2).mean(-1) * m).sum() / m.sum().clamp_min(1),
+               hint="a mean over every element would divide by A too")
+    fails_with(checks.check_masked_loss, lambda p, t, m: ((p - t) ** 2).sum(-1)[m].mean(), hint="clamped to at least 1")
+    fails_with(checks.check_masked_loss, lambda p, t, m: loss(p.detach(), t, m), hint="no .detach()")
+
+
+def test_04_known_wrong_variants():
+    ns = solution_namespace(NAMES[3])
+    mix = ns["mix_actions"]
+    checks.check_mix_actions(mix)
+    checks.check_dagger_round(ns["dagger_round"])
+    fails_with(checks.check_mix_actions, lambda t, s, beta, g: t if float(torch.rand(1, generator=g)) < beta else s,
+               hint="not one for the whole batch")
+    fails_with(checks.check_mix_actions, lambda t, s, beta, g: torch.where(torch.rand(t.shape, generator=g) < beta, t, s),
+               hint="pick the whole row")
+    fails_with(checks.check_mix_actions, lambda t, s, beta, g: torch.where((torch.rand(t.shape[0]) < beta)[:, None], t, s),
+               hint="from the generator passed in")
+
+    def round_driven_by_teacher(env, teacher, student, dataset, beta, obs, generator, steps=150):
+        observations, labels = [], []
+        for _ in range(steps):
+            label = teacher(obs)
+            mix(label, student(obs), beta, generator)
+            observations.append(obs)
+            labels.append(label)
+            obs = env.step(label).obs
+        dataset.append(({k: torch.stack([o[k] for o in observations]) for k in obs}, torch.stack(labels)))
+        return obs
+
+    def round_labelled_by_executor(env, teacher, student, dataset, beta, obs, generator, steps=150):
+        observations, labels = [], []
+        for _ in range(steps):
+            action = mix(teacher(obs), student(obs), beta, generator)
+            observations.append(obs)
+            labels.append(action)
+            obs = env.step(action).obs
+        dataset.append(({k: torch.stack([o[k] for o in observations]) for k in obs}, torch.stack(labels)))
+        return obs
+
+    def round_replacing_dataset(env, teacher, student, dataset, beta, obs, generator, steps=150):
+        obs = ns["dagger_round"](env, teacher, student, dataset, beta, obs, generator, steps)
+        del dataset[:-1]
+        return obs
+
+    fails_with(checks.check_dagger_round, round_driven_by_teacher, hint="not with the teacher's label")
+    fails_with(checks.check_dagger_round, round_labelled_by_executor, hint="also where the student's action is executed")
+    fails_with(checks.check_dagger_round, round_replacing_dataset, hint="never replace earlier rounds")
+
+
+def test_05_known_wrong_variants():
+    ns = solution_namespace(NAMES[4])
+    deployable, wrapper = ns["deployable"], ns["StudentOnlyPolicy"]
+    checks.check_student_only(deployable, wrapper)
+
+    class Dropping(wrapper):
+        def __call__(self, obs):
+            return self.student({n: obs[n] for n in self.schema.group("student")})
+
+    class NoReset(wrapper):
+        def reset(self, done=None):
+            pass
+
+    fails_with(checks.check_student_only, lambda obs, schema: dict(obs), wrapper, hint="schema.group('student')")
+    fails_with(checks.check_student_only, deployable, Dropping, hint="never drop it quietly")
+    fails_with(checks.check_student_only, deployable, NoReset, hint="forward reset(done)")
+
+
+# --------------------------------------------------------------------- check helpers, closed loop
+@pytest.mark.slow
+def test_closed_loop_checks_pass_the_solutions_and_catch_wrong_code(capsys):
+    ns1, ns2, ns3, ns4, ns5 = (solution_namespace(n) for n in NAMES)
+    checks.check_manifest_closed_loop(ns1["cartpole_manifest"], ns1["privileged_inputs"])
+    checks.check_gae_closed_loop(ns2["gae"], ns2["bootstrap_timeouts"])
+    checks.check_masked_loss_closed_loop(ns3["masked_loss"])
+    checks.check_dagger_closed_loop(ns4["dagger_round"])
+    checks.check_student_only_closed_loop(ns5["deployable"], ns5["StudentOnlyPolicy"])
+    assert capsys.readouterr().out.count("PASS ") == 5
+
+    fields = ns1["cartpole_manifest"]().fields
+    reordered = lambda: ns1["ObservationSchema"]("cartpole", (fields[0], fields[2], fields[1]))
+    fails_with(checks.check_manifest_closed_loop, reordered, ns1["privileged_inputs"], hint="concatenated in that order")
+    # gradient ascent on the imitation error: the student never learns to balance
+    fails_with(checks.check_masked_loss_closed_loop, lambda p, t, m: -ns3["masked_loss"](p, t, m),
+               hint="the loss must fall")
+
+    def round_labelled_by_student(env, teacher, student, dataset, beta, obs, generator, steps=150):
+        observations, labels = [], []
+        for _ in range(steps):
+            label = student(obs)                       # the bug: the student labels its own states
+            observations.append(obs)
+            labels.append(label)
+            obs = env.step(ns4["mix_actions"](teacher(obs), label, beta, generator)).obs
+        dataset.append(({k: torch.stack([o[k] for o in observations]) for k in obs}, torch.stack(labels)))
+        return obs
+
+    fails_with(checks.check_dagger_closed_loop, round_labelled_by_student, hint="the teacher labels every visited state")
+
+
+# ------------------------------------------------------------------------------------- grader
+def learner_copy(name: str, *, solved: bool) -> nbformat.NotebookNode:
+    """The exercise as a learner would save it: with the solution's code spliced into the
+    solution cells (matched by id) when ``solved``, outputs as the exercise ships them."""
+    exercise = read(EXERCISES / name)
+    if solved:
+        solution = {c.id: c for c in read(SOLUTIONS / name).cells}
+        for cell in exercise.cells:
+            if cell.id.startswith("solution-"):
+                cell.source = solution[cell.id].source
+    return exercise
+
+
+def check_cell_list(nb) -> list:
+    return [c for c in nb.cells if is_check_cell(c)]
+
+
+def check_cell(nb, number: int = 0):
+    return check_cell_list(nb)[number]
+
+
+def test_restore_checks_puts_pristine_cells_back_in_place():
+    exercise = read(EXERCISES / NAMES[0])
+    learner = learner_copy(NAMES[0], solved=True)
+    first, second, third = (check_cell(learner, i) for i in range(3))
+    first.source = "# NBVAL_CHECK_OUTPUT\nprint('PASS manifest: 6/6 checks')"
+    second.metadata["tags"] = []                            # untagged, still found by id
+    learner.cells.remove(third)
+    learner.cells[2].outputs = [nbformat.v4.new_output("error", ename="NotImplementedError", evalue="", traceback=[])]
+    learner.cells[2].execution_count = 7
+    restored, notes = restore_checks(exercise, learner, EXERCISES / NAMES[0])
+    assert [c.id for c in restored.cells] == [c.id for c in exercise.cells]
+    for got, want in zip(restored.cells, exercise.cells):
+        if is_check_cell(want):
+            assert (got.source, got.outputs, got.execution_count) == (want.source, want.outputs, want.execution_count)
+        elif got.cell_type == "code":
+            assert got.outputs == [] and got.execution_count is None
+    assert notes == ["check cell(s) ['manifest_closed_loop'] were missing from the submission and were put back"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_grader_fails_every_stub_and_passes_every_solution(name, tmp_path):
+    stub = grade(EXERCISES / name, EXERCISES / name)
+    assert stub.max_score >= 2 and stub.score == 0, stub.summary()
+    assert all("not written yet (NotImplementedError)" in c.detail for c in stub.checks), stub.summary()
+    solved = tmp_path / name
+    nbformat.write(learner_copy(name, solved=True), solved)
+    result = grade(EXERCISES / name, solved)
+    assert result.score == result.max_score and not result.cell_errors, result.summary()
+
+
+def wrong_manifest_copy() -> nbformat.NotebookNode:
+    """Exercise 01 with a manifest that calls the pole mass deployable (a leak)."""
+    nb = learner_copy(NAMES[0], solved=True)
+    cell = next(c for c in nb.cells if c.id == "solution-manifest")
+    cell.source = cell.source.replace('Field("pole_mass", (1,), "teacher_only"', 'Field("pole_mass", (1,), "student"')
+    assert '"pole_mass", (1,), "student"' in cell.source
+    return nb
+
+
+def saved_as_run(nb: nbformat.NotebookNode, outputs_of_checks: list[dict]) -> nbformat.NotebookNode:
+    for i, cell in enumerate(c for c in nb.cells if is_check_cell(c)):
+        cell.outputs = [nbformat.from_dict(outputs_of_checks[i])]
+        cell.execution_count = 10 + i
+    return nb
+
+
+@pytest.mark.slow
+def test_grader_is_not_fooled_by_learner_file_tricks(tmp_path):
+    """NOTES §6: graded as-is, nbval gets three of these wrong; the restored check cells get all right."""
+    name = NAMES[0]
+    exercise = EXERCISES / name
+    pristine = [c.outputs[0] for c in read(exercise).cells if is_check_cell(c)]
+    fail_output = {"output_type": "error", "ename": "CheckFailed", "evalue": "FAIL manifest: 3/6 checks passed",
+                   "traceback": []}
+    stale_error = {"output_type": "error", "ename": "NotImplementedError", "evalue": "", "traceback": []}
+
+    cleared = wrong_manifest_copy()                                   # wrong code, "clear all outputs"
+    for cell in check_cell_list(cleared):
+        cell.outputs, cell.execution_count = [], None
+    saved_fail = saved_as_run(wrong_manifest_copy(), [fail_output] * 3)          # wrong code run and saved
+    forged_pass = saved_as_run(wrong_manifest_copy(), [dict(o) for o in pristine])   # a PASS line pasted in
+    stale = saved_as_run(learner_copy(name, solved=True), [stale_error] * 3)       # right code, stale errors
+    deleted_right = learner_copy(name, solved=True)
+    deleted_right.cells.remove(check_cell(deleted_right, 0))
+    deleted_wrong = wrong_manifest_copy()
+    deleted_wrong.cells.remove(check_cell(deleted_wrong, 0))
+    edited = wrong_manifest_copy()
+    check_cell(edited, 0).source = "# NBVAL_CHECK_OUTPUT\nprint('PASS manifest: 6/6 checks')"
+    check_cell(edited, 2).source = "# NBVAL_CHECK_OUTPUT\nprint('PASS manifest_closed_loop: 3/3 checks')"
+    cases = {"cleared": (cleared, False), "saved_fail": (saved_fail, False), "forged_pass": (forged_pass, False),
+             "stale_error": (stale, True), "deleted_right": (deleted_right, True),
+             "deleted_wrong": (deleted_wrong, False), "edited": (edited, False)}
+    for case, (nb, deserves_full_marks) in cases.items():
+        path = tmp_path / f"{case}.ipynb"
+        nbformat.write(nb, path)
+        result = grade(exercise, path)
+        by_name = {c.name: c for c in result.checks}
+        if deserves_full_marks:
+            assert result.score == result.max_score == 3, (case, result.summary())
+        else:
+            # the leak is caught by the manifest's role check and by the counterfactual probe
+            assert not by_name["manifest"].passed and "hidden physics parameter" in by_name["manifest"].detail, \
+                (case, result.summary())
+            assert not by_name["manifest_closed_loop"].passed, (case, result.summary())
+            assert by_name["privileged_inputs"].passed, (case, result.summary())
+        if case.startswith("deleted"):
+            assert any("['manifest'] were missing" in n for n in result.notes), result.notes
+
+
+@pytest.mark.slow
+def test_class_mode_writes_one_row_per_student(tmp_path):
+    name = NAMES[2]
+    folder = tmp_path / "class"
+    (folder / "bob").mkdir(parents=True)
+    nbformat.write(learner_copy(name, solved=True), folder / "alice.ipynb")
+    nbformat.write(learner_copy(name, solved=False), folder / "bob" / name)
+    (folder / "carol.ipynb").write_text("{ not a notebook")
+    lines = []
+    out = grade_class(EXERCISES / name, folder, echo=lines.append)
+    rows = {r["student"]: r for r in csv.DictReader(out.open())}
+    assert out == folder / "grades_03_masked_distillation.csv"
+    assert (rows["alice"]["score"], rows["alice"]["masked_loss"], rows["alice"]["masked_loss_closed_loop"]) == ("2", "1", "1")
+    assert (rows["bob"]["score"], rows["bob"]["max_score"]) == ("0", "2")
+    assert "not written yet" in rows["bob"]["problem"]
+    assert rows["carol"]["score"] == "0" and "not a readable notebook" in rows["carol"]["problem"]
+    assert lines[0] == "alice: 2/2" and lines[1].startswith("carol: 0/2 (submission") and lines[2] == "bob: 0/2"

@@ -230,6 +230,14 @@ def test_rough_terrain_smoke_with_the_generated_quadruped():
         if step == 0:
             assert result.validity["reset_transient"].all()         # settling onto the ground
     assert (result.obs["contact_forces"] > 0).any()                    # feet on the ground
+    env.noise_scale = 0.0                    # the coarse scan is then exactly a subset of the exact one
+    obs = env.observe()
+    coarse, exact = obs["height_scan_coarse"], obs["height_scan"]
+    assert all(torch.isin(coarse[i], exact[i]).all() for i in range(4))
+    env.noise_scale = 3.0
+    terms = dict(zip(env.env.observation_manager.active_terms["student"],
+                     env.env.observation_manager._group_obs_term_cfgs["student"]))
+    assert terms["base_ang_vel"].noise.n_max == pytest.approx(0.6)    # 3 x the stock 0.2
     ppo = PPO(env, PPOConfig(steps_per_env=8, epochs=1, minibatches=1, actor_hidden=(32,), critic_hidden=(32,)))
     obs, row = run_iteration(ppo, env.reset(seed=1), 0, 0)
     assert row["env_steps"] == 32 and math.isfinite(row["value_loss"])

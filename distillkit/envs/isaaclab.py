@@ -338,8 +338,7 @@ class IsaacLabEnv(BatchedEnv):
                 by_mode.setdefault(mode, {})[term_name] = entry
         rewards = env.reward_manager
         details = {
-            "isaac_task": self.task.isaac_id, "device": self.device.type,
-            "assets": ASSET_SOURCE, "terminations": list(env.termination_manager.active_terms),
+            "isaac_task": self.task.isaac_id, "assets": ASSET_SOURCE,   # not the device: artifacts move "terminations": list(env.termination_manager.active_terms),
             "changes_to_stock_task": changes,
             "reward_scaling": "Isaac Lab multiplies every weighted term by control_dt",
         }

@@ -38,7 +38,7 @@ import torch
 
 from distillkit.assets import use_isaac_assets
 from distillkit.envs.base import ACTION_LIMIT, VALIDITY_SIGNALS, ActionError, BatchedEnv, Obs, StepResult
-from distillkit.schema import Field, Noise, ObservationSchema, SchemaError
+from distillkit.schema import ROLES, Field, Noise, ObservationSchema, SchemaError
 from distillkit.tasks.spec import TaskSpec
 
 # Asset root first: Isaac Lab reads ISAACSIM_ASSET_ROOT once, when isaaclab.utils.assets is imported.
@@ -56,7 +56,6 @@ from isaaclab_tasks.utils import parse_env_cfg  # noqa: E402
 
 from distillkit.assets import generator_digest  # noqa: E402
 
-GROUP_OF_ROLE = {"student": "student", "teacher_only": "teacher_only", "critic_only": "critic_only"}
 
 
 # ------------------------------------------------------------------------ extra observation terms
@@ -251,6 +250,8 @@ class IsaacLabEnv(BatchedEnv):
                            f"(Isaac Lab ids {sorted(ISAAC_IDS)})")
         if not (isinstance(num_envs, int) and num_envs >= 1):
             raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
+        # BatchedEnv.__init__ plans numpy row layouts for engines that sense in numpy; Isaac Lab
+        # senses in torch on its device, so this class sets the same public attributes itself.
         self.task = TASKS[name]
         self.num_envs = num_envs
         self.device = torch.device(device)
@@ -282,18 +283,16 @@ class IsaacLabEnv(BatchedEnv):
         self._term_names = list(self.env.reward_manager.active_terms)
         self._history_names = [f.name for f in self.schema.fields if f.history_length > 1]
         self._history: dict[str, torch.Tensor] = {}
-        self._noise_configs = [t.noise for t in self.task.terms if t.noise is not None]
-        self._noise_base = [(c.n_min, c.n_max) for c in self._noise_configs]
         self._noise_scale = 1.0
         self._seeded = False
         self._started = False
 
     # ------------------------------------------------------------------------- construction
     def _set_observation_groups(self, cfg) -> None:
-        """Replace the stock groups with one group per role, terms returned by name."""
+        """Replace the stock groups with one group per role (named after it), terms returned by name."""
         for group in list(vars(cfg.observations)):
             setattr(cfg.observations, group, None)
-        for role, group_name in GROUP_OF_ROLE.items():
+        for role in ROLES:
             terms = [t for t in self.task.terms if t.role == role]
             if not terms:
                 continue
@@ -304,18 +303,17 @@ class IsaacLabEnv(BatchedEnv):
                 # Each env gets its own noise config objects, so noise_scale edits stay local.
                 noise = None if t.noise is None else type(t.noise)(**vars(t.noise))
                 setattr(group, t.name, ObservationTermCfg(func=t.func, params=dict(t.params), noise=noise, clip=t.clip))
-            setattr(cfg.observations, group_name, group)
-        self._group_terms = {r: [t.name for t in self.task.terms if t.role == r] for r in GROUP_OF_ROLE}
+            setattr(cfg.observations, role, group)
 
     def _read_schema(self) -> ObservationSchema:
         """The schema, field shapes as the observation manager reports them."""
         manager = self.env.observation_manager
         table = {t.name: t for t in self.task.terms}
         fields = []
-        for role, group_name in GROUP_OF_ROLE.items():
-            if group_name not in manager.active_terms:
+        for role in ROLES:
+            if role not in manager.active_terms:
                 continue
-            for term_name, dims in zip(manager.active_terms[group_name], manager.group_obs_term_dim[group_name]):
+            for term_name, dims in zip(manager.active_terms[role], manager.group_obs_term_dim[role]):
                 t = table[term_name]
                 # Noise from the task table, so the schema is the same with the env's noise off.
                 fields.append(Field(term_name, tuple(int(d) for d in dims), role, t.reason,
@@ -532,8 +530,8 @@ class IsaacLabEnv(BatchedEnv):
     def _fields(self, groups: dict) -> Obs:
         """Isaac Lab's per-group term dicts -> one dict of fields."""
         out = {}
-        for group_name in GROUP_OF_ROLE.values():
-            out.update(groups.get(group_name, {}))
+        for role in ROLES:
+            out.update(groups.get(role, {}))
         return out
 
     def _with_history(self, sample: Obs, history: dict[str, torch.Tensor]) -> Obs:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -65,6 +67,17 @@ def test_asset_source_is_checked_and_decided_before_isaaclab_reads_it():
         from isaaclab.utils.assets import ISAACLAB_NUCLEUS_DIR
 
         assert ISAACLAB_NUCLEUS_DIR.startswith(root)
+
+
+def test_importing_isaaclab_first_is_refused_with_the_fix():
+    """Isaac Lab reads ISAACSIM_ASSET_ROOT once, at import: a late decision could not take effect."""
+    code = ("import isaaclab.utils.assets\n"
+            "from distillkit.assets import use_isaac_assets\n"
+            "use_isaac_assets('generated')\n")
+    env = {k: v for k, v in os.environ.items() if k != "ISAACSIM_ASSET_ROOT"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode != 0
+    assert "isaaclab was imported before distillkit chose its asset root" in run.stderr
 
 
 # ------------------------------------------------------------------------------ cart-pole env

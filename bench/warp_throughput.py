@@ -12,6 +12,7 @@ the replay are those of the last episodes; the physics cost hardly depends on th
 
     python bench/warp_throughput.py                                   # Warp CPU device, 8 worlds
     python bench/warp_throughput.py --device cuda --worlds 4096 --out bench/out/warp_throughput_cuda.json
+    python bench/warp_throughput.py --update-docs      # and its table in docs/benchmarks.md (one per device kind)
 
 On the CPU keep the worlds few: each world-step costs ~130-190 us there (NOTES §4). The first
 run compiles Warp's kernels (10-30 s on the CPU, more for CUDA), cached afterwards; the build
@@ -33,6 +34,7 @@ import torch
 import warp as wp
 
 from distillkit.envs.mujoco_warp import MujocoWarpEnv, mjw
+from distillkit.results import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 ACTION_SCALE = 0.3
@@ -113,6 +115,7 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["walker_rough", "cartpole"])
     parser.add_argument("--steps", type=int, default=30, help="control steps per measurement")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "warp_throughput.json"))
+    parser.add_argument("--update-docs", action="store_true", help="rewrite this device kind's table in docs/benchmarks.md")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -128,7 +131,7 @@ def main() -> None:
     result = {
         "command": "python bench/warp_throughput.py " + " ".join(
             f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-            for k, v in vars(args).items() if k != "out"),
+            for k, v in vars(args).items() if k not in ("out", "update_docs")) + (" --update-docs" if args.update_docs else ""),
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "load_average_1min": os.getloadavg()[0],   # other processes share the cores: ratios, not rates, compare
@@ -140,6 +143,23 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
+    if args.update_docs:
+        update_docs(result, "cuda" if device.is_cuda else "cpu")
+
+
+def update_docs(result: dict, kind: str) -> None:
+    lines = [
+        f"Measured {result['date']} on {result['machine']} (1-min load average {result['load_average_1min']:.1f}), "
+        f"{result['device']}, mujoco_warp {result['mujoco_warp']}, warp {result['warp']}. "
+        f"Command: `{result['command']}`.",
+        "",
+        "| task | worlds | env env-steps/s | raw mujoco_warp env-steps/s | ratio | physics share of an env step |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["throughput"]:
+        lines.append(f"| {r['task']} | {r['worlds']} | {r['env_steps_per_s']:,.0f} | {r['raw_env_steps_per_s']:,.0f} | "
+                     f"**{r['ratio_env_to_raw']:.3f}** | {r['physics_share_of_env_step']:.0%} |")
+    write_section(f"warp_throughput_{kind}", "\n".join(lines), ROOT / "docs" / "benchmarks.md")
 
 
 if __name__ == "__main__":

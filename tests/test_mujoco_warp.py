@@ -147,14 +147,18 @@ def test_each_world_gets_its_own_terrain_and_physics_parameters(pairs):
 
 def test_observations_rewards_and_signals_match_the_c_engine(pairs):
     c, w = pairs["cartpole"]
-    oc, ow = c.reset(seed=4), w.reset(seed=4)
-    for a in random_actions(c, 40, seed=3):
+    names = c.reset(seed=4).keys()
+    w.reset(seed=4)
+    resets = 0
+    for a in random_actions(c, 120, seed=3):
         rc, rw = c.step(a), w.step(a)
-        for name in oc:
+        for name in names:
             torch.testing.assert_close(rw.obs[name], rc.obs[name], atol=1e-4, rtol=0)
         torch.testing.assert_close(rw.reward, rc.reward, atol=1e-4, rtol=0)
         for signal in rc.validity:
             assert torch.equal(rw.validity[signal], rc.validity[signal]), signal
+        resets += int(rc.done.sum())
+    assert resets > 0            # auto-resets happened, and the new episodes agree too
 
 
 # -------------------------------------------------------------------- artifacts and perturbations

@@ -303,8 +303,9 @@ def test_restore_checks_puts_pristine_cells_back_in_place():
     first.source = "# NBVAL_CHECK_OUTPUT\nprint('PASS manifest: 6/6 checks')"
     second.metadata["tags"] = []                            # untagged, still found by id
     learner.cells.remove(third)
-    learner.cells[2].outputs = [nbformat.v4.new_output("error", ename="NotImplementedError", evalue="", traceback=[])]
-    learner.cells[2].execution_count = 7
+    solution_cell = next(c for c in learner.cells if c.id == "solution-manifest")
+    solution_cell.outputs = [nbformat.v4.new_output("error", ename="NotImplementedError", evalue="", traceback=[])]
+    solution_cell.execution_count = 7
     restored, notes = restore_checks(exercise, learner, EXERCISES / NAMES[0])
     assert [c.id for c in restored.cells] == [c.id for c in exercise.cells]
     for got, want in zip(restored.cells, exercise.cells):
@@ -313,6 +314,19 @@ def test_restore_checks_puts_pristine_cells_back_in_place():
         elif got.cell_type == "code":
             assert got.outputs == [] and got.execution_count is None
     assert notes == ["check cell(s) ['manifest_closed_loop'] were missing from the submission and were put back"]
+    nbformat.validate(restored)
+
+
+def test_restore_checks_accepts_a_copy_saved_without_cell_ids():
+    exercise = read(EXERCISES / NAMES[1])
+    old_format = learner_copy(NAMES[1], solved=True)
+    old_format.nbformat_minor = 4
+    for cell in old_format.cells:
+        del cell["id"]
+    restored, notes = restore_checks(exercise, old_format, EXERCISES / NAMES[1])
+    nbformat.validate(restored)
+    assert [c.source for c in restored.cells if is_check_cell(c)] == [c.source for c in exercise.cells if is_check_cell(c)]
+    assert any("no cell id in common" in n for n in notes)
 
 
 @pytest.mark.slow

@@ -161,30 +161,36 @@ def check_manifest(cartpole_manifest: Callable) -> None:
     checks = Checks("manifest")
     env = make_env(TASK, 4)
     obs = env.reset(seed=0)
-    schema = None
-    with checks.case("returns an ObservationSchema", "build it with ObservationSchema(name, (Field(...), ...))"):
+
+    def manifest() -> ObservationSchema:
         schema = cartpole_manifest()
         assert isinstance(schema, ObservationSchema), f"expected an ObservationSchema, got {type(schema).__name__}"
+        return schema
+
+    def role(name: str) -> str | None:
+        return {f.name: f.role for f in manifest().fields}.get(name)
+
+    with checks.case("returns an ObservationSchema", "build it with ObservationSchema(name, (Field(...), ...))"):
+        manifest()
     with checks.case("names and shapes match what the env emits",
                      "one Field per observation key, shape of one sample; joint_pos_rel comes as the last 3 "
                      "samples: history_length=3"):
-        schema.validate_obs(obs, 4)
-    roles = {}
+        manifest().validate_obs(obs, 4)
     with checks.case("joint_pos_rel is deployable",
                      "encoders on the cart slider and the pole hinge exist on the real robot: role 'student'"):
-        roles = {f.name: f.role for f in schema.fields}
-        assert roles.get("joint_pos_rel") == "student", f"role of joint_pos_rel is {roles.get('joint_pos_rel')!r}"
+        assert role("joint_pos_rel") == "student", f"role of joint_pos_rel is {role('joint_pos_rel')!r}"
     with checks.case("joint_vel_rel is privileged and the teacher sees it",
                      "the real cart-pole has no velocity sensor: exact velocities are simulator state, "
                      "role 'teacher_only' (critic_only would hide them from the teacher actor)"):
-        assert roles.get("joint_vel_rel") == "teacher_only", f"role of joint_vel_rel is {roles.get('joint_vel_rel')!r}"
+        assert role("joint_vel_rel") == "teacher_only", f"role of joint_vel_rel is {role('joint_vel_rel')!r}"
     with checks.case("pole_mass is privileged and the teacher sees it",
                      "the pole mass is a hidden physics parameter randomised per episode: role 'teacher_only'"):
-        assert roles.get("pole_mass") == "teacher_only", f"role of pole_mass is {roles.get('pole_mass')!r}"
+        assert role("pole_mass") == "teacher_only", f"role of pole_mass is {role('pole_mass')!r}"
     with checks.case("field order is the env's order (the teacher's input layout)",
                      "list the fields as the env emits them: joint_pos_rel, joint_vel_rel, pole_mass; a group's "
                      "field order is the order its fields are concatenated into a network's input"):
-        assert list(schema.names) == list(env.schema.names), f"expected {list(env.schema.names)}, got {list(schema.names)}"
+        names = list(manifest().names)
+        assert names == list(env.schema.names), f"expected {list(env.schema.names)}, got {names}"
     env.close()
     checks.report()
 
@@ -443,7 +449,6 @@ def check_mix_actions(mix_actions: Callable) -> None:
         assert_close(mix_actions(teacher, student, 1.0, gen()), teacher, "mixed actions")
     with checks.case("beta = 0: the student acts everywhere", "with probability 1 - beta the student's action is executed"):
         assert_close(mix_actions(teacher, student, 0.0, gen()), student, "mixed actions")
-    mixed = None
     with checks.case("whole action vectors are chosen per world",
                      "draw one coin per world (torch.rand(N, generator=generator) < beta) and pick the whole row"):
         mixed = mix_actions(teacher, student, 0.3, gen())
@@ -452,11 +457,12 @@ def check_mix_actions(mix_actions: Callable) -> None:
         assert bool((from_teacher | from_student).all()), "some rows mix teacher and student components"
     with checks.case("beta = 0.3: about 30 % of the worlds follow the teacher",
                      "one coin per world, not one for the whole batch: True (teacher) with probability beta"):
-        share = float((mixed == teacher).all(-1).float().mean())
+        share = float((mix_actions(teacher, student, 0.3, gen()) == teacher).all(-1).float().mean())
         assert 0.27 <= share <= 0.33, f"the teacher acts in {share:.1%} of the worlds"
     with checks.case("the same generator state gives the same mixture",
                      "draw the coins from the generator passed in (torch.rand(..., generator=generator))"):
-        assert_close(mix_actions(teacher, student, 0.3, gen()), mixed, "mixed actions")
+        assert_close(mix_actions(teacher, student, 0.3, gen()), mix_actions(teacher, student, 0.3, gen()),
+                     "mixed actions of a second call")
     checks.report()
 
 
@@ -500,23 +506,33 @@ def check_dagger_round(dagger_round: Callable) -> None:
         assert tuple(observations["joint_pos_rel"].shape) == (steps, N, 3, 2), \
             f"joint_pos_rel has shape {tuple(observations['joint_pos_rel'].shape)}"
         assert tuple(labels.shape) == (steps, N, env.action_dim), f"labels have shape {tuple(labels.shape)}"
+    first_round = "needs the first check to pass: one round must append (observations, labels)"
     with checks.case("the first recorded observation is the one the round starts from",
                      "record each observation before stepping the env with the action chosen for it"):
+        assert dataset, first_round
         assert_close(dataset[0][0]["joint_pos_rel"][0], start["joint_pos_rel"], "first observation")
     with checks.case("every visited state is labelled by the teacher, whoever acted",
                      "label = teacher(obs) at every step, also where the student's action is executed"):
+        assert dataset, first_round
         observations, labels = dataset[0]
         flat = {k: v.reshape(steps * N, *v.shape[2:]) for k, v in observations.items()}
         assert_close(labels.reshape(steps * N, -1), teach(flat), "labels", atol=1e-5)
     with checks.case("beta = 1 visits the teacher's states",
                      "execute the mixed action: with beta = 1 it is always the teacher's"):
+        dataset = []
         one_round(1.0, dataset)
+        assert dataset, first_round
         assert_close(dataset[-1][0]["joint_pos_rel"], driven_trajectory(teach, steps, seed, N), "visited joint_pos_rel")
     with checks.case("beta = 0 visits the student's own states (the point of DAgger)",
                      "step the env with the mixed action, not with the teacher's label"):
+        dataset = []
         one_round(0.0, dataset)
+        assert dataset, first_round
         assert_close(dataset[-1][0]["joint_pos_rel"], driven_trajectory(act, steps, seed, N), "visited joint_pos_rel")
     with checks.case("rounds are aggregated", "append to the dataset passed in; never replace earlier rounds"):
+        dataset = []
+        for beta in (1.0, 0.5, 0.0):
+            one_round(beta, dataset)
         assert len(dataset) == 3, f"the dataset has {len(dataset)} entries after three rounds"
     env.close()
     checks.report()

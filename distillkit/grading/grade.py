@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from nbformat.corpus.words import generate_corpus_id
 
 from distillkit.grading.generate import CHECK_MARKER, check_name, is_check_cell
 
@@ -107,6 +108,7 @@ def restore_checks(exercise: nbformat.NotebookNode, submission: nbformat.Noteboo
                 (cell.cell_type == "code" and cell.source.lstrip().startswith(CHECK_MARKER)):
             continue
         cell = nbformat.from_dict(dict(cell))
+        cell.setdefault("id", generate_corpus_id())         # files saved as nbformat < 4.5 have no cell ids
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None     # unrun cells are run but never compared
         kept.append(cell)
@@ -125,6 +127,7 @@ def restore_checks(exercise: nbformat.NotebookNode, submission: nbformat.Noteboo
     cells += [nbformat.from_dict(dict(c)) for _, c in anchored if c.id not in placed]   # their anchor was deleted
     restored = nbformat.from_dict({**submission, "cells": cells})
     restored.metadata = exercise.metadata
+    restored.nbformat, restored.nbformat_minor = exercise.nbformat, exercise.nbformat_minor
     return restored, notes
 
 
@@ -154,10 +157,8 @@ def run_nbval(notebook: nbformat.NotebookNode, name: str, timeout_s: int = CELL_
         return results
 
 
-def explain(failure: str | None) -> str:
-    """What the learner should read of a failed check cell: the helper's FAIL block if there is one."""
-    if failure is None:
-        return "did not run (nbval stopped before this cell)"
+def explain(failure: str) -> str:
+    """What the learner should read of a failed cell: the helper's FAIL block if there is one."""
     lines = failure.splitlines()
     starts = [i for i, line in enumerate(lines) if re.search(r"FAIL [A-Za-z0-9_]+: \d+/\d+ checks passed", line)]
     if starts:
@@ -187,12 +188,15 @@ def grade(exercise_path: str | os.PathLike, submission_path: str | os.PathLike, 
     for cell in restored.cells:
         if cell.cell_type != "code":
             continue
-        outcome = results.get(code_index, "did not run")
+        if code_index not in results:
+            outcome = "did not run (nbval stopped before this cell)"
+        else:
+            outcome = results[code_index] and explain(results[code_index])
         if is_check_cell(cell):
-            checks.append(CheckResult(check_name(cell, str(exercise_path)), outcome is None,
-                                      "" if outcome is None else explain(outcome)))
+            checks.append(CheckResult(check_name(cell, str(exercise_path)), outcome is None, outcome or ""))
         elif outcome is not None:
-            cell_errors.append(f"code cell {code_index + 1} ({explain(outcome)})")
+            first_line = next((line for line in cell.source.splitlines() if line.strip()), "")
+            cell_errors.append(f"the cell starting {first_line[:60]!r}: {outcome}")
         code_index += 1
     return Grade(submission_path, checks, cell_errors, notes)
 

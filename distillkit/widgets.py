@@ -82,7 +82,7 @@ class PrivilegedFieldPanel(widgets.VBox):
         self.summary = widgets.HTML()
         self.plot = widgets.Image(format="png")
         self.record = widgets.Checkbox(value=False, description="record a video of one rollout", indent=False)
-        self.video = widgets.Video(format="mp4", autoplay=True, loop=True, layout={"width": "320px"})
+        self.video = widgets.Video(format="mp4", autoplay=True, loop=True, layout={"width": "320px", "display": "none"})
         # "Give the student a field": the schema's guard decides.
         self.give_field = widgets.Dropdown(options=list(self.schema.privileged_names), description="field")
         self.give_button = widgets.Button(description="give it to the student")
@@ -163,6 +163,7 @@ class PrivilegedFieldPanel(widgets.VBox):
         self.plot.value = self.figure_png()
         if self.record.value:
             self.video.value = self.render_video(policy, observe)
+            self.video.layout.display = ""                 # shown once there is a video
         return result
 
     def render_video(self, policy: Callable, observe: Callable) -> bytes:

@@ -12,6 +12,7 @@ demo: $(VENV)/.installed-core
 
 test: $(VENV)/.installed-all
 	$(PY) -m pytest $(PYTEST_ARGS)
+	DISTILLKIT_FAST=1 $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
 
 lab: $(VENV)/.installed-core
 	$(VENV)/bin/jupyter lab notebooks/

@@ -90,8 +90,10 @@ class PrivilegedFieldPanel(widgets.VBox):
 
         for name in self.privileged:
             self.checkboxes[name].observe(self._changed, "value")
-            self.modes[name].observe(self._changed, "value")
+            # a new mode changes nothing while the field is ticked (intact)
+            self.modes[name].observe(lambda change, n=name: self.checkboxes[n].value or self._changed(), "value")
         self.policy.observe(self._changed, "value")
+        self.record.observe(self._changed, "value")
         self.run_button.on_click(lambda _: self.run())
         self.give_button.on_click(lambda _: self.give_student_field(self.give_field.value))
 

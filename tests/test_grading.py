@@ -243,6 +243,30 @@ def test_05_known_wrong_variants():
     fails_with(checks.check_student_only, deployable, Dropping, hint="never drop it quietly")
     fails_with(checks.check_student_only, deployable, NoReset, hint="forward reset(done)")
 
+    probe = ns["action_change_without_privilege"]
+    checks.check_counterfactual_probe(probe)
+
+    def probe_without_perturbation(policy, env, seed=0, warmup=20):
+        env.reset(seed=seed)
+        for _ in range(warmup):
+            env.step(torch.zeros(env.num_envs, env.action_dim))
+        return float((policy(env.observe()) - policy(env.observe())).abs().max())
+
+    def probe_stepping_in_between(policy, env, seed=0, warmup=20):
+        env.reset(seed=seed)
+        for _ in range(warmup):
+            env.step(torch.zeros(env.num_envs, env.action_dim))
+        before = policy(env.observe())
+        env.perturb_privileged(range(env.num_envs), seed=seed + 1)
+        after = policy(env.step(torch.zeros(env.num_envs, env.action_dim)).obs)
+        return float((after - before).abs().max())
+
+    with torch.no_grad():
+        fails_with(checks.check_counterfactual_probe, probe_without_perturbation, hint="change only privileged state")
+        fails_with(checks.check_counterfactual_probe, probe_stepping_in_between, hint="without stepping")
+        fails_with(checks.check_counterfactual_probe, lambda policy, env, seed=0, warmup=20: probe(policy, env, seed, 0),
+                   hint="warmup steps of zero actions")
+
 
 # --------------------------------------------------------------------- check helpers, closed loop
 @pytest.mark.slow

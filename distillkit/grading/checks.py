@@ -24,6 +24,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import torch
 
 from distillkit.envs import make_env
@@ -611,6 +612,49 @@ def check_student_only(deployable: Callable, StudentOnlyPolicy: type) -> None:
             policy.reset(done)
             assert history._fresh is not None and torch.equal(history._fresh, done), "the student was not reset"
     env.close()
+    checks.report()
+
+
+def probe_env():
+    """The quick task without sensor noise: two observations of one state then differ only where the state does."""
+    return make_env(TASK, 8, noise=False)
+
+
+@torch.no_grad()
+def check_counterfactual_probe(action_change_without_privilege: Callable) -> None:
+    from distillkit.distill import Student
+
+    checks = Checks("counterfactual_probe")
+    teacher, _ = shipped_teacher(probe_env())
+    torch.manual_seed(0)
+    student = Student(probe_env().schema, 1).eval()
+
+    def reference(policy, seed: int = 0, warmup: int = 20) -> float:
+        env = probe_env()
+        env.reset(seed=seed)
+        for _ in range(warmup):
+            env.step(torch.zeros(env.num_envs, env.action_dim))
+        before = policy(env.observe())
+        env.perturb_privileged(np.arange(env.num_envs), seed=seed + 1)
+        return float((policy(env.observe()) - before).abs().max())
+
+    with checks.case("the shipped teacher's action changes with the pole mass alone",
+                     "change only privileged state between the two observations: "
+                     "env.perturb_privileged(np.arange(env.num_envs), seed=seed + 1)"):
+        gap = float(action_change_without_privilege(teacher, probe_env()))
+        assert gap > 1e-3, f"largest action change {gap:.3g}; the teacher reads pole_mass, it must react"
+    with checks.case("a student on the student group does not react at all",
+                     "observe the same state again with env.observe(), without stepping: a step moves the "
+                     "robot, and then even a deployable student's action changes"):
+        gap = float(action_change_without_privilege(student, probe_env()))
+        assert gap == 0.0, f"largest action change {gap:.3g}, expected exactly 0"
+    with checks.case("the probe measures the state the spec describes",
+                     "env.reset(seed=seed), warmup steps of zero actions, observe, perturb with seed + 1, observe; "
+                     "return the largest absolute action difference"):
+        for seed in (0, 4):
+            got = float(action_change_without_privilege(teacher, probe_env(), seed=seed))
+            want = reference(teacher, seed=seed)
+            assert abs(got - want) <= 1e-5, f"seed {seed}: expected {want:.6g}, got {got:.6g}"
     checks.report()
 
 

@@ -161,7 +161,7 @@ def results(args: argparse.Namespace) -> None:
         elif section == "collapse":
             res.collapse(args.tasks, runs / "teachers")
         elif section == "students":
-            res.students(args.tasks, runs)
+            res.students(args.tasks, runs, args.jobs)
         else:
             res.masking(args.tasks, runs, args.jobs)
         print(f"updated docs/results.md: {section}")

@@ -24,6 +24,7 @@ import platform
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -263,6 +264,50 @@ MASKING_BUDGETS = {
 }
 
 
+def _student_run(job: tuple) -> str:
+    """One student run in a worker process: DAgger/BC from ``teacher`` (with a held-out score after
+    every round when ``curve`` is set), then its evaluation artifact; finished steps are skipped."""
+    import torch
+
+    from distillkit.pipeline import dagger_config, evaluate, train_student
+
+    task, teacher_folder, out, schedule, seed, b, rules, curve = job
+    torch.set_num_threads(1)          # one run per core: torch's own threads would only contend
+    if not (out / "manifest.json").exists():
+        config = dagger_config(rounds=b["rounds"], steps_per_round=b["steps_per_round"], schedule=schedule,
+                               grad_steps=b["grad_steps"], **rules)
+        train_student(task, teacher_folder, out, config=config, architecture=b["architecture"], num_envs=b["num_envs"],
+                      seed=seed, progress=False, evaluate_round=partial(_held_out_score, task=task, seed=seed, b=b)
+                      if curve else None)
+    if not (out / "evaluation" / "summary.csv").exists():
+        evaluate(task, teacher_folder, out, out / "evaluation", seeds=b["eval_seeds"], num_envs=b["num_envs"],
+                 export=curve)
+    return str(out)
+
+
+def _held_out_score(student, *, task: str, seed: int, b: dict) -> dict:
+    """The student alone (student-only wrapper) on the held-out seeds: one point of the BC/DAgger curve."""
+    from distillkit.envs import make_env
+    from distillkit.evaluate import evaluate_policy, held_out_seeds
+    from distillkit.leakage import StudentOnly
+
+    schema = make_env(task, 1).schema
+    episodes = evaluate_policy(StudentOnly(student, schema), task, held_out_seeds(b["eval_seeds"]),
+                               num_envs=b["num_envs"], training_seeds=[seed],
+                               observe=lambda o: StudentOnly.deployable(o, schema))
+    return {"eval_return": episodes["return"].mean()}
+
+
+def student_runs(jobs: list[tuple], workers: int) -> None:
+    from tqdm.auto import tqdm
+
+    todo = [j for j in jobs if not (j[2] / "evaluation" / "summary.csv").exists()]
+    if todo:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for _ in tqdm(pool.map(_student_run, todo), total=len(todo), desc="student runs"):
+                pass
+
+
 def teacher_policy(folder: Path, task: str):
     from distillkit.envs import make_env
     from distillkit.train import load_actor
@@ -315,12 +360,13 @@ Measured {datetime.date.today().isoformat()} on {machine()}. Command: `python -m
 """)
 
 
-def students(tasks: list[str], runs: Path) -> None:
+def students(tasks: list[str], runs: Path, workers: int) -> None:
     """BC vs DAgger from each trained teacher: curves over rounds and the final evaluation panel."""
     from distillkit.evaluate import evaluate_policy, held_out_seeds
-    from distillkit.leakage import StudentOnly
-    from distillkit.pipeline import dagger_config, evaluate, train_student
 
+    student_runs([(task, run_folder(runs / "teachers", task, "teacher", seed),
+                   run_folder(runs / "students", task, schedule, seed), schedule, seed, STUDENT_BUDGETS[task], {}, True)
+                  for task in tasks for seed in TRAINING_SEEDS for schedule in ("bc", "first")], workers)
     panels, curves, figures, leak_checks = [], [], [], []
     for task in tasks:
         b = STUDENT_BUDGETS[task]
@@ -332,21 +378,6 @@ def students(tasks: list[str], runs: Path) -> None:
                                              training_seeds=[seed])["return"].mean()
             for schedule in ("bc", "first"):
                 out = run_folder(runs / "students", task, schedule, seed)
-
-                def score(student, task=task):
-                    from distillkit.envs import make_env
-
-                    schema = make_env(task, 1).schema
-                    ep = evaluate_policy(StudentOnly(student, schema), task, seeds, num_envs=b["num_envs"],
-                                         training_seeds=[seed], observe=lambda o: StudentOnly.deployable(o, schema))
-                    return {"eval_return": ep["return"].mean()}
-                if not (out / "manifest.json").exists():
-                    config = dagger_config(rounds=b["rounds"], steps_per_round=b["steps_per_round"], schedule=schedule,
-                                           grad_steps=b["grad_steps"])
-                    train_student(task, teacher_folder, out, config=config, architecture=b["architecture"],
-                                  num_envs=b["num_envs"], seed=seed, progress=False, evaluate_round=score)
-                if not (out / "evaluation" / "summary.csv").exists():
-                    evaluate(task, teacher_folder, out, out / "evaluation", seeds=b["eval_seeds"], num_envs=b["num_envs"])
                 curve = pd.read_csv(out / "rounds.csv").assign(task=task, schedule=schedule, seed=seed,
                                                                teacher_return=teacher_return)
                 curves.append(curve)
@@ -354,7 +385,8 @@ def students(tasks: list[str], runs: Path) -> None:
                 report = json.loads((out / "evaluation" / "evaluation.json").read_text())
                 leak_checks.append(report["all_leakage_checks_passed"])
         figure = ROOT / "docs" / "figures" / f"bc_vs_dagger_{task}.png"
-        plot_student_curves(pd.concat(curves), task, figure)
+        all_curves = pd.concat(curves)
+        plot_student_curves(all_curves[all_curves.task == task], task, figure)
         figures.append(f"![{task}: BC vs DAgger](figures/{figure.name})")
     panel = pd.concat(panels)
     agg = panel.groupby(["task", "schedule", "perturbation"], sort=False).agg(
@@ -412,7 +444,6 @@ def plot_student_curves(curves: pd.DataFrame, task: str, path: Path) -> None:
 def masking(tasks: list[str], runs: Path, workers: int) -> None:
     """Masked vs unmasked DAgger from an imperfect (early, falling) teacher."""
     from distillkit.masks import MaskRules
-    from distillkit.pipeline import dagger_config, evaluate, train_student
 
     jobs = []
     for task in tasks:
@@ -420,21 +451,15 @@ def masking(tasks: list[str], runs: Path, workers: int) -> None:
         early = Budget(b["early_steps"], BUDGETS[task].num_envs, BUDGETS[task].config)
         jobs += [(task, "early", s, run_folder(runs / "teachers", task, "early", s), early) for s in TRAINING_SEEDS]
     train_runs(jobs, workers)
+    variants = (("masked", MaskRules()), ("unmasked", MaskRules.none()))
+    student_runs([(task, run_folder(runs / "teachers", task, "early", seed), run_folder(runs / "masking", task, variant, seed),
+                   "first", seed, MASKING_BUDGETS[task], rules.to_dict(), False)
+                  for task in tasks for seed in TRAINING_SEEDS for variant, rules in variants], workers)
     rows = []
     for task in tasks:
-        b = MASKING_BUDGETS[task]
         for seed in TRAINING_SEEDS:
-            teacher_folder = run_folder(runs / "teachers", task, "early", seed)
-            for variant, rules in (("masked", MaskRules()), ("unmasked", MaskRules.none())):
+            for variant, _ in variants:
                 out = run_folder(runs / "masking", task, variant, seed)
-                if not (out / "manifest.json").exists():
-                    config = dagger_config(rounds=b["rounds"], steps_per_round=b["steps_per_round"], schedule="first",
-                                           grad_steps=b["grad_steps"], **rules.to_dict())
-                    train_student(task, teacher_folder, out, config=config, architecture=b["architecture"],
-                                  num_envs=b["num_envs"], seed=seed, progress=False)
-                if not (out / "evaluation" / "summary.csv").exists():
-                    evaluate(task, teacher_folder, out, out / "evaluation", seeds=b["eval_seeds"],
-                             num_envs=b["num_envs"], export=False)
                 s = pd.read_csv(out / "evaluation" / "summary.csv").set_index("perturbation").loc["nominal"]
                 counts = pd.read_csv(out / "rounds.csv")
                 rows.append({"task": task, "variant": variant, "seed": seed, "teacher_return": s.teacher_return,

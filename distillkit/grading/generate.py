@@ -7,8 +7,9 @@ stored ``PASS <name>: k/k checks`` output, execution count and id, because they 
 reference. Every other cell loses its outputs. Cell ids are kept, so the grader can find each
 check cell in a learner's copy.
 
-    python -m distillkit.grading.generate            # rewrite exercises/
-    python -m distillkit.grading.generate --check    # fail if exercises/ differs (CI)
+    python -m distillkit.grading.generate                   # rewrite exercises/
+    python -m distillkit.grading.generate --run-solutions   # run solutions/ first (they store the PASS lines)
+    python -m distillkit.grading.generate --check           # fail if exercises/ differs (CI)
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def make_exercise(solution: nbformat.NotebookNode, name: str) -> nbformat.Notebo
         where = f"{name} cell {i} (id {cell.get('id')})"
         if "id" not in cell:
             raise ExerciseError(f"{where}: cells need ids (nbformat >= 4.5) for the grader to match check cells")
+        cell.get("metadata", {}).pop("execution", None)         # run timestamps would churn every regeneration
         if is_check_cell(cell):
             check_name(cell, where)
             if BEGIN in cell.source:
@@ -88,12 +90,23 @@ def make_exercise(solution: nbformat.NotebookNode, name: str) -> nbformat.Notebo
             cell.source = strip_solutions(cell.source, where)
             cell.outputs = []
             cell.execution_count = None
-        cell.get("metadata", {}).pop("execution", None)
     if not regions:
         raise ExerciseError(f"{name}: no {BEGIN!r} region, nothing for the learner to write")
     if not any(is_check_cell(c) for c in exercise.cells):
         raise ExerciseError(f"{name}: no check cell (tag {CHECK_TAG!r})")
     return exercise
+
+
+def run_solutions(solutions: Path) -> None:
+    """Execute every solution notebook in place (in its folder), so check cells store their PASS lines."""
+    from nbclient import NotebookClient
+
+    for path in sorted(solutions.glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        NotebookClient(notebook, timeout=600, kernel_name="python3", record_timing=False,
+                       resources={"metadata": {"path": str(solutions)}}).execute()
+        nbformat.write(notebook, path)
+        print(f"ran {path}")
 
 
 def generate(solutions: Path, exercises: Path, check: bool = False) -> list[str]:
@@ -123,8 +136,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--solutions", type=Path, default=ROOT / "solutions")
     parser.add_argument("--exercises", type=Path, default=ROOT / "exercises")
     parser.add_argument("--check", action="store_true", help="fail if exercises/ differs from what would be generated")
+    parser.add_argument("--run-solutions", action="store_true",
+                        help="first execute solutions/*.ipynb in place (after editing a solution or a check)")
     args = parser.parse_args(argv)
     try:
+        if args.run_solutions:
+            run_solutions(args.solutions)
         problems = generate(args.solutions, args.exercises, check=args.check)
     except ExerciseError as err:
         sys.exit(f"error: {err}")

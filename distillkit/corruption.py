@@ -23,7 +23,8 @@ MODES = ("zeroed", "noise", "stale", "shuffled")
 class Corrupted:
     """Wraps a policy (a module whose ``input`` is a :class:`GroupInput`) so that ``fields`` are
     corrupted with ``mode`` before every call. Call :meth:`reset` with the done mask each step
-    (``stale`` remembers each world's first value)."""
+    (``stale`` remembers each world's first value). Noise and shuffles are drawn on the CPU from
+    ``seed``, the same on every device, and moved to the observation's device."""
 
     def __init__(self, policy, fields: list[str], mode: str, seed: int = 0):
         if mode not in MODES:
@@ -57,9 +58,10 @@ class Corrupted:
             if self.mode == "zeroed":
                 out[name] = self.mean[name].expand_as(value).clone()
             elif self.mode == "noise":
-                out[name] = value + torch.randn(value.shape, generator=self.generator) * self.std[name]
+                noise = torch.randn(value.shape, generator=self.generator).to(value.device)
+                out[name] = value + noise * self.std[name]
             elif self.mode == "shuffled":
-                out[name] = value[torch.randperm(value.shape[0], generator=self.generator)]
+                out[name] = value[torch.randperm(value.shape[0], generator=self.generator).to(value.device)]
             else:   # stale
                 first = self.first.get(name)
                 if first is None or first.shape != value.shape:

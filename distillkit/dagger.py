@@ -73,9 +73,11 @@ class DaggerConfig:
 def dagger(env: BatchedEnv, teacher: Policy, student: torch.nn.Module, config: DaggerConfig, *, seed: int = 0,
            evaluate: Callable[[torch.nn.Module], dict] | None = None, progress: bool = False) -> pd.DataFrame:
     """Run DAgger; returns one row per round (beta, dataset size, mask counts, loss, and whatever
-    ``evaluate(student)`` reports)."""
-    generator = torch.Generator().manual_seed(seed)
+    ``evaluate(student)`` reports). The student is moved to ``env.device`` and trained there; the
+    teacher must already be on it (:func:`distillkit.train.load_actor` puts it there)."""
+    generator = torch.Generator().manual_seed(seed)     # CPU: the same draws on every device
     torch.manual_seed(seed)
+    student.to(env.device)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.lr)
     obs = env.reset(seed=seed)
     data = []

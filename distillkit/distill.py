@@ -70,7 +70,7 @@ class Student(nn.Module):
         """(T, N, D) raw inputs -> (T, N, history * D), oldest first; looking back never crosses
         an episode start (the episode's first observation is repeated instead)."""
         T, N, D = raw.shape
-        t = torch.arange(T)[:, None].expand(T, N)
+        t = torch.arange(T, device=raw.device)[:, None].expand(T, N)
         start = torch.where(starts, t, torch.zeros_like(t)).cummax(0).values   # latest start <= t
         frames = [raw.gather(0, torch.maximum(t - lag, start)[..., None].expand(T, N, D))
                   for lag in reversed(range(self.history))]
@@ -131,7 +131,7 @@ class GRUStudent(nn.Module):
         state is zeroed at episode starts. Returns actions and the hidden state before each step."""
         T, N = starts.shape
         x = self.input({k: v.reshape(T * N, *v.shape[2:]) for k, v in obs.items()}).reshape(T, N, -1)
-        h = torch.zeros(1, N, self.hidden_size) if hidden is None else hidden.unsqueeze(0)
+        h = torch.zeros(1, N, self.hidden_size, device=x.device) if hidden is None else hidden.unsqueeze(0)
         outputs, before = [], []
         for t in range(T):
             h = h * (~starts[t]).to(h.dtype)[None, :, None]
@@ -148,9 +148,9 @@ class GRUStudent(nn.Module):
 
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """One step in closed loop, carrying the memory; call :meth:`reset` at episode starts."""
-        n = next(iter(obs.values())).shape[0]
-        if self._hidden is None or self._hidden.shape[0] != n:
-            self._hidden = torch.zeros(n, self.hidden_size)
+        any_field = next(iter(obs.values()))
+        if self._hidden is None or self._hidden.shape[0] != any_field.shape[0]:
+            self._hidden = torch.zeros(any_field.shape[0], self.hidden_size, device=any_field.device)
         action, self._hidden = self.step(obs, self._hidden)
         return action
 
@@ -167,7 +167,8 @@ def fit(student: nn.Module, data: list[tuple[Rollouts, torch.Tensor]], grad_step
     """Train ``student`` on (rollouts, mask) pairs for ``grad_steps`` Adam steps of masked
     distillation; each step takes ``chunk`` consecutive steps of ``batch_worlds`` worlds from one
     rollout. The student's normaliser is left as it is: update it with new data before
-    (:func:`distillkit.dagger.dagger` does, once per round)."""
+    (:func:`distillkit.dagger.dagger` does, once per round). Student and data share one device;
+    the minibatches are drawn from ``generator`` on the CPU, the same on every device."""
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     optimizer = optimizer or torch.optim.Adam(student.parameters(), lr=lr)
@@ -185,7 +186,7 @@ def fit(student: nn.Module, data: list[tuple[Rollouts, torch.Tensor]], grad_step
         T, N = mask.shape
         length = min(chunk, T)
         t0 = int(torch.randint(T - length + 1, (1,), generator=generator))
-        worlds = torch.randperm(N, generator=generator)[:batch_worlds]
+        worlds = torch.randperm(N, generator=generator)[:batch_worlds].to(mask.device)
         window = slice(t0, t0 + length)
         obs = {k: v[window][:, worlds] for k, v in rollouts.obs.items()}
         chunk_starts = starts[i][window][:, worlds].clone()

@@ -89,8 +89,8 @@ def run_episodes(policy: Callable, task: str, seed: int, *, num_envs: int = 32,
                  observe: Callable = lambda obs: obs, engine: str = "mujoco", device: str = "cpu") -> pd.DataFrame:
     """One episode per world from ``seed`` on ``engine`` (simulating on ``device``). ``observe`` maps the env's observation to what the
     policy gets; ``labeller`` (the teacher) labels every visited state, giving the imitation
-    error of the policy on its own states (between executed, i.e. clipped, actions).
-    Rows: world, return, length, fell, success, mse."""
+    error of the policy on its own states (between executed, i.e. clipped, actions). The policy
+    must be on the env's device. Rows: world, return, length, fell, success, mse."""
     env = make_env(task, num_envs, engine=engine, device=device)
     push = None
     if perturbation.push_step is not None:
@@ -101,11 +101,11 @@ def run_episodes(policy: Callable, task: str, seed: int, *, num_envs: int = 32,
     obs = env.reset(seed=seed)
     if hasattr(policy, "reset"):
         policy.reset()
-    ret = torch.zeros(num_envs)
-    length = torch.zeros(num_envs, dtype=torch.long)
-    sq_error = torch.zeros(num_envs)
-    fell = torch.zeros(num_envs, dtype=torch.bool)
-    finished = torch.zeros(num_envs, dtype=torch.bool)
+    ret = torch.zeros(num_envs, device=env.device)
+    length = torch.zeros(num_envs, dtype=torch.long, device=env.device)
+    sq_error = torch.zeros(num_envs, device=env.device)
+    fell = torch.zeros(num_envs, dtype=torch.bool, device=env.device)
+    finished = torch.zeros(num_envs, dtype=torch.bool, device=env.device)
     step = 0
     while not finished.all():
         action = policy(observe(obs))
@@ -124,6 +124,7 @@ def run_episodes(policy: Callable, task: str, seed: int, *, num_envs: int = 32,
         obs = result.obs
         step += 1
     env.close()
+    ret, length, fell, sq_error = ret.cpu(), length.cpu(), fell.cpu(), sq_error.cpu()   # on to pandas
     rows = pd.DataFrame({"seed": seed, "world": np.arange(num_envs), "return": ret.numpy(),
                          "length": length.numpy(), "fell": fell.numpy(), "success": (~fell).numpy()})
     if labeller is not None:

@@ -100,16 +100,19 @@ class PPO:
 
     def __init__(self, env: BatchedEnv, config: PPOConfig, seed: int = 0):
         self.env, self.config = env, config
+        # Networks and buffers live where the env hands out its tensors (a GPU engine: the GPU).
+        self.device = env.device
         torch.manual_seed(seed)
-        self.actor = Actor(env.schema, config.actor_group, env.action_dim, config.actor_hidden, config.init_std)
-        self.critic = Critic(env.schema, config.critic_group, config.critic_hidden)
+        self.actor = Actor(env.schema, config.actor_group, env.action_dim, config.actor_hidden,
+                           config.init_std).to(self.device)
+        self.critic = Critic(env.schema, config.critic_group, config.critic_hidden).to(self.device)
         if is_distributed():                       # every rank starts from rank 0's weights
             for p in self.parameters():
                 torch.distributed.broadcast(p.data, src=0)
         self.learning_rate = config.learning_rate
         self.optimizer = torch.optim.Adam(self.parameters(), lr=self.learning_rate)
-        self.episode_return = torch.zeros(env.num_envs)
-        self.episode_length = torch.zeros(env.num_envs)
+        self.episode_return = torch.zeros(env.num_envs, device=self.device)
+        self.episode_length = torch.zeros(env.num_envs, device=self.device)
 
     def parameters(self) -> list[nn.Parameter]:
         return [*self.actor.parameters(), *self.critic.parameters()]
@@ -184,7 +187,7 @@ class PPO:
         batch = T * N // cfg.minibatches
         updates = 0
         for _ in range(cfg.epochs):
-            order = torch.randperm(T * N)
+            order = torch.randperm(T * N, device=self.device)
             for start in range(0, batch * cfg.minibatches, batch):
                 idx = order[start:start + batch]
                 mb_obs = {k: v[idx] for k, v in obs.items()}

@@ -52,14 +52,16 @@ def collect(env: BatchedEnv, teacher: Policy, steps: int, *, student: Policy | N
             obs: dict[str, torch.Tensor] | None = None, generator: torch.Generator | None = None,
             ) -> tuple[Rollouts, dict[str, torch.Tensor]]:
     """Run ``steps`` steps in every world of ``env`` from ``obs`` (or a reset) with the beta
-    mixture of teacher and student; returns the rollouts and the observation to continue from."""
+    mixture of teacher and student; returns the rollouts (on ``env.device``) and the observation
+    to continue from. Who acts is drawn from ``generator`` on the CPU, so a seed picks the same
+    mixture on every device."""
     if not 0.0 <= beta <= 1.0:
         raise ValueError(f"beta must be in [0, 1], got {beta}")
     if student is None and beta < 1.0:
         raise ValueError("beta < 1 needs a student policy to mix in")
     obs = env.reset() if obs is None else obs
-    n = env.num_envs
-    episode = torch.arange(n)
+    n, device = env.num_envs, env.device
+    episode = torch.arange(n, device=device)
     next_id = n
     record: dict[str, list] = {k: [] for k in ("obs", "teacher", "actions", "reward", "done", "episode")}
     record.update({k: [] for k in VALIDITY_SIGNALS})
@@ -67,7 +69,7 @@ def collect(env: BatchedEnv, teacher: Policy, steps: int, *, student: Policy | N
         label = teacher(obs)
         action = label
         if beta < 1.0:
-            use_teacher = torch.rand(n, generator=generator) < beta
+            use_teacher = (torch.rand(n, generator=generator) < beta).to(device)
             action = torch.where(use_teacher[:, None], label, student(obs))
         result = env.step(action)
         record["obs"].append(obs)
@@ -81,7 +83,7 @@ def collect(env: BatchedEnv, teacher: Policy, steps: int, *, student: Policy | N
         if student is not None and hasattr(student, "reset"):
             student.reset(result.done)          # a recurrent or history student forgets finished episodes
         ended = torch.nonzero(result.done).flatten()
-        episode[ended] = torch.arange(next_id, next_id + len(ended))
+        episode[ended] = torch.arange(next_id, next_id + len(ended), device=device)
         next_id += len(ended)
         obs = result.obs
     rollouts = Rollouts(

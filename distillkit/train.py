@@ -60,8 +60,8 @@ def train_teacher(task: str, out: str | os.PathLike, env_steps: int, *, seed: in
                   checkpoint_every: int = 50, progress: bool = True, nthread: int | None = None,
                   device: str = "cpu") -> pd.DataFrame:
     """Train a PPO teacher (``blind=True``: the actor sees only student fields, the baseline)
-    for ``env_steps`` env steps in total (all processes together) on ``engine``, simulating on
-    ``device``. Returns the metrics table.
+    for ``env_steps`` env steps in total (all processes together) on ``engine``, simulating and
+    training on ``device`` (checkpoints are saved on the CPU). Returns the metrics table.
     ``nthread``: C threads stepping the worlds of the "mujoco" engine (results do not depend on it)."""
     config = config or PPOConfig()
     if blind:
@@ -166,7 +166,8 @@ def resume(out: Path, ppo: PPO, env, run: dict) -> tuple[int, list[dict]]:
 
 
 def load_actor(folder: str | os.PathLike, env, *, allow_mismatch: bool = False):
-    """The trained actor of a teacher artifact, checked against ``env``'s schema and task spec.
+    """The trained actor of a teacher artifact, checked against ``env``'s schema and task spec,
+    on ``env``'s device (the weights are stored on the CPU and load onto any device).
     Returns ``(actor, manifest, overrides)``; ``overrides`` lists the differences accepted
     with ``allow_mismatch=True`` (record them in whatever you produce with this actor)."""
     from distillkit.models import Actor
@@ -182,4 +183,4 @@ def load_actor(folder: str | os.PathLike, env, *, allow_mismatch: bool = False):
     except RuntimeError as err:
         raise ArtifactError(f"{folder}/actor.safetensors does not fit this actor: {err}") from None
     actor.eval()
-    return actor, manifest, overrides
+    return actor.to(env.device), manifest, overrides

@@ -10,6 +10,10 @@
   putting the exercise's pristine check cells back (see distillkit/grading/grade.py).
 - ``train-teacher``: PPO teacher (or ``--blind`` baseline) into an artifact folder; under
   ``torchrun`` every process runs its own envs and gradients are pooled.
+
+The commands that take ``--engine`` accept that engine's tasks: the MuJoCo engines run
+``distillkit.tasks`` (``cartpole``, ``walker_rough``), Isaac Lab its own table (``cartpole``,
+``anymal_rough``); a task of another engine is refused, naming the engines that run it.
 """
 
 from __future__ import annotations
@@ -211,6 +215,37 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
                    help="where the engine simulates: cpu, or cuda[:i] for the engines that run on a GPU")
 
 
+def engine_tasks(engine: str) -> list[str]:
+    """The tasks ``engine`` runs: the MuJoCo engines run this repo's tasks, Isaac Lab its own
+    table (imported only when asked for: importing Isaac Lab takes seconds)."""
+    if engine == "isaaclab":
+        from distillkit.envs.isaaclab import TASKS as ISAACLAB_TASKS
+
+        return list(ISAACLAB_TASKS)
+    return list(TASKS)
+
+
+def check_tasks(parser: argparse.ArgumentParser, engine: str, tasks: list[str]) -> None:
+    """Refuse a task the chosen engine does not run, naming the engines that do."""
+    try:
+        available = engine_tasks(engine)
+    except ImportError as err:
+        parser.error(f"--engine {engine} is not installed here ({err})")
+    for task in tasks:
+        if task in available:
+            continue
+        elsewhere = []
+        for other in ENGINES:
+            try:
+                if other != engine and task in engine_tasks(other):
+                    elsewhere.append(other)
+            except ImportError:             # an engine whose extra is not installed runs nothing
+                pass
+        if elsewhere:
+            parser.error(f"task {task!r} exists on engines {elsewhere}, not on {engine!r}")
+        parser.error(f"unknown task {task!r}; engine {engine!r} runs {available}")
+
+
 def grade(args: argparse.Namespace) -> None:
     import sys
 
@@ -225,12 +260,15 @@ def grade(args: argparse.Namespace) -> None:
     raise SystemExit(code)
 
 
+TASK_HELP = f"a task of the chosen engine (mujoco engines: {', '.join(TASKS)}; isaaclab: see distillkit/envs/isaaclab.py)"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="distillkit", description="Privileged-information distillation course kit")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    p = commands.add_parser("demo", help="build both tasks, print their schemas, step them")
-    p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    p = commands.add_parser("demo", help="build the engine's tasks, print their schemas, step them")
+    p.add_argument("--tasks", nargs="+", metavar="TASK", help="default: every task of the engine")
     p.add_argument("--num-envs", type=int, default=64)
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--skip-pipeline", action="store_true", help="only build and step the tasks")
@@ -243,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(run=schema)
 
     p = commands.add_parser("train-teacher", help="train a PPO teacher into an artifact folder (resumes if it exists)")
-    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--task", required=True, help=TASK_HELP)
     p.add_argument("--steps", type=int, required=True, help="env steps in total (all processes)")
     p.add_argument("--out", required=True, help="artifact folder")
     p.add_argument("--seed", type=int, default=0)
@@ -267,7 +305,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, help_text in (("distill", "behaviour cloning (masked) from a teacher artifact into a student"),
                             ("dagger", "DAgger from a teacher artifact into a student")):
         p = commands.add_parser(name, help=help_text)
-        p.add_argument("--task", required=True, choices=list(TASKS))
+        p.add_argument("--task", required=True, help=TASK_HELP)
         p.add_argument("--teacher", required=True, help="teacher artifact folder")
         p.add_argument("--out", required=True, help="student artifact folder")
         p.add_argument("--architecture", default="mlp", choices=["mlp", "history", "gru"])
@@ -290,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
         p.set_defaults(run=student)
 
     p = commands.add_parser("evaluate", help="the student alone on held-out seeds, perturbations, leakage checks")
-    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--task", required=True, help=TASK_HELP)
     p.add_argument("--teacher", required=True)
     p.add_argument("--student", required=True)
     p.add_argument("--out", required=True)
@@ -300,7 +338,7 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(run=evaluate)
 
     p = commands.add_parser("export", help="ONNX and TorchScript of an MLP or GRU student, inputs named by student fields")
-    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--task", required=True, help=TASK_HELP)
     p.add_argument("--student", required=True)
     p.add_argument("--out", required=True)
     add_engine_options(p)
@@ -317,6 +355,10 @@ def main(argv: list[str] | None = None) -> None:
     if getattr(args, "engine", None) == "mujoco" and args.device != "cpu":
         parser.error(f"--engine mujoco runs on the CPU only (got --device {args.device}); "
                      f"choose an engine that runs on a GPU")
+    if hasattr(args, "engine"):         # which tasks exist depends on the engine: checked once both are parsed
+        if args.command == "demo" and not args.tasks:
+            args.tasks = engine_tasks(args.engine)
+        check_tasks(parser, args.engine, args.tasks if args.command == "demo" else [args.task])
     from distillkit.artifacts import ArtifactError
     from distillkit.envs.base import ActionError
     from distillkit.evaluate import EngineFeatureError

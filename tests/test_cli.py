@@ -1,8 +1,12 @@
 """The command line, as a user runs it."""
 
+import argparse
 import subprocess
 import sys
 
+import pytest
+
+from distillkit.cli import check_tasks, engine_tasks
 from distillkit.schema import ObservationSchema
 from distillkit.tasks import TASKS
 
@@ -30,7 +34,27 @@ def test_schema_command_writes_a_loadable_manifest(tmp_path):
 
 def test_bad_arguments_are_reported():
     result = run("train-teacher", "--task", "hopper", "--steps", "10", "--out", "x")
-    assert result.returncode != 0 and "invalid choice: 'hopper'" in result.stderr
+    assert result.returncode == 2
+    assert "unknown task 'hopper'; engine 'mujoco' runs ['cartpole', 'walker_rough']" in result.stderr
+
+
+def test_a_task_of_another_engine_is_refused_naming_the_engines_that_run_it():
+    result = run("train-teacher", "--task", "anymal_rough", "--steps", "10", "--out", "x")
+    assert result.returncode == 2
+    assert "task 'anymal_rough' exists on engines ['isaaclab'], not on 'mujoco'" in result.stderr
+    result = run("export", "--engine", "isaaclab", "--task", "walker_rough", "--student", "x", "--out", "y")
+    assert "task 'walker_rough' exists on engines ['mujoco', 'mujoco_warp'], not on 'isaaclab'" in result.stderr
+
+
+def test_the_task_choices_follow_the_engine(capsys):
+    # the check main() runs after parsing, called alone: running these commands would start the engines
+    parser = argparse.ArgumentParser(prog="distillkit")
+    assert "anymal_rough" in engine_tasks("isaaclab") and "anymal_rough" not in engine_tasks("mujoco")
+    check_tasks(parser, "isaaclab", ["anymal_rough", "cartpole"])
+    check_tasks(parser, "mujoco_warp", ["walker_rough"])
+    with pytest.raises(SystemExit):
+        check_tasks(parser, "mujoco_warp", ["cartpole", "anymal_rough"])
+    assert "task 'anymal_rough' exists on engines ['isaaclab'], not on 'mujoco_warp'" in capsys.readouterr().err
 
 
 def test_a_missing_artifact_is_a_clear_error_not_a_traceback(tmp_path):

@@ -260,7 +260,8 @@ def grade(args: argparse.Namespace) -> None:
     raise SystemExit(code)
 
 
-TASK_HELP = f"a task of the chosen engine (mujoco engines: {', '.join(TASKS)}; isaaclab: see distillkit/envs/isaaclab.py)"
+TASK_HELP = (f"a task of the chosen engine (mujoco engines: {', '.join(TASKS)}; "
+             f"isaaclab: see distillkit/envs/isaaclab.py)")
 
 
 def main(argv: list[str] | None = None) -> None:

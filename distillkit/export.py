@@ -13,6 +13,7 @@ students keep a buffer of past fields outside any graph and are not exported.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -59,8 +60,15 @@ class NamedInputStudent(nn.Module):
         return fields + ((torch.zeros(batch, self.student.hidden_size),) if self.recurrent else ())
 
 
+def on_cpu(student: nn.Module) -> nn.Module:
+    """The student on the CPU, where the exported graph is traced (a copy if it lives on a GPU)."""
+    if all(p.device.type == "cpu" for p in student.parameters()):
+        return student
+    return copy.deepcopy(student).cpu()
+
+
 def export_onnx(student: nn.Module, schema: ObservationSchema, path: str | os.PathLike) -> Path:
-    model = NamedInputStudent(student).eval()
+    model = NamedInputStudent(on_cpu(student)).eval()
     names = model.names
     if names != list(schema.group("student")):
         raise ExportError(f"student reads {names}, the schema's student group is {list(schema.group('student'))}")
@@ -76,7 +84,7 @@ def export_onnx(student: nn.Module, schema: ObservationSchema, path: str | os.Pa
 
 
 def export_torchscript(student: nn.Module, schema: ObservationSchema, path: str | os.PathLike) -> Path:
-    model = NamedInputStudent(student).eval()
+    model = NamedInputStudent(on_cpu(student)).eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     traced = torch.jit.trace(model, model.example_inputs(schema))

@@ -46,7 +46,7 @@ def steps_before_falls(rollouts: Rollouts, horizon: int) -> torch.Tensor:
     fell, episode = rollouts.validity["fell"], rollouts.episode
     T = fell.shape[0]
     doomed = torch.zeros_like(fell)
-    countdown = torch.zeros(fell.shape[1], dtype=torch.long)
+    countdown = torch.zeros(fell.shape[1], dtype=torch.long, device=fell.device)
     for t in reversed(range(T)):
         countdown = torch.where(fell[t], torch.full_like(countdown, horizon + 1), countdown)
         doomed[t] = countdown > 0

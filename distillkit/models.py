@@ -43,7 +43,7 @@ class RunningNorm(nn.Module):
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
         x = x.reshape(-1, x.shape[-1]).to(torch.float64)
-        stats = torch.cat([torch.tensor([float(len(x))], dtype=torch.float64), x.sum(0), (x * x).sum(0)])
+        stats = torch.cat([torch.tensor([float(len(x))], dtype=torch.float64, device=x.device), x.sum(0), (x * x).sum(0)])
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(stats)
         n, total, squares = stats[0], stats[1:1 + x.shape[1]], stats[1 + x.shape[1]:]

@@ -76,7 +76,7 @@ def load_student(folder: str | Path, env, *, allow_mismatch: bool = False):
         student.load_state_dict(load_tensors(folder, "student", manifest))
     except RuntimeError as err:
         raise ArtifactError(f"{folder}/student.safetensors does not fit a {manifest['architecture']} student: {err}") from None
-    return student.eval(), manifest
+    return student.to(env.device).eval(), manifest
 
 
 def evaluate(task: str, teacher_folder: str | Path, student_folder: str | Path, out: str | Path, *,

@@ -168,7 +168,8 @@ def main() -> None:
                          "rsl_rl_return": float(rsl_return.mean()), "rsl_rl_return_std": float(rsl_return.std())})
             print(json.dumps(rows[-1]), flush=True)
     result = {"command": "python bench/distill_vs_rsl_rl.py --update-docs", "date": datetime.date.today().isoformat(),
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()} "
+                         f"(1-min load average at the end: {os.getloadavg()[0]:.1f})",
               "torch_threads": 1, "rows": rows}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

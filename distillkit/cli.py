@@ -85,10 +85,10 @@ def demo(args: argparse.Namespace) -> None:
 
 
 # Small budgets: the demo shows every step of the pipeline in minutes; docs/results.md has the
-# full-budget numbers.
+# full-budget numbers. The flagship's student is a GRU, as in docs/results.md.
 DEMO_BUDGETS = {
-    "cartpole": dict(rounds=5, steps_per_round=150, grad_steps=300, seeds=2, num_envs=32),
-    "walker_rough": dict(rounds=4, steps_per_round=250, grad_steps=400, seeds=1, num_envs=32),
+    "cartpole": dict(architecture="mlp", rounds=5, steps_per_round=150, grad_steps=300, seeds=2, num_envs=32),
+    "walker_rough": dict(architecture="gru", rounds=5, steps_per_round=400, grad_steps=600, seeds=1, num_envs=32),
 }
 
 
@@ -104,10 +104,12 @@ def demo_pipeline(task: str, budget: dict) -> None:
         print(f"\n(no shipped {task} teacher: `python -m distillkit results --section teachers` makes it)")
         return
     out = Path("runs") / "demo" / task
-    print(f"\nDAgger student from the shipped teacher ({budget['rounds']} rounds, the first driven by the teacher):")
+    print(f"\nDAgger {budget['architecture'].upper()} student from the shipped teacher ({budget['rounds']} rounds, "
+          f"the first driven by the teacher):")
     config = dagger_config(rounds=budget["rounds"], steps_per_round=budget["steps_per_round"], schedule="first",
                            grad_steps=budget["grad_steps"])
-    rounds = train_student(task, teacher, out / "student", config=config, num_envs=budget["num_envs"])
+    rounds = train_student(task, teacher, out / "student", config=config, architecture=budget["architecture"],
+                           num_envs=budget["num_envs"])
     print(rounds[["round", "beta", "dataset_steps", "loss", "return_during_collection"]].to_string(index=False))
     print(f"\nEvaluation of the student alone on {budget['seeds']} held-out seed(s), privileged inputs removed:")
     summary = run_evaluation(task, teacher, out / "student", out / "evaluation", seeds=budget["seeds"],

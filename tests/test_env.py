@@ -223,3 +223,12 @@ def test_task_spec_is_serialisable_and_hashable():
         TaskSpec.from_dict({"task": "walker_rough"})
     with pytest.raises(TaskSpecError, match="must be a whole multiple of physics_dt"):
         TaskSpec.from_dict({**spec.to_dict(), "control_dt": 0.013})
+
+
+def test_range_overrides_change_the_spec_and_unknown_ranges_are_refused():
+    env = make_env("walker_rough", 2)
+    digest = env.spec.digest()
+    env.override_ranges({"friction": [0.3, 0.4]})
+    assert env.spec.digest() != digest and env.spec.randomisation["friction"] == [0.3, 0.4]
+    with pytest.raises(KeyError, match="no range 'gravity'"):
+        env.override_ranges({"gravity": [0.0, 1.0]})

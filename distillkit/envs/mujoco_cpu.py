@@ -132,16 +132,7 @@ class MujocoEnv(BatchedEnv):
         """Change entries of the task's reset distribution or randomisation (e.g. only the
         hardest terrain, low friction) for the next resets; the spec follows, so results under
         an override carry its digest."""
-        reset, randomisation = dict(self.task.reset_ranges), dict(getattr(self.task, "randomisation_ranges", {}))
-        for key, value in ranges.items():
-            if key in reset:
-                reset[key] = list(value)
-            elif key in randomisation:
-                randomisation[key] = list(value)
-            else:
-                raise KeyError(f"task {self.spec.task!r} has no range {key!r}; it has {sorted(reset) + sorted(randomisation)}")
-        self.task.reset_ranges = reset
-        self.task.randomisation_ranges = randomisation
+        self.task.override_ranges(ranges)
         self.spec = self.task.spec(engine=self.engine, engine_version=mujoco.__version__)
 
     def perturb_privileged(self, ids: np.ndarray, seed: int = 0) -> None:

@@ -269,16 +269,7 @@ class MujocoWarpEnv(BatchedEnv):
     def override_ranges(self, ranges: dict[str, list]) -> None:
         """Change entries of the task's reset distribution or randomisation for the next resets
         (see ``MujocoEnv.override_ranges``); the spec follows."""
-        reset, randomisation = dict(self.task.reset_ranges), dict(getattr(self.task, "randomisation_ranges", {}))
-        for key, value in ranges.items():
-            if key in reset:
-                reset[key] = list(value)
-            elif key in randomisation:
-                randomisation[key] = list(value)
-            else:
-                raise KeyError(f"task {self.spec.task!r} has no range {key!r}; it has {sorted(reset) + sorted(randomisation)}")
-        self.task.reset_ranges = reset
-        self.task.randomisation_ranges = randomisation
+        self.task.override_ranges(ranges)
         self.spec = self._make_spec()
 
     def perturb_privileged(self, ids: np.ndarray, seed: int = 0) -> None:

@@ -98,6 +98,21 @@ class MujocoTask(ABC):
             adr = int(model.sensor_adr[sid])
             self._sensor_slices[name] = slice(adr, adr + int(model.sensor_dim[sid]))
 
+    def override_ranges(self, ranges: dict[str, list]) -> None:
+        """Change entries of the reset distribution or the randomisation (e.g. only the hardest
+        terrain, low friction) for the next resets. The engine then rebuilds its spec, so results
+        under an override carry its digest."""
+        reset, randomisation = dict(self.reset_ranges), dict(getattr(self, "randomisation_ranges", {}))
+        for key, value in ranges.items():
+            if key in reset:
+                reset[key] = list(value)
+            elif key in randomisation:
+                randomisation[key] = list(value)
+            else:
+                raise KeyError(f"task {self.name!r} has no range {key!r}; it has {sorted(reset) + sorted(randomisation)}")
+        self.reset_ranges = reset
+        self.randomisation_ranges = randomisation
+
     def spec(self, engine: str, engine_version: str) -> TaskSpec:
         about = self.describe()
         return TaskSpec(

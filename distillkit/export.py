@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -77,9 +78,13 @@ def export_onnx(student: nn.Module, schema: ObservationSchema, path: str | os.Pa
         raise ExportError(f"student fields {clash} carry names the exported graph reserves ({RESERVED})")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(model, model.example_inputs(schema), str(path), input_names=model.input_names,
-                      output_names=model.output_names,
-                      dynamic_axes={n: {0: "batch"} for n in model.input_names + model.output_names}, dynamo=False)
+    with warnings.catch_warnings():
+        # torch warns that a GRU exported with batch > 1 needs its initial state as an input: ours is (MEMORY)
+        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size")
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)   # nn.GRU's Python size checks
+        torch.onnx.export(model, model.example_inputs(schema), str(path), input_names=model.input_names,
+                          output_names=model.output_names,
+                          dynamic_axes={n: {0: "batch"} for n in model.input_names + model.output_names}, dynamo=False)
     return path
 
 
@@ -87,7 +92,10 @@ def export_torchscript(student: nn.Module, schema: ObservationSchema, path: str 
     model = NamedInputStudent(on_cpu(student)).eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    traced = torch.jit.trace(model, model.example_inputs(schema))
+    with warnings.catch_warnings():
+        # nn.GRU checks its input sizes in Python; the trace fixes them, which is what we want
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        traced = torch.jit.trace(model, model.example_inputs(schema))
     traced.save(str(path))
     return path
 

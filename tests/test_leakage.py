@@ -76,8 +76,6 @@ def test_export_check_and_onnx_matches_torch(tmp_path):
         export_onnx(leaky, schema, tmp_path / "leaky.onnx")
 
 
-@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")            # nn.GRU's own shape checks
-@pytest.mark.filterwarnings("ignore:Exporting a model to ONNX with a batch_size")  # our h0 is an input
 def test_recurrent_student_exports_one_step_with_its_memory(tmp_path):
     """A GRU student's graph: student fields + its memory in, action + next memory out; deployed
     in closed loop (memory fed back, reset at episode starts) it acts as the torch student."""

@@ -11,7 +11,9 @@ the same size on the ``student`` group, for the same number of env steps and wor
   settings (num_steps_per_env 120, 2 epochs, gradient_length 15, lr 1e-3, student init_std 0.1).
   rsl_rl's teacher is distillkit's trained actor behind rsl_rl's model interface
   (:class:`TeacherForRslRl`), reading the flat ``teacher`` group, so both label with the same
-  network; the student reads only the ``student`` group (``checked_obs_groups`` enforces it).
+  network; the student reads only the ``student`` group (``checked_obs_groups`` enforces it);
+- **distillkit in rsl_rl's configuration**, with rsl_rl's raw-label target and with distillkit's
+  default clipped target (see :func:`distillkit_configs`).
 
 Reported per task: student-training env-steps/s (collection, labelling and updates, no
 evaluation) and the ratio distillkit / rsl_rl; each student's return alone on the same held-out
@@ -78,14 +80,17 @@ def teacher_folder(task: str) -> Path:
 def distillkit_configs(task: str) -> dict:
     """distillkit's DAgger as the course runs it, and distillkit set up like rsl_rl's runner (the
     student acts from the start, no aggregation, 2 epochs x 120/15 = 16 gradient steps per 120
-    env steps): the second row separates the cost of the code from the cost of the method."""
+    env steps, the raw teacher label as target), once more with distillkit's default target (the
+    executed, clipped label). The second row separates the cost of the code from the cost of the
+    method; the third measures what the target costs when gradient steps are few."""
     n, rounds, steps, grad_steps = SETTINGS[task]
     iterations = rounds * steps // RSL_STEPS_PER_ENV
+    like_rsl_rl = dict(rounds=iterations, steps_per_round=RSL_STEPS_PER_ENV, schedule="student", aggregate=False,
+                       grad_steps=2 * RSL_STEPS_PER_ENV // 15, batch_worlds=n, chunk=15)
     return {"distillkit DAgger": dagger_config(rounds=rounds, steps_per_round=steps, schedule="first",
                                                grad_steps=grad_steps),
-            "distillkit, rsl_rl's configuration": dagger_config(
-                rounds=iterations, steps_per_round=RSL_STEPS_PER_ENV, schedule="student", aggregate=False,
-                grad_steps=2 * RSL_STEPS_PER_ENV // 15, batch_worlds=n, chunk=15)}
+            "distillkit, rsl_rl's configuration": dagger_config(**like_rsl_rl, target="teacher"),
+            "the same, clipped target": dagger_config(**like_rsl_rl)}
 
 
 def run_distillkit(task: str, config, seed: int):
@@ -141,32 +146,33 @@ def run_rsl_rl(task: str, seed: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", nargs="+", default=list(SETTINGS))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     parser.add_argument("--eval-seeds", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "distill_vs_rsl_rl.json"))
     parser.add_argument("--update-docs", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    rows = []
+    rows = []           # one per task, training seed and distillkit run; rsl_rl's run of that seed beside it
     for task in args.tasks:
         seeds = held_out_seeds(args.eval_seeds)
         schema = make_env(task, 1).schema
         deployable = lambda o: StudentOnly.deployable(o, schema)
         teacher, _, _ = load_actor(teacher_folder(task), make_env(task, 1))
         teacher_return = evaluate_policy(lambda o: teacher(o), task, seeds, num_envs=32)["return"].mean()
-        rsl_steps, rsl_seconds, theirs = run_rsl_rl(task, args.seed)
-        rsl_return = evaluate_policy(theirs, task, seeds, num_envs=32, observe=deployable)["return"]
-        for name, config in distillkit_configs(task).items():
-            steps, seconds, ours = run_distillkit(task, config, args.seed)
-            assert steps == rsl_steps, f"{name}: {steps} env steps, rsl_rl {rsl_steps}: the comparison needs equal steps"
-            ours_return = evaluate_policy(ours, task, seeds, num_envs=32, observe=deployable)["return"]
-            rows.append({"task": task, "distillkit": name, "num_envs": SETTINGS[task][0], "env_steps": steps,
-                         "distillkit_steps_per_s": steps / seconds, "rsl_rl_steps_per_s": rsl_steps / rsl_seconds,
-                         "speed_ratio": (steps / seconds) / (rsl_steps / rsl_seconds),
-                         "teacher_return": float(teacher_return),
-                         "distillkit_return": float(ours_return.mean()), "distillkit_return_std": float(ours_return.std()),
-                         "rsl_rl_return": float(rsl_return.mean()), "rsl_rl_return_std": float(rsl_return.std())})
-            print(json.dumps(rows[-1]), flush=True)
+        for seed in args.seeds:
+            rsl_steps, rsl_seconds, theirs = run_rsl_rl(task, seed)
+            rsl_return = evaluate_policy(theirs, task, seeds, num_envs=32, observe=deployable)["return"].mean()
+            for name, config in distillkit_configs(task).items():
+                steps, seconds, ours = run_distillkit(task, config, seed)
+                assert steps == rsl_steps, f"{name}: {steps} env steps, rsl_rl {rsl_steps}: the comparison needs equal steps"
+                ours_return = evaluate_policy(ours, task, seeds, num_envs=32, observe=deployable)["return"].mean()
+                rows.append({"task": task, "distillkit": name, "seed": seed, "num_envs": SETTINGS[task][0],
+                             "env_steps": steps, "distillkit_steps_per_s": steps / seconds,
+                             "rsl_rl_steps_per_s": rsl_steps / rsl_seconds,
+                             "speed_ratio": (steps / seconds) / (rsl_steps / rsl_seconds),
+                             "teacher_return": float(teacher_return), "distillkit_return": float(ours_return),
+                             "rsl_rl_return": float(rsl_return)})
+                print(json.dumps(rows[-1]), flush=True)
     result = {"command": "python bench/distill_vs_rsl_rl.py --update-docs", "date": datetime.date.today().isoformat(),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()} "
                          f"(1-min load average at the end: {os.getloadavg()[0]:.1f})",
@@ -175,16 +181,22 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     if args.update_docs:
+        import pandas as pd
+
+        table = pd.DataFrame(rows).groupby(["task", "distillkit"], sort=False).agg(
+            worlds=("num_envs", "first"), env_steps=("env_steps", "first"), ours_sps=("distillkit_steps_per_s", "mean"),
+            rsl_sps=("rsl_rl_steps_per_s", "mean"), ratio=("speed_ratio", "mean"), ratio_std=("speed_ratio", "std"),
+            teacher=("teacher_return", "first"), ours=("distillkit_return", "mean"), ours_std=("distillkit_return", "std"),
+            rsl=("rsl_rl_return", "mean"), rsl_std=("rsl_rl_return", "std"))
         lines = [f"Measured {result['date']} on {result['machine']}, one torch thread. "
-                 f"Command: `{result['command']}`. Returns: mean ± std over episodes on "
-                 f"{args.eval_seeds} held-out seeds × 32 episodes, the student alone.", "",
+                 f"Command: `{result['command']}`. Mean ± std over training seeds {args.seeds}; each student's return "
+                 f"is its mean over {args.eval_seeds} held-out seeds × 32 episodes, the student alone.", "",
                  "| task | distillkit run | worlds | env steps | distillkit env-steps/s | rsl_rl env-steps/s | ratio | "
                  "teacher return | distillkit student | rsl_rl student |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for r in rows:
-            lines.append(f"| {r['task']} | {r['distillkit']} | {r['num_envs']} | {r['env_steps']:,} | "
-                         f"{r['distillkit_steps_per_s']:,.0f} | {r['rsl_rl_steps_per_s']:,.0f} | **{r['speed_ratio']:.2f}** | "
-                         f"{r['teacher_return']:.1f} | {r['distillkit_return']:.1f} ± {r['distillkit_return_std']:.1f} | "
-                         f"{r['rsl_rl_return']:.1f} ± {r['rsl_rl_return_std']:.1f} |")
+        for (task, name), r in table.iterrows():
+            lines.append(f"| {task} | {name} | {r.worlds:.0f} | {r.env_steps:,.0f} | {r.ours_sps:,.0f} | {r.rsl_sps:,.0f} | "
+                         f"**{r.ratio:.2f}** ± {r.ratio_std:.2f} | {r.teacher:.1f} | {r.ours:.1f} ± {r.ours_std:.1f} | "
+                         f"{r.rsl:.1f} ± {r.rsl_std:.1f} |")
         write_section("distill_vs_rsl_rl", "\n".join(lines), ROOT / "docs" / "benchmarks.md")
 
 

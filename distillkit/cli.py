@@ -179,6 +179,7 @@ def student(args: argparse.Namespace) -> None:
     schedule = "bc" if args.command == "distill" else args.schedule
     config = dagger_config(rounds=args.rounds, steps_per_round=args.steps_per_round, schedule=schedule,
                            aggregate=not args.no_aggregate, cap=args.cap, grad_steps=args.grad_steps, loss=args.loss,
+                           target=args.target,
                            fall_horizon=None if args.keep_falls else args.fall_horizon,
                            timeouts=not args.keep_timeouts, saturated=args.mask_saturated,
                            reset_transient=not args.keep_transients)
@@ -320,6 +321,8 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--cap", type=int, default=None, help="most steps kept in the dataset")
         p.add_argument("--grad-steps", type=int, default=500, help="per round")
         p.add_argument("--loss", default="mse", choices=["mse", "huber"])
+        p.add_argument("--target", default="executed", choices=["executed", "teacher"],
+                       help="imitate the executed (clipped) teacher action or its raw label")
         p.add_argument("--fall-horizon", type=int, default=10)
         p.add_argument("--keep-falls", action="store_true")
         p.add_argument("--keep-timeouts", action="store_true")

@@ -61,6 +61,7 @@ class DaggerConfig:
     batch_worlds: int = 32
     chunk: int = 16
     loss: str = "mse"
+    target: str = "executed"          # or "teacher": the raw label (see distillkit.distill)
     rules: MaskRules = field(default_factory=MaskRules)
 
     def __post_init__(self) -> None:
@@ -99,7 +100,7 @@ def dagger(env: BatchedEnv, teacher: Policy, student: torch.nn.Module, config: D
         while config.cap is not None and len(data) > 1 and sum(r.steps for r, _ in data) > config.cap:
             data.pop(0)
         losses = fit(student, data, config.grad_steps, batch_worlds=config.batch_worlds, chunk=config.chunk,
-                     loss=config.loss, generator=generator, optimizer=optimizer)
+                     loss=config.loss, generator=generator, optimizer=optimizer, target=config.target)
         student.eval()
         row = {"round": i, "beta": b, "dataset_steps": sum(r.steps for r, _ in data),
                "kept_this_round": counts["kept"], "loss": sum(losses[-20:]) / len(losses[-20:]),

@@ -5,8 +5,12 @@ The loss is the teacher-action matching error on the steps the mask keeps:
     L = sum_t m_t * l(pi_student(o_t^student), clip(a_t^teacher)) / sum_t m_t,
     l = squared error (``mse``) or Huber (``huber``), summed over action dimensions.
 
-The target is the teacher's action as the env executes it (clipped to [-1, 1]): beyond the limit
-the robot cannot tell a teacher's 3 from its 1, so neither should the student's loss.
+By default the target is the teacher's action as the env executes it (``target="executed"``,
+clipped to [-1, 1]): beyond the limit the robot cannot tell a teacher's 3 from its 1, so neither
+should the student's loss. ``target="teacher"`` regresses on the raw label instead, as rsl_rl does.
+The raw label keeps a saturating teacher's margin: a student that under-fits it still saturates,
+where one fitted to the clipped label lands inside the limit. With few gradient steps per env step
+that difference is large (``bench/distill_vs_rsl_rl.py`` measures it).
 
 Students (all deterministic, all reading the ``student`` group only):
 
@@ -32,6 +36,7 @@ from distillkit.rollouts import Rollouts
 from distillkit.schema import ObservationSchema
 
 LOSSES = ("mse", "huber")
+TARGETS = ("executed", "teacher")
 
 
 def episode_starts(rollouts: Rollouts) -> torch.Tensor:
@@ -163,7 +168,7 @@ class GRUStudent(nn.Module):
 
 def fit(student: nn.Module, data: list[tuple[Rollouts, torch.Tensor]], grad_steps: int, *, lr: float = 1e-3,
         batch_worlds: int = 32, chunk: int = 16, loss: str = "mse", generator: torch.Generator | None = None,
-        optimizer: torch.optim.Optimizer | None = None) -> list[float]:
+        optimizer: torch.optim.Optimizer | None = None, target: str = "executed") -> list[float]:
     """Train ``student`` on (rollouts, mask) pairs for ``grad_steps`` Adam steps of masked
     distillation; each step takes ``chunk`` consecutive steps of ``batch_worlds`` worlds from one
     rollout. The student's normaliser is left as it is: update it with new data before
@@ -171,6 +176,8 @@ def fit(student: nn.Module, data: list[tuple[Rollouts, torch.Tensor]], grad_step
     the minibatches are drawn from ``generator`` on the CPU, the same on every device."""
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     optimizer = optimizer or torch.optim.Adam(student.parameters(), lr=lr)
     starts = [episode_starts(r) for r, _ in data]
     hidden = [None] * len(data)
@@ -202,8 +209,8 @@ def fit(student: nn.Module, data: list[tuple[Rollouts, torch.Tensor]], grad_step
             else:
                 chunk_starts[0] = True
                 pred = student.forward_sequence(obs, chunk_starts)
-        target = executed(rollouts.teacher_actions[window][:, worlds])
-        value = distillation_loss(pred, target, mask[window][:, worlds], loss)
+        label = rollouts.teacher_actions[window][:, worlds]
+        value = distillation_loss(pred, executed(label) if target == "executed" else label, mask[window][:, worlds], loss)
         optimizer.zero_grad()
         value.backward()
         nn.utils.clip_grad_norm_(student.parameters(), 1.0)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
-from distillkit.distill import fit
+from distillkit.distill import LOSSES, TARGETS, fit
 from distillkit.envs.base import BatchedEnv
 from distillkit.masks import MaskRules, make_mask
 from distillkit.rollouts import Policy, collect
@@ -66,6 +66,10 @@ class DaggerConfig:
 
     def __post_init__(self) -> None:
         beta(self.schedule, 0, self.rounds, self.p)            # validates the schedule name
+        # refuse a bad loss or target now, not after the first round's rollouts
+        for name, value, allowed in (("loss", self.loss, LOSSES), ("target", self.target, TARGETS)):
+            if value not in allowed:
+                raise ValueError(f"DaggerConfig.{name} must be one of {allowed}, got {value!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

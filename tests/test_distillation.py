@@ -77,6 +77,10 @@ def test_beta_schedules():
     assert beta("student", 0, 3) == 0
     with pytest.raises(ValueError, match="schedule must be one of"):
         DaggerConfig(schedule="annealed")
+    with pytest.raises(ValueError, match=r"DaggerConfig.target must be one of .*'clipped'"):
+        DaggerConfig(target="clipped")
+    with pytest.raises(ValueError, match=r"DaggerConfig.loss must be one of .*'l1'"):
+        DaggerConfig(loss="l1")
 
 
 def test_beta_mixing_is_per_world_and_step_and_the_teacher_labels_every_state():

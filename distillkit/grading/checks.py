@@ -14,11 +14,19 @@ correct answer.
 The ``*_closed_loop`` helpers run the learner's code inside the real pipeline on the quick task
 (the shipped cart-pole teacher, the MuJoCo engine, held-out seeds) and check what comes out: a
 student that balances the pole, a teacher that balances through the learner's manifest.
+
+Every ``check_*`` helper is :func:`~distillkit.grading.replay.graded`: in the grader's sandbox it
+records each call to the learner's functions, and the grade comes from running the helper again
+in the grader's own process on those records (see :mod:`distillkit.grading.replay`). So a helper
+calls the learner's functions only on inputs it builds itself, in the same order whatever they
+return, and computes expected values only from the package (never from learner code).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import io
 import math
 import warnings
@@ -29,6 +37,7 @@ import torch
 
 from distillkit.envs import make_env
 from distillkit.envs.base import executed
+from distillkit.grading.replay import graded
 
 TASK = "cartpole"
 
@@ -155,18 +164,32 @@ def train_on_dataset(student, dataset: list[tuple[dict, torch.Tensor]], grad_ste
 
 
 # ======================================================================= 01: schema manifest and leakage
-def check_manifest(cartpole_manifest: Callable) -> None:
-    """Unit checks of the learner's cart-pole manifest against the env's real observation."""
+@functools.cache
+def shipped_reasons() -> dict[str, str]:
+    return {f.name: f.reason for f in make_env(TASK, 1).schema.fields}
+
+
+def learner_manifest(cartpole_manifest: Callable):
+    """The learner's manifest, checked to be an ObservationSchema of their own: the env's schema is
+    the answer of exercise 01 and cannot be hidden from the learner (the env needs it), so a
+    manifest whose reasons are the package's word for word was copied from it and fails."""
     from distillkit.schema import ObservationSchema
 
+    schema = cartpole_manifest()
+    assert isinstance(schema, ObservationSchema), f"expected an ObservationSchema, got {type(schema).__name__}"
+    copied = [f.name for f in schema.fields if shipped_reasons().get(f.name) == f.reason]
+    assert not copied, (f"the reasons of {copied} are the package's own cart-pole schema word for word: "
+                        f"your manifest must be yours, not env.schema (it is the answer, so it scores 0)")
+    return schema
+
+
+@graded
+def check_manifest(cartpole_manifest: Callable) -> None:
+    """Unit checks of the learner's cart-pole manifest against the env's real observation."""
     checks = Checks("manifest")
     env = make_env(TASK, 4)
     obs = env.reset(seed=0)
-
-    def manifest() -> ObservationSchema:
-        schema = cartpole_manifest()
-        assert isinstance(schema, ObservationSchema), f"expected an ObservationSchema, got {type(schema).__name__}"
-        return schema
+    manifest = lambda: learner_manifest(cartpole_manifest)
 
     def role(name: str) -> str | None:
         return {f.name: f.role for f in manifest().fields}.get(name)
@@ -196,6 +219,7 @@ def check_manifest(cartpole_manifest: Callable) -> None:
     checks.report()
 
 
+@graded
 def check_privileged_inputs(privileged_inputs: Callable) -> None:
     """Unit checks of the learner's leakage check on the shipped cart-pole schema and a schema
     with a critic-only field."""
@@ -230,6 +254,7 @@ def check_privileged_inputs(privileged_inputs: Callable) -> None:
     checks.report()
 
 
+@graded
 def check_manifest_closed_loop(cartpole_manifest: Callable, privileged_inputs: Callable) -> None:
     """The shipped teacher balances the pole when its input is assembled by the learner's manifest,
     and the learner's leakage check, fed the networks' real input names, tells teacher from student."""
@@ -240,12 +265,12 @@ def check_manifest_closed_loop(cartpole_manifest: Callable, privileged_inputs: C
     with checks.case("the shipped teacher balances through your manifest's teacher group (return >= 200)",
                      "same fields, roles and order as the env: the teacher was trained on joint_pos_rel, "
                      "joint_vel_rel, pole_mass concatenated in that order"):
-        score = student_return(shipped_teacher_on(cartpole_manifest()))
+        score = student_return(shipped_teacher_on(learner_manifest(cartpole_manifest)))
         assert score >= 200.0, f"mean return {score:.1f} < 200 (the shipped schema gives ~262)"
     with checks.case("your check flags the teacher's inputs and passes the student's",
                      "privileged_inputs must report joint_vel_rel and pole_mass for the teacher, nothing for "
                      "a student built on your student group"):
-        schema = cartpole_manifest()
+        schema = learner_manifest(cartpole_manifest)
         teacher_inputs = list(schema.group("teacher"))
         student_inputs = list(Student(schema, env.action_dim).input.names)
         assert list(privileged_inputs(teacher_inputs, schema)) == ["joint_vel_rel", "pole_mass"], \
@@ -255,7 +280,7 @@ def check_manifest_closed_loop(cartpole_manifest: Callable, privileged_inputs: C
                      "changing only privileged state (the pole mass) must not change what the student sees"):
         from distillkit.leakage import counterfactual_probe
 
-        result = counterfactual_probe(Student(cartpole_manifest(), env.action_dim), TASK)
+        result = counterfactual_probe(Student(learner_manifest(cartpole_manifest), env.action_dim), TASK)
         assert result["passed"], result["detail"]
     env.close()
     checks.report()
@@ -268,6 +293,7 @@ def reference_gae(rewards, values, dones, last_values, gamma, lam):
     return compute_gae(rewards, values, dones, last_values, gamma, lam)
 
 
+@graded
 def check_gae(gae: Callable) -> None:
     checks = Checks("gae")
     g = torch.Generator().manual_seed(2)
@@ -307,6 +333,7 @@ def check_gae(gae: Callable) -> None:
     checks.report()
 
 
+@graded
 def check_bootstrap(bootstrap_timeouts: Callable) -> None:
     checks = Checks("timeout_bootstrap")
     rewards = torch.tensor([[1.0, 1.0, 1.0], [0.5, -2.0, 1.0]])
@@ -329,6 +356,7 @@ def check_bootstrap(bootstrap_timeouts: Callable) -> None:
     checks.report()
 
 
+@graded
 @torch.no_grad()
 def check_gae_closed_loop(gae: Callable, bootstrap_timeouts: Callable) -> None:
     """The learner's bootstrap and GAE on a real rollout of the shipped teacher (actor and critic),
@@ -351,7 +379,6 @@ def check_gae_closed_loop(gae: Callable, bootstrap_timeouts: Callable) -> None:
     last_values = critic(obs)
     env.close()
     expected_rewards = r["reward"] + gamma * r["final_value"] * r["truncated"]
-    expected_adv, expected_ret = reference_gae(expected_rewards, r["value"], r["done"], last_values, gamma, lam)
     with checks.case(f"your bootstrap on a real rollout ({int(r['truncated'].sum())} time-outs)",
                      "V(final observation) comes from the observation the env returns before its auto-reset"):
         assert_close(bootstrap_timeouts(r["reward"].clone(), r["truncated"], r["final_value"], gamma),
@@ -359,12 +386,15 @@ def check_gae_closed_loop(gae: Callable, bootstrap_timeouts: Callable) -> None:
     with checks.case("your advantages and returns on the real rollout match PPO's",
                      "dones = terminated or truncated; time-outs are in the rewards already"):
         adv, ret = gae(expected_rewards, r["value"], r["done"], last_values, gamma, lam)
+        # the reference after the learner's call: in the sandbox it is unavailable and raises
+        expected_adv, expected_ret = reference_gae(expected_rewards, r["value"], r["done"], last_values, gamma, lam)
         assert_close(adv, expected_adv, "advantages", atol=1e-3)
         assert_close(ret, expected_ret, "returns", atol=1e-3)
     checks.report()
 
 
 # ==================================================================== 03: masked distillation loss
+@graded
 def check_masked_loss(masked_loss: Callable) -> None:
     checks = Checks("masked_loss")
     g = torch.Generator().manual_seed(3)
@@ -425,6 +455,7 @@ def dagger_student(loss: Callable | None = None):
     return student.eval()
 
 
+@graded
 def check_masked_loss_closed_loop(masked_loss: Callable) -> None:
     from distillkit.leakage import StudentOnly
 
@@ -440,6 +471,7 @@ def check_masked_loss_closed_loop(masked_loss: Callable) -> None:
 
 
 # ================================================================================ 04: one DAgger round
+@graded
 def check_mix_actions(mix_actions: Callable) -> None:
     checks = Checks("mix_actions")
     N, A = 4000, 2
@@ -480,6 +512,7 @@ def driven_trajectory(policy, steps: int, seed: int, num_envs: int) -> torch.Ten
     return torch.stack(seen)
 
 
+@graded
 def check_dagger_round(dagger_round: Callable) -> None:
     from distillkit.distill import Student
 
@@ -539,6 +572,7 @@ def check_dagger_round(dagger_round: Callable) -> None:
     checks.report()
 
 
+@graded
 def check_dagger_closed_loop(dagger_round: Callable) -> None:
     from distillkit.distill import Student
 
@@ -567,6 +601,7 @@ def check_dagger_closed_loop(dagger_round: Callable) -> None:
 
 
 # ================================================================= 05: the student-only evaluation wrapper
+@graded
 def check_student_only(deployable: Callable, StudentOnlyPolicy: type) -> None:
     from distillkit.distill import Student
 
@@ -604,13 +639,21 @@ def check_student_only(deployable: Callable, StudentOnlyPolicy: type) -> None:
         else:
             raise AssertionError("an empty observation was accepted")
     with checks.case("reset(done) reaches the student", "forward reset(done) to the student when it has one"):
+        # seen through the actions (the data the grader gets back): after reset(done) a world's
+        # observation history restarts, so its next action is the one of a fresh episode
+        torch.manual_seed(1)
         history = Student(schema, env.action_dim, history=2).eval()
+        twin = copy.deepcopy(history)
+        later = env.step(torch.zeros(env.num_envs, env.action_dim)).obs
+        done = torch.tensor([True, False, False, False])
         policy = StudentOnlyPolicy(history, schema)
         with torch.no_grad():
-            policy(deployable(obs, schema))
-            done = torch.tensor([True, False, False, False])
+            policy({n: obs[n] for n in schema.group("student")})
             policy.reset(done)
-            assert history._fresh is not None and torch.equal(history._fresh, done), "the student was not reset"
+            got = policy({n: later[n] for n in schema.group("student")})
+            twin(obs)
+            twin.reset(done)
+            assert_close(got, twin(later), "actions after reset(done) (world 0 restarted)")
     env.close()
     checks.report()
 
@@ -620,6 +663,7 @@ def probe_env():
     return make_env(TASK, 8, noise=False)
 
 
+@graded
 @torch.no_grad()
 def check_counterfactual_probe(action_change_without_privilege: Callable) -> None:
     from distillkit.distill import Student
@@ -658,6 +702,7 @@ def check_counterfactual_probe(action_change_without_privilege: Callable) -> Non
     checks.report()
 
 
+@graded
 def check_student_only_closed_loop(deployable: Callable, StudentOnlyPolicy: type) -> None:
     checks = Checks("student_only_closed_loop")
     schema = make_env(TASK, 1).schema

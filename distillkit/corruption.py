@@ -83,3 +83,49 @@ class Corrupted:
             self.fresh = done.clone() if self.fresh is None else self.fresh | done
         if hasattr(self.policy, "reset"):
             self.policy.reset(done)
+
+
+class Faulty:
+    """An imperfect teacher by design, for the masking lesson: in a fraction ``rate`` of episodes
+    a fault strikes at a random step between ``onset[0]`` and ``onset[1]``, and from then until
+    the episode ends the teacher commands the negation of what it would do - which drives the
+    robot to the ground within a few steps. Those steps, and only those, are bad targets; they
+    all lie just before a fall, where the fall mask rule looks.
+
+    Whether and when each episode faults is drawn on the CPU from ``seed``. Call :meth:`reset`
+    with the done mask after every step (the rollout collector and the evaluator do)."""
+
+    def __init__(self, policy, rate: float, seed: int = 0, onset: tuple[int, int] = (50, 400)):
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"fault rate must be in [0, 1], got {rate}")
+        if not 0 <= onset[0] <= onset[1]:
+            raise ValueError(f"fault onset must be a range (first, last) of steps with 0 <= first <= last, got {onset}")
+        self.policy, self.rate, self.onset = policy, rate, onset
+        self.generator = torch.Generator().manual_seed(seed)
+        self.step = self.strike = None          # per world: steps into the episode, fault step (-1: none)
+
+    def _draw(self, n: int) -> torch.Tensor:
+        faulty = torch.rand(n, generator=self.generator) < self.rate
+        when = torch.randint(self.onset[0], self.onset[1] + 1, (n,), generator=self.generator)
+        return torch.where(faulty, when, torch.full_like(when, -1))
+
+    def __call__(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        action = self.policy(obs)
+        n = action.shape[0]
+        if self.step is None or self.step.shape[0] != n:
+            self.step, self.strike = torch.zeros(n, dtype=torch.long), self._draw(n)
+        failing = (self.strike >= 0) & (self.step >= self.strike)
+        return torch.where(failing.to(action.device)[:, None], -action, action)
+
+    def reset(self, done: torch.Tensor | None = None) -> None:
+        if self.step is None:
+            return
+        if done is None:
+            self.step = self.strike = None
+            return
+        done = done.cpu()
+        self.step += 1
+        self.step[done] = 0
+        self.strike[done] = self._draw(int(done.sum()))
+        if hasattr(self.policy, "reset"):
+            self.policy.reset(done)

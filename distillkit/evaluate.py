@@ -25,6 +25,9 @@ import torch
 from distillkit.envs import make_env
 from distillkit.envs.base import executed
 
+#: The per-step metric (see ``StepResult.metrics``) whose episode mean is the tracking error.
+TRACKING_METRIC = "lin_vel_x_error"
+
 #: Held-out evaluation seeds start here; training seeds stay below.
 EVAL_SEED_BASE = 1_000_000
 
@@ -75,8 +78,8 @@ PERTURBATIONS = {
     "walker_rough": (
         Perturbation("nominal"),
         Perturbation("push", push_step=100, push=(-0.8, 0.0)),
-        Perturbation("low_friction", ranges={"friction": [0.3, 0.45]}),
-        Perturbation("heavy_payload", ranges={"payload_mass": [5.0, 8.0]}),
+        Perturbation("low_friction", ranges={"friction": [0.3, 0.4]}),
+        Perturbation("heavy_payload", ranges={"payload_mass": [8.0, 10.0]}),
         Perturbation("sensor_noise_x3", noise_scale=3.0),
         Perturbation("hard_terrain", ranges={"terrain_level": [4, 5]}),
     ),
@@ -90,7 +93,11 @@ def run_episodes(policy: Callable, task: str, seed: int, *, num_envs: int = 32,
     """One episode per world from ``seed`` on ``engine`` (simulating on ``device``). ``observe`` maps the env's observation to what the
     policy gets; ``labeller`` (the teacher) labels every visited state, giving the imitation
     error of the policy on its own states (between executed, i.e. clipped, actions). The policy
-    must be on the env's device. Rows: world, return, length, fell, success, mse."""
+    must be on the env's device. Rows: world, return, length, fell, tracking_error, success, mse.
+
+    ``tracking_error`` is the episode's mean of the task's ``lin_vel_x_error`` metric (|v_x -
+    command|, m/s; NaN for a task that tracks no command). ``success`` is no fall and, where the
+    task states a ``tracking_tolerance``, a tracking error within it: standing still is no success."""
     env = make_env(task, num_envs, engine=engine, device=device)
     push = None
     if perturbation.push_step is not None:
@@ -105,6 +112,8 @@ def run_episodes(policy: Callable, task: str, seed: int, *, num_envs: int = 32,
     length = torch.zeros(num_envs, dtype=torch.long, device=env.device)
     sq_error = torch.zeros(num_envs, device=env.device)
     fell = torch.zeros(num_envs, dtype=torch.bool, device=env.device)
+    tracking = torch.zeros(num_envs, device=env.device)
+    tolerance = env.spec.details.get("tracking_tolerance")
     finished = torch.zeros(num_envs, dtype=torch.bool, device=env.device)
     step = 0
     while not finished.all():
@@ -118,6 +127,8 @@ def run_episodes(policy: Callable, task: str, seed: int, *, num_envs: int = 32,
         ret[running] += result.reward[running]
         length[running] += 1
         fell |= result.terminated & running
+        if TRACKING_METRIC in result.metrics:
+            tracking[running] += result.metrics[TRACKING_METRIC][running]
         finished |= result.done
         if hasattr(policy, "reset"):
             policy.reset(result.done)
@@ -125,8 +136,13 @@ def run_episodes(policy: Callable, task: str, seed: int, *, num_envs: int = 32,
         step += 1
     env.close()
     ret, length, fell, sq_error = ret.cpu(), length.cpu(), fell.cpu(), sq_error.cpu()   # on to pandas
+    tracking_error = (tracking.cpu() / length).numpy() if step and tolerance is not None else np.full(num_envs, np.nan)
+    success = ~fell.numpy()
+    if tolerance is not None:
+        success &= tracking_error <= tolerance
     rows = pd.DataFrame({"seed": seed, "world": np.arange(num_envs), "return": ret.numpy(),
-                         "length": length.numpy(), "fell": fell.numpy(), "success": (~fell).numpy()})
+                         "length": length.numpy(), "fell": fell.numpy(), "tracking_error": tracking_error,
+                         "success": success})
     if labeller is not None:
         rows["mse"] = (sq_error / length).numpy()
     return rows

@@ -3,8 +3,10 @@
 A teacher's label is a poor target where the teacher itself was failing or where its action
 was not what the robot did. Each rule excludes such steps from the imitation loss:
 
-- ``fall_horizon = k``: a fall and the k steps before it in the same episode (the teacher was
-  already losing balance; imitating it there teaches falling);
+- ``fall_horizon = k``: a fall and the k steps before it in the same episode, **where the teacher
+  was driving** (it was already losing balance; imitating it there teaches falling). Where the
+  student drove into the fall, the teacher's relabels of those states are kept: they are the
+  recovery actions DAgger exists to collect;
 - ``timeouts``: the last step of an episode cut by its time limit;
 - ``saturated``: steps where the teacher's label leaves [-1, 1]. The loss already targets the
   clipped label, so this rule is off by default; switch it on to study teachers whose
@@ -42,7 +44,8 @@ class MaskRules:
 
 
 def steps_before_falls(rollouts: Rollouts, horizon: int) -> torch.Tensor:
-    """(T, N) bool: steps within ``horizon`` steps before a fall, the fall included, same episode."""
+    """(T, N) bool: steps within ``horizon`` steps before a fall, the fall included, same episode
+    (whoever drove; :func:`make_mask` keeps those the student drove)."""
     fell, episode = rollouts.validity["fell"], rollouts.episode
     T = fell.shape[0]
     doomed = torch.zeros_like(fell)
@@ -61,7 +64,7 @@ def make_mask(rollouts: Rollouts, rules: MaskRules) -> tuple[torch.Tensor, dict[
     be excluded by several rules; ``kept`` counts the survivors)."""
     excluded = {}
     if rules.fall_horizon is not None:
-        excluded["fall_horizon"] = steps_before_falls(rollouts, rules.fall_horizon)
+        excluded["fall_horizon"] = steps_before_falls(rollouts, rules.fall_horizon) & rollouts.teacher_acted
     if rules.timeouts:
         excluded["timeouts"] = rollouts.validity["timeout"]
     if rules.saturated:

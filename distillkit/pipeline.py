@@ -18,7 +18,7 @@ from distillkit.artifacts import ArtifactError, check_compatible, command_line, 
 from distillkit.dagger import DaggerConfig, dagger
 from distillkit.distill import GRUStudent, Student
 from distillkit.envs import make_env
-from distillkit.evaluate import evaluate_student, held_out_seeds
+from distillkit.evaluate import PERTURBATIONS, evaluate_student, held_out_seeds
 from distillkit.masks import MaskRules
 from distillkit.train import load_actor
 
@@ -39,17 +39,21 @@ def make_student(architecture: str, schema, action_dim: int, history: int = 4) -
 def train_student(task: str, teacher_folder: str | Path, out: str | Path, *, config: DaggerConfig,
                   architecture: str = "mlp", num_envs: int = 32, seed: int = 0, progress: bool = True,
                   allow_mismatch: bool = False, evaluate_round: Callable | None = None,
-                  engine: str = "mujoco", device: str = "cpu") -> pd.DataFrame:
+                  engine: str = "mujoco", device: str = "cpu", teacher_fault: float = 0.0) -> pd.DataFrame:
     """DAgger (``schedule="bc"`` for behaviour cloning) from a teacher artifact into a student
     artifact, on ``engine`` (simulating on ``device``). Returns the per-round table (with
     ``evaluate_round(student)``'s numbers, if given). A teacher made on another engine is refused
-    unless ``allow_mismatch``."""
+    unless ``allow_mismatch``. ``teacher_fault > 0`` makes the teacher imperfect by design
+    (:class:`distillkit.corruption.Faulty`: that fraction of its episodes end in a fault that
+    drives the robot down), for the masking lesson."""
+    from distillkit.corruption import Faulty
+
     env = make_env(task, num_envs, engine=engine, device=device)
-    teacher, teacher_manifest, overrides = load_actor(teacher_folder, env, allow_mismatch=allow_mismatch)
+    actor, teacher_manifest, overrides = load_actor(teacher_folder, env, allow_mismatch=allow_mismatch)
+    teacher = Faulty(actor, teacher_fault, seed=seed) if teacher_fault > 0 else (lambda obs: actor(obs))
     torch.manual_seed(seed)                        # the student's initial weights come from the seed too
     student = make_student(architecture, env.schema, env.action_dim)
-    rounds = dagger(env, lambda obs: teacher(obs), student, config, seed=seed, progress=progress,
-                    evaluate=evaluate_round)
+    rounds = dagger(env, teacher, student, config, seed=seed, progress=progress, evaluate=evaluate_round)
     env.close()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -58,7 +62,7 @@ def train_student(task: str, teacher_folder: str | Path, out: str | Path, *, con
         "kind": KIND, "task": task, "engine": engine, "device": device, "architecture": architecture, "seed": seed, "num_envs": num_envs,
         "dagger": {**config.to_dict(), "rules": config.rules.to_dict()},
         "teacher": {"folder": str(teacher_folder), "task_spec_digest": teacher_manifest["task_spec_digest"],
-                    "files": teacher_manifest["files"], "overrides_accepted": overrides},
+                    "files": teacher_manifest["files"], "overrides_accepted": overrides, "fault_rate": teacher_fault},
         "schema": env.schema.to_dict(), "task_spec": env.spec.to_dict(), "task_spec_digest": env.spec.digest(),
         "student_inputs": list(student.input.names), "training_seeds": [seed],
         "provenance": provenance(), "command": command_line(),
@@ -81,9 +85,10 @@ def load_student(folder: str | Path, env, *, allow_mismatch: bool = False):
 
 def evaluate(task: str, teacher_folder: str | Path, student_folder: str | Path, out: str | Path, *,
              seeds: int = 4, num_envs: int = 32, export: bool = True, engine: str = "mujoco",
-             device: str = "cpu") -> pd.DataFrame:
+             device: str = "cpu", perturbations: list[str] | None = None) -> pd.DataFrame:
     """The evaluation artifact of a student (and ONNX export + its name check, for MLP and GRU students),
-    on ``engine``: teacher and student must have been made on it."""
+    on ``engine``: teacher and student must have been made on it. ``perturbations``: names from
+    the task's suite (default: all of it)."""
     env = make_env(task, 1, engine=engine, device=device)
     teacher, teacher_manifest, _ = load_actor(teacher_folder, env)
     student, manifest = load_student(student_folder, env)
@@ -94,8 +99,13 @@ def evaluate(task: str, teacher_folder: str | Path, student_folder: str | Path, 
 
         export_path = export_onnx(student, env.schema, out / "student.onnx")
     training = set(manifest["training_seeds"]) | {teacher_manifest["seed"]}
+    suite = {p.name: p for p in PERTURBATIONS[task]}
+    unknown = sorted(set(perturbations or ()) - set(suite))
+    if unknown:
+        raise ValueError(f"{task} has no perturbations {unknown}; its suite is {sorted(suite)}")
+    chosen = None if perturbations is None else [suite[name] for name in perturbations]
     return evaluate_student(student, lambda obs: teacher(obs), task, out, seeds=held_out_seeds(seeds),
-                            training_seeds=training, num_envs=num_envs, export_path=export_path,
+                            training_seeds=training, num_envs=num_envs, export_path=export_path, perturbations=chosen,
                             engine=engine, device=device,
                             extra={"teacher": str(teacher_folder), "student": str(student_folder),
                                    "student_manifest": {k: manifest[k] for k in ("architecture", "dagger", "seed")}})

@@ -22,7 +22,7 @@ One iteration:
 5. **Normalisers** take in the rollout's observations *after* the update: inside one update the
    policy that is optimised is the one that collected the data.
 
-The actor reads the schema group ``actor_group`` ("teacher"; "student" gives the blind baseline),
+The actor reads the schema group ``actor_group`` ("teacher"; "student" gives the unprivileged baseline),
 the critic ``critic_group`` ("critic": the asymmetric critic sees even more).
 """
 

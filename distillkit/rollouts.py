@@ -9,7 +9,7 @@ per-step mixing); whoever acts, the teacher labels the visited state with its ow
 - in between: DAgger's mixture policy.
 
 Everything a later step might need is kept: every schema field by name, the teacher's label,
-the executed action, reward, validity signals and an episode id per step.
+the executed action, who executed it, reward, validity signals and an episode id per step.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ class Rollouts:
     obs: dict[str, torch.Tensor]      # what each world observed before acting, all schema fields
     teacher_actions: torch.Tensor     # the teacher's label for that observation
     actions: torch.Tensor             # what was executed
+    teacher_acted: torch.Tensor       # (T, N) bool: the executed action was the teacher's
     reward: torch.Tensor
     done: torch.Tensor
     validity: dict[str, torch.Tensor]
@@ -44,7 +45,7 @@ class Rollouts:
         """The same data as (T * N, ...) rows, e.g. for minibatches."""
         f = lambda x: x.reshape(-1, *x.shape[2:])
         return Rollouts({k: f(v) for k, v in self.obs.items()}, f(self.teacher_actions), f(self.actions),
-                        f(self.reward), f(self.done), {k: f(v) for k, v in self.validity.items()}, f(self.episode))
+                        f(self.teacher_acted), f(self.reward), f(self.done), {k: f(v) for k, v in self.validity.items()}, f(self.episode))
 
 
 @torch.no_grad()
@@ -63,11 +64,13 @@ def collect(env: BatchedEnv, teacher: Policy, steps: int, *, student: Policy | N
     n, device = env.num_envs, env.device
     episode = torch.arange(n, device=device)
     next_id = n
-    record: dict[str, list] = {k: [] for k in ("obs", "teacher", "actions", "reward", "done", "episode")}
+    record: dict[str, list] = {k: [] for k in ("obs", "teacher", "actions", "teacher_acted", "reward", "done",
+                                               "episode")}
     record.update({k: [] for k in VALIDITY_SIGNALS})
     for _ in range(steps):
         label = teacher(obs)
         action = label
+        use_teacher = torch.ones(n, dtype=torch.bool, device=device)
         if beta < 1.0:
             use_teacher = (torch.rand(n, generator=generator) < beta).to(device)
             action = torch.where(use_teacher[:, None], label, student(obs))
@@ -75,6 +78,7 @@ def collect(env: BatchedEnv, teacher: Policy, steps: int, *, student: Policy | N
         record["obs"].append(obs)
         record["teacher"].append(label)
         record["actions"].append(action)
+        record["teacher_acted"].append(use_teacher)
         record["reward"].append(result.reward)
         record["done"].append(result.done)
         record["episode"].append(episode.clone())
@@ -82,6 +86,8 @@ def collect(env: BatchedEnv, teacher: Policy, steps: int, *, student: Policy | N
             record[k].append(result.validity[k])
         if student is not None and hasattr(student, "reset"):
             student.reset(result.done)          # a recurrent or history student forgets finished episodes
+        if hasattr(teacher, "reset"):
+            teacher.reset(result.done)          # a teacher with per-episode state (distillkit.corruption.Faulty)
         ended = torch.nonzero(result.done).flatten()
         episode[ended] = torch.arange(next_id, next_id + len(ended), device=device)
         next_id += len(ended)
@@ -89,6 +95,7 @@ def collect(env: BatchedEnv, teacher: Policy, steps: int, *, student: Policy | N
     rollouts = Rollouts(
         obs={k: torch.stack([o[k] for o in record["obs"]]) for k in record["obs"][0]},
         teacher_actions=torch.stack(record["teacher"]), actions=torch.stack(record["actions"]),
+        teacher_acted=torch.stack(record["teacher_acted"]),
         reward=torch.stack(record["reward"]), done=torch.stack(record["done"]),
         validity={k: torch.stack(record[k]) for k in VALIDITY_SIGNALS},
         episode=torch.stack(record["episode"]))

@@ -56,15 +56,16 @@ def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, 
 
 
 def train_teacher(task: str, out: str | os.PathLike, env_steps: int, *, seed: int = 0, num_envs: int = 64,
-                  blind: bool = False, config: PPOConfig | None = None, engine: str = "mujoco",
+                  unprivileged: bool = False, config: PPOConfig | None = None, engine: str = "mujoco",
                   checkpoint_every: int = 50, progress: bool = True, nthread: int | None = None,
                   device: str = "cpu") -> pd.DataFrame:
-    """Train a PPO teacher (``blind=True``: the actor sees only student fields, the baseline)
+    """Train a PPO teacher (``unprivileged=True``: the actor sees only the student's fields - the
+    unprivileged PPO baseline, RL directly on what the student observes)
     for ``env_steps`` env steps in total (all processes together) on ``engine``, simulating and
     training on ``device`` (checkpoints are saved on the CPU). Returns the metrics table.
     ``nthread``: C threads stepping the worlds of the "mujoco" engine (results do not depend on it)."""
     config = config or PPOConfig()
-    if blind:
+    if unprivileged:
         config = PPOConfig(**{**config.to_dict(), "actor_group": "student"})
     rank, world = rank_and_world()
     torch.set_num_threads(1)        # rollouts: torch's threads only add latency (NOTES §4)
@@ -74,7 +75,7 @@ def train_teacher(task: str, out: str | os.PathLike, env_steps: int, *, seed: in
     steps_per_iteration = config.steps_per_env * num_envs * world
     iterations = math.ceil(env_steps / steps_per_iteration)
     run = {"kind": KIND, "task": task, "engine": engine, "seed": seed, "num_envs": num_envs,
-           "world_size": world, "blind": blind, "env_steps_target": env_steps, "ppo": config.to_dict(),
+           "world_size": world, "unprivileged": unprivileged, "env_steps_target": env_steps, "ppo": config.to_dict(),
            "device": device}     # recorded, not checked on resume: a run may continue on another device
 
     log: list[dict] = []
@@ -92,7 +93,7 @@ def train_teacher(task: str, out: str | os.PathLike, env_steps: int, *, seed: in
         out.mkdir(parents=True, exist_ok=True)
         writer = SummaryWriter(str(out / "tensorboard"), purge_step=start_iteration)
     bar = tqdm(total=iterations, initial=start_iteration, disable=not progress or rank != 0,
-               desc=f"{'blind' if blind else 'teacher'} PPO on {task}")
+               desc=f"{'unprivileged' if unprivileged else 'teacher'} PPO on {task}")
     started = time.perf_counter()
     env_steps_done = int(log[-1]["env_steps"]) if log else 0
     for iteration in range(start_iteration, iterations):
@@ -151,7 +152,7 @@ def resume(out: Path, ppo: PPO, env, run: dict) -> tuple[int, list[dict]]:
     if manifest.get("kind") != KIND:
         raise ArtifactError(f"{out}: holds a {manifest.get('kind')!r} artifact, not a {KIND!r} to resume")
     check_compatible(manifest, env.schema, env.spec, str(out))
-    for key in ("task", "engine", "seed", "num_envs", "world_size", "blind", "ppo"):
+    for key in ("task", "engine", "seed", "num_envs", "world_size", "unprivileged", "ppo"):
         if manifest.get(key) != run[key]:
             raise ArtifactError(f"{out}: cannot resume: the checkpoint has {key}={manifest.get(key)!r}, "
                                 f"this run asks for {run[key]!r}; use another --out folder")

@@ -5,7 +5,9 @@ value) and a corruption mode for when it is unticked (``distillkit.corruption``:
 stale, shuffled). Every change re-runs the chosen policy - the teacher, or the student alone on
 deployable fields - on one fixed held-out panel and redraws return and fall-rate bars (one bar
 per configuration tried so far) and a trace of one rollout. The summary line is plain text, e.g.
-``teacher: return 2044.2, fall rate 0.19 — all privileged inputs intact``.
+``teacher: return 2044.2, success 0.81, fall rate 0.06 — all privileged inputs intact``. A
+corrupted configuration is drawn red only when it *hurts* (its return falls below
+:data:`HURTS_BELOW` of the intact teacher's); one that changes nothing is drawn grey.
 
 The "give the student a field" control asks the schema to put a privileged field into the
 student group; the schema's guard refuses, and the panel shows its reason.
@@ -34,6 +36,9 @@ from distillkit.envs import make_env
 from distillkit.evaluate import evaluate_policy, held_out_seeds
 from distillkit.leakage import StudentOnly
 from distillkit.schema import ObservationSchema, SchemaError
+
+#: A configuration "hurts" when its return is below this fraction of the intact teacher's.
+HURTS_BELOW = 0.8
 
 #: One quantity of world 0 per task, traced over a rollout: (label, obs -> value per world).
 TRACES: dict[str, tuple[str, Callable]] = {
@@ -157,16 +162,35 @@ class PrivilegedFieldPanel(widgets.VBox):
                                        engine=self.engine)
         length0 = int(episodes.loc[episodes.world == 0, "length"].iloc[0])
         result = {"policy": who, "label": label, "return": float(episodes["return"].mean()),
-                  "fall_rate": float(episodes["fell"].mean()), "trace": trace[:length0], "trace_label": trace_label}
+                  "success": float(episodes["success"].mean()), "fall_rate": float(episodes["fell"].mean()),
+                  "trace": trace[:length0], "trace_label": trace_label}
         self.results[f"{who}: {label}"] = result
         self.last = result
-        self.summary.value = (f"<b>{who}</b>: return {result['return']:.1f}, fall rate {result['fall_rate']:.2f}"
-                              f" — {html.escape(label)}")
+        verdict = self.verdict(result)
+        self.summary.value = (f"<b>{who}</b>: return {result['return']:.1f}, success {result['success']:.2f}, "
+                              f"fall rate {result['fall_rate']:.2f} — {html.escape(label)}"
+                              + (f" ({verdict})" if verdict else ""))
         self.plot.value = self.figure_png()
         if self.record.value:
             self.video.value = self.render_video(policy, observe)
             self.video.layout.display = ""                 # shown once there is a video
         return result
+
+    def verdict(self, result: dict) -> str:
+        """How a corrupted teacher compares with the intact one, once the intact one has run."""
+        intact = self.results.get("teacher: all privileged inputs intact")
+        if result["policy"] != "teacher" or intact is None or result is intact:
+            return ""
+        ratio = result["return"] / intact["return"]
+        return f"{ratio:.2f} of the intact return: " + ("it hurts" if ratio < HURTS_BELOW else "no real harm")
+
+    def colour(self, key: str) -> str:
+        result = self.results[key]
+        if result["policy"] == "student":
+            return "tab:green"
+        if key.endswith("intact"):
+            return "tab:blue"
+        return "tab:red" if self.verdict(result).endswith("it hurts") else "tab:gray"
 
     def render_video(self, policy: Callable, observe: Callable) -> bytes:
         from distillkit.video import render_rollout, to_mp4
@@ -185,8 +209,7 @@ class PrivilegedFieldPanel(widgets.VBox):
         labels = list(self.results)
         fig = Figure(figsize=(9, 3.2))
         ax_ret, ax_fall, ax_trace = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1.4]})
-        colours = ["tab:green" if self.results[k]["policy"] == "student" else
-                   "tab:blue" if k.endswith("intact") else "tab:red" for k in labels]
+        colours = [self.colour(k) for k in labels]
         short = [k.replace("teacher: ", "T: ").replace("student: ", "S: ") for k in labels]
         ax_ret.barh(short, [self.results[k]["return"] for k in labels], color=colours)
         ax_ret.set_title("held-out return")

@@ -22,12 +22,13 @@ from distillkit.train import load_actor
 TEACHER = CHECKPOINTS / "cartpole_teacher"
 
 
-def synthetic(fell, episode, timeout=None, transient=None, labels=None):
+def synthetic(fell, episode, timeout=None, transient=None, labels=None, teacher_acted=None):
     fell = torch.tensor(fell, dtype=torch.bool)[:, None]
     T = fell.shape[0]
     z = torch.zeros(T, 1, dtype=torch.bool)
+    acted = torch.ones(T, 1, dtype=torch.bool) if teacher_acted is None else torch.tensor(teacher_acted, dtype=torch.bool)[:, None]
     return Rollouts(obs={}, teacher_actions=torch.zeros(T, 1, 1) if labels is None else torch.tensor(labels)[:, None, None],
-                    actions=torch.zeros(T, 1, 1), reward=torch.zeros(T, 1), done=fell.clone(),
+                    actions=torch.zeros(T, 1, 1), teacher_acted=acted, reward=torch.zeros(T, 1), done=fell.clone(),
                     validity={"fell": fell, "timeout": z if timeout is None else torch.tensor(timeout, dtype=torch.bool)[:, None],
                               "action_saturated": z, "reset_transient": z if transient is None else torch.tensor(transient, dtype=torch.bool)[:, None]},
                     episode=torch.tensor(episode)[:, None])
@@ -38,6 +39,30 @@ def test_fall_horizon_excludes_the_fall_and_k_steps_before_it_within_the_episode
     doomed = steps_before_falls(r, 2)[:, 0].tolist()
     # episode 0 falls at t=4 -> t=2..4; episode 1 (t=5, 6) falls at 6 -> t=5, 6, never back into episode 0
     assert doomed == [False, False, True, True, True, True, True, False]
+
+
+def test_fall_rule_keeps_the_teachers_relabels_of_states_the_student_drove_into():
+    # one episode falls at t=3; the student drove t=1..3, the teacher t=0
+    r = synthetic(fell=[0, 0, 0, 1], episode=[0, 0, 0, 0], teacher_acted=[1, 0, 0, 0])
+    mask, counts = make_mask(r, MaskRules(fall_horizon=3, timeouts=False, reset_transient=False))
+    assert mask[:, 0].tolist() == [False, True, True, True]
+    assert counts["fall_horizon"] == 1
+    # the same fall with the teacher driving throughout: all four steps are excluded
+    mask, _ = make_mask(synthetic(fell=[0, 0, 0, 1], episode=[0, 0, 0, 0]),
+                        MaskRules(fall_horizon=3, timeouts=False, reset_transient=False))
+    assert not mask.any()
+
+
+def test_collect_records_who_executed_each_step():
+    env = MujocoEnv("cartpole", 8)
+    teacher = lambda obs: torch.full((8, 1), 0.5)
+    student = lambda obs: torch.full((8, 1), -0.5)
+    r, _ = collect(env, teacher, 20, student=student, beta=0.5, generator=torch.Generator().manual_seed(0))
+    assert 0 < r.teacher_acted.float().mean() < 1
+    assert torch.equal(r.actions[..., 0] > 0, r.teacher_acted)
+    r, _ = collect(env, teacher, 5)
+    assert r.teacher_acted.all()
+    env.close()
 
 
 def test_mask_rules_count_what_they_exclude():
@@ -196,3 +221,20 @@ def test_student_artifact_refuses_another_task_version(tmp_path):
         episode_length_s = 10.0
     with pytest.raises(ArtifactError, match="episode_length_s"):
         load_student(tmp_path / "s", MujocoEnv(Longer(2), 2))
+
+
+def test_a_faulty_teacher_falls_only_after_its_fault_strikes():
+    from distillkit.corruption import Faulty
+
+    env = make_env("cartpole", 1)
+    teacher, _, _ = load_actor(TEACHER, env)
+    env.close()
+    seeds = held_out_seeds(1)
+    intact = evaluate_policy(lambda o: teacher(o), "cartpole", seeds, num_envs=8)
+    faulty = evaluate_policy(Faulty(teacher, rate=1.0, onset=(20, 40)), "cartpole", seeds, num_envs=8)
+    assert faulty["fell"].all() and intact["fell"].mean() < 0.5
+    assert (faulty["length"] > 20).all() and (faulty["length"] < intact["length"]).all()
+    never = evaluate_policy(Faulty(teacher, rate=0.0), "cartpole", seeds, num_envs=8)
+    assert never["return"].tolist() == intact["return"].tolist()
+    with pytest.raises(ValueError, match="fault rate"):
+        Faulty(teacher, rate=1.5)

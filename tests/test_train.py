@@ -1,6 +1,7 @@
 """Training artifacts: what they record, how loading refuses a mismatch, resume, multi-process."""
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -191,3 +192,18 @@ dist.destroy_process_group()
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert a["actor.input.normalizer.count"] == 2 * 8 * 8 * 3, "statistics pooled over both ranks"
+
+
+def test_shipping_a_teacher_keeps_weights_and_records_a_repository_path(teacher, tmp_path):
+    from distillkit.results import ROOT, ship_checkpoint
+
+    inside = ROOT / "runs" / "test_ship" / "teacher_seed0"
+    shutil.rmtree(inside, ignore_errors=True)
+    shutil.copytree(teacher, inside)
+    shipped = ship_checkpoint(inside, "cartpole", checkpoints=tmp_path)
+    m = read_manifest(shipped)
+    assert m["shipped_from"] == "runs/test_ship/teacher_seed0"         # never this machine's absolute path
+    assert set(m["files"]) == {"actor", "critic"}                        # no optimiser state in the package
+    env = make_env("cartpole", 1)
+    original, shipped_actor = load_actor(teacher, env)[0], load_actor(shipped, env)[0]
+    assert all(torch.equal(a, b) for a, b in zip(original.state_dict().values(), shipped_actor.state_dict().values()))

@@ -85,3 +85,18 @@ def test_video_of_one_rollout():
     p.record.value = True                         # re-runs the panel and records one rollout
     assert p.video.value[4:8] == b"ftyp"          # an MP4 file
     assert p.video.layout.display == ""
+
+
+def test_only_a_corruption_that_hurts_is_drawn_as_a_failure(panel):
+    panel.checkboxes["joint_vel_rel"].value = True
+    panel.checkboxes["pole_mass"].value = False          # the cart-pole teacher barely reads the pole mass
+    harmless = "teacher: pole_mass zeroed"
+    panel.checkboxes["pole_mass"].value = True
+    panel.checkboxes["joint_vel_rel"].value = False       # ... but cannot balance without velocities
+    hurtful = "teacher: joint_vel_rel zeroed"
+    panel.checkboxes["joint_vel_rel"].value = True
+    assert panel.colour(hurtful) == "tab:red" and "it hurts" in panel.verdict(panel.results[hurtful])
+    ratio = panel.results[harmless]["return"] / panel.results["teacher: all privileged inputs intact"]["return"]
+    assert ratio >= 0.8, f"pole_mass zeroed kept {ratio:.2f}: pick another harmless corruption for this test"
+    assert panel.colour(harmless) == "tab:gray" and "no real harm" in panel.verdict(panel.results[harmless])
+    assert "success" in panel.summary.value

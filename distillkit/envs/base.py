@@ -22,7 +22,7 @@ the same. Returned tensors are never written to again by the env: keep them as l
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -55,6 +55,9 @@ class StepResult:
     truncated: torch.Tensor                # (N,) bool: the episode was cut by its time limit
     final_obs: Obs                         # observation reached by this step, before any auto-reset
     validity: dict[str, torch.Tensor]      # VALIDITY_SIGNALS -> (N,) bool
+    #: unweighted per-step diagnostics a task reports beside its reward terms (e.g. the walker's
+    #: ``lin_vel_x_error``, which success is judged on); never part of the reward
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def done(self) -> torch.Tensor:
@@ -193,6 +196,7 @@ class BatchedEnv(ABC):
             raise KeyError(f"task {self.spec.task!r} returned reward terms {sorted(terms)}, "
                            f"its spec weighs {sorted(self._term_names)}") from None
         weighted = self._tensor((raw * self._term_weights).astype(np.float32))
+        metrics = {k: self._tensor(v.astype(np.float32)) for k, v in terms.items() if k not in self.spec.reward_weights}
         flags = self._tensor(np.stack([failed, truncated, saturated, transient]))
         return StepResult(
             obs=obs,
@@ -202,6 +206,7 @@ class BatchedEnv(ABC):
             truncated=flags[1],
             final_obs=final_obs,
             validity=dict(zip(VALIDITY_SIGNALS, flags)),
+            metrics=metrics,
         )
 
     def observe(self) -> Obs:

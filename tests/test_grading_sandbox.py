@@ -113,10 +113,9 @@ for _path in [pathlib.Path(_checks.__file__), pathlib.Path(_checks.__file__).par
 import importlib; importlib.reload(_checks)
 """,
         "reference implementation": REFERENCE_USE[name],
-        # the check cells' stored outputs are PASS lines (below), the helpers print them, and every
-        # record the checks wrote is overwritten after each cell with calls that all "succeeded"
-        "forged outputs": fake_module.replace("_fake = types.ModuleType('distillkit.grading.checks')",
-                                              "import distillkit.grading.checks as _fake") + """
+        # the check cells' stored outputs are PASS lines (below), and every record the checks wrote
+        # is overwritten after each cell with calls that all "succeeded"
+        "forged outputs": """
 import json, os, pathlib
 def _forge_records(*_):
     for path in pathlib.Path(os.environ.get("DISTILLKIT_GRADING_RECORDS", "/nonexistent")).glob("*.json"):
@@ -131,9 +130,15 @@ get_ipython().events.register("post_run_cell", _forge_records)
 
 
 def attacked(name: str, attack: str) -> nbformat.NotebookNode:
-    """The exercise as shipped with the attack cell right after its setup cell."""
+    """The exercise as shipped with the attack written into every solution cell, right after the
+    stub it leaves in place (so the attack's definitions are the ones the check cells get)."""
     nb = read(EXERCISES / name)
-    nb.cells.insert(1, nbformat.v4.new_code_cell(attacks(name)[attack], id="attack"))
+    for cell in nb.cells:
+        if cell.id.startswith("solution-"):
+            lines = cell.source.split("\n")
+            end = max(node.end_lineno for node in ast.parse(cell.source).body
+                      if isinstance(node, (ast.FunctionDef, ast.ClassDef)))
+            cell.source = "\n".join(lines[:end] + [attacks(name)[attack]] + lines[end:])
     if attack == "forged outputs":
         for i, cell in enumerate(c for c in nb.cells if is_check_cell(c)):
             cell.execution_count = 40 + i              # a saved run whose check cells all printed PASS
@@ -181,6 +186,14 @@ def test_replay_passes_an_honest_record_and_fails_a_forged_or_missing_one(tmp_pa
     inputs["calls"][0]["args"]["v"][4] = {"k": "py", "v": 0.5}         # recorded for another gamma
     (tmp_path / "check_gae.json").write_text(json.dumps(inputs))
     assert "the grader's inputs differ" in replay("check_gae", ["gae"], tmp_path)
+
+    def gae_setting_its_own_questions(rewards, values, dones, last_values, gamma, lam):
+        for tensor in (rewards, values, last_values):
+            tensor.zero_()          # all-zero inputs: all-zero advantages are right for them
+        return torch.zeros_like(rewards), torch.zeros_like(rewards)
+
+    recorded(checks.check_gae, gae_setting_its_own_questions, folder=tmp_path / "zeroing")
+    assert "FAIL gae: 0/6" in replay("check_gae", ["gae"], tmp_path / "zeroing")
 
     (tmp_path / "check_gae.json").write_text(json.dumps({"calls": data["calls"][:2]}))
     assert "has no record of it" in replay("check_gae", ["gae"], tmp_path)

@@ -180,16 +180,22 @@ def run_nbval(notebook: nbformat.NotebookNode, name: str, work: Path, exercise: 
     return results, run.problem
 
 
-def verdicts(checks: list[nbformat.NotebookNode], records: Path) -> list[str | None]:
-    """Each check decided by replaying its helper on the records, in a fresh grader process
-    outside the sandbox: None if it passed, else why not."""
+def start_replay(checks: list[nbformat.NotebookNode], records: Path, cwd: Path) -> subprocess.Popen:
+    """The grader process that will decide each check by replaying its helper on the records,
+    outside the sandbox. It starts now (importing torch and the package while the notebook runs)
+    and replays once told to (:func:`verdicts`)."""
     cmd = [sys.executable, "-m", "distillkit.grading.replay", str(records), *(c.source for c in checks)]
     env = {k: v for k, v in os.environ.items() if k != RECORDS_ENV}
-    with tempfile.TemporaryDirectory(prefix="distillkit-replay-") as cwd:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode or len(lines) != len(checks):
-        raise GradingError(f"the grader's replay failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    return subprocess.Popen(cmd, cwd=cwd, env=env, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+def verdicts(replay: subprocess.Popen, count: int) -> list[str | None]:
+    """Each check: None if it passed, else why not."""
+    out, err = replay.communicate("records complete\n")
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    if replay.returncode or len(lines) != count:
+        raise GradingError(f"the grader's replay failed (exit {replay.returncode}):\n{err[-2000:]}")
     return [line["failure"] for line in lines]
 
 
@@ -210,10 +216,17 @@ def grade(exercise_path: str | os.PathLike, submission_path: str | os.PathLike, 
     restored, notes = restore_checks(exercise, submission, exercise_path)
     check_cells = [cell for cell in restored.cells if is_check_cell(cell)]
     with tempfile.TemporaryDirectory(prefix="distillkit-grade-") as tmp:
-        work = Path(tmp) / "work"
+        work, cwd = Path(tmp) / "work", Path(tmp) / "replay"
         work.mkdir()
-        results, problem = run_nbval(restored, exercise_path.name, work, exercise_path.stem, timeout_s, limits)
-        failures = iter(verdicts(check_cells, work / "records"))
+        cwd.mkdir()
+        replay = start_replay(check_cells, work / "records", cwd)
+        try:
+            results, problem = run_nbval(restored, exercise_path.name, work, exercise_path.stem, timeout_s, limits)
+        except BaseException:
+            replay.kill()
+            replay.wait()
+            raise
+        failures = iter(verdicts(replay, len(check_cells)))
     checks, cell_errors = [], []
     code_index = 0
     for cell in restored.cells:

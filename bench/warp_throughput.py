@@ -14,7 +14,7 @@ the replay are those of the last episodes; the physics cost hardly depends on th
     python bench/warp_throughput.py --device cuda --worlds 4096 --out bench/out/warp_throughput_cuda.json
     python bench/warp_throughput.py --update-docs      # and its table in docs/benchmarks.md (one per device kind)
 
-On the CPU keep the worlds few: each world-step costs ~130-190 us there (NOTES §4). The first
+On the CPU keep the worlds few: each world-step costs ~130-190 us there. The first
 run compiles Warp's kernels (10-30 s on the CPU, more for CUDA), cached afterwards; the build
 time is reported separately and not counted in either rate.
 """

@@ -54,8 +54,9 @@ def per_seed(episodes: pd.DataFrame) -> pd.DataFrame:
                     "tracking_error": ("tracking_error", "mean"), "episodes": ("return", "size")}).reset_index()
 
 
-def mean_ci(values, confidence: float = 0.95) -> dict:
-    """Mean, the t-interval around it and n. With one value the interval is undefined (NaN)."""
+def mean_ci(values, confidence: float = 0.95, bounds: tuple[float, float] | None = None) -> dict:
+    """Mean, the t-interval around it and n. With one value the interval is undefined (NaN).
+    ``bounds``: the range the quantity lives in (a rate: (0, 1)); the interval is cut to it."""
     x = np.asarray(values, dtype=float)
     x = x[~np.isnan(x)]
     n = len(x)
@@ -66,6 +67,8 @@ def mean_ci(values, confidence: float = 0.95) -> dict:
         half = math.nan if n < 2 else 0.0
         return {"mean": mean, "ci95": [mean - half, mean + half], "n": n}
     low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=stats.sem(x))
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
     return {"mean": mean, "ci95": [float(low), float(high)], "n": n}
 
 
@@ -87,7 +90,8 @@ def summarise(seeds: pd.DataFrame) -> dict:
     """{policy: {perturbation: {metric: {mean, ci95, n}}}} from :func:`per_seed` rows."""
     out: dict = {}
     for (policy, perturbation), rows in seeds.groupby(["policy", "perturbation"], sort=False):
-        out.setdefault(policy, {})[perturbation] = {m: mean_ci(rows[m]) for m in METRICS}
+        out.setdefault(policy, {})[perturbation] = {
+            m: mean_ci(rows[m], bounds=(0.0, 1.0) if m in ("success", "fall_rate") else None) for m in METRICS}
     return out
 
 
@@ -139,6 +143,19 @@ def headline(summary: dict, tests: list[dict], perturbation: str = "nominal") ->
                                            and verdicts["gap_closure"]["met"])}
 
 
+def json_safe(value):
+    """``value`` with every NaN replaced by None, so the file is strict JSON (``null``)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    return value
+
+
 # ------------------------------------------------------------------------- reading the results
 #: Which rows and targets each claim is judged on (chapters show one claim each).
 CLAIM_VIEWS = {
@@ -176,9 +193,10 @@ def claim_table(record: dict, claim: str, perturbations=("nominal",)) -> pd.Data
         for policy in policies:
             e = record["policies"][policy][perturbation]
             ci = lambda m, d: f"{e[m]['mean']:.{d}f} ({e[m]['ci95'][0]:.{d}f} to {e[m]['ci95'][1]:.{d}f})"
+            tracking = e["tracking_error"]["mean"]
             rows.append({"perturbation": perturbation, "policy": LABELS[policy], "return (95 % CI)": ci("return", 0),
                          "success (95 % CI)": ci("success", 2), "fall rate": round(e["fall_rate"]["mean"], 2),
-                         "tracking error (m/s)": round(e["tracking_error"]["mean"], 2)})
+                         "tracking error (m/s)": None if tracking is None else round(tracking, 2)})
     return pd.DataFrame(rows).set_index(["perturbation", "policy"])
 
 

@@ -26,11 +26,15 @@ KIND = "student"
 ARCHITECTURES = ("mlp", "history", "gru")
 
 
-def make_student(architecture: str, schema, action_dim: int, history: int = 4) -> torch.nn.Module:
+def make_student(architecture: str, schema, action_dim: int, history: int = 4,
+                 hidden: tuple[int, ...] | None = None) -> torch.nn.Module:
+    """A student of ``architecture``; ``hidden`` sets an MLP student's layer widths (default
+    (256, 128, 64), rsl_rl's)."""
+    widths = {} if hidden is None else {"hidden": tuple(hidden)}
     if architecture == "mlp":
-        return Student(schema, action_dim)
+        return Student(schema, action_dim, **widths)
     if architecture == "history":
-        return Student(schema, action_dim, history=history)
+        return Student(schema, action_dim, history=history, **widths)
     if architecture == "gru":
         return GRUStudent(schema, action_dim)
     raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
@@ -39,7 +43,8 @@ def make_student(architecture: str, schema, action_dim: int, history: int = 4) -
 def train_student(task: str, teacher_folder: str | Path, out: str | Path, *, config: DaggerConfig,
                   architecture: str = "mlp", num_envs: int = 32, seed: int = 0, progress: bool = True,
                   allow_mismatch: bool = False, evaluate_round: Callable | None = None,
-                  engine: str = "mujoco", device: str = "cpu", teacher_fault: float = 0.0) -> pd.DataFrame:
+                  engine: str = "mujoco", device: str = "cpu", teacher_fault: float = 0.0,
+                  hidden: tuple[int, ...] | None = None) -> pd.DataFrame:
     """DAgger (``schedule="bc"`` for behaviour cloning) from a teacher artifact into a student
     artifact, on ``engine`` (simulating on ``device``). Returns the per-round table (with
     ``evaluate_round(student)``'s numbers, if given). A teacher made on another engine is refused
@@ -52,14 +57,15 @@ def train_student(task: str, teacher_folder: str | Path, out: str | Path, *, con
     actor, teacher_manifest, overrides = load_actor(teacher_folder, env, allow_mismatch=allow_mismatch)
     teacher = Faulty(actor, teacher_fault, seed=seed) if teacher_fault > 0 else (lambda obs: actor(obs))
     torch.manual_seed(seed)                        # the student's initial weights come from the seed too
-    student = make_student(architecture, env.schema, env.action_dim)
+    student = make_student(architecture, env.schema, env.action_dim, hidden=hidden)
     rounds = dagger(env, teacher, student, config, seed=seed, progress=progress, evaluate=evaluate_round)
     env.close()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rounds.to_csv(out / "rounds.csv", index=False)
     save_artifact(out, {"student": student.state_dict()}, {
-        "kind": KIND, "task": task, "engine": engine, "device": device, "architecture": architecture, "seed": seed, "num_envs": num_envs,
+        "kind": KIND, "task": task, "engine": engine, "device": device, "architecture": architecture,
+        "hidden": None if hidden is None else list(hidden), "seed": seed, "num_envs": num_envs,
         "dagger": {**config.to_dict(), "rules": config.rules.to_dict()},
         "teacher": {"folder": str(teacher_folder), "task_spec_digest": teacher_manifest["task_spec_digest"],
                     "files": teacher_manifest["files"], "overrides_accepted": overrides, "fault_rate": teacher_fault},
@@ -75,7 +81,7 @@ def load_student(folder: str | Path, env, *, allow_mismatch: bool = False):
     if manifest.get("kind") != KIND:
         raise ArtifactError(f"{folder}: holds a {manifest.get('kind')!r} artifact, not a {KIND!r}")
     check_compatible(manifest, env.schema, env.spec, str(folder), allow_mismatch)
-    student = make_student(manifest["architecture"], env.schema, env.action_dim)
+    student = make_student(manifest["architecture"], env.schema, env.action_dim, hidden=manifest.get("hidden"))
     try:
         student.load_state_dict(load_tensors(folder, "student", manifest))
     except RuntimeError as err:

@@ -68,7 +68,7 @@ def train_teacher(task: str, out: str | os.PathLike, env_steps: int, *, seed: in
     if unprivileged:
         config = PPOConfig(**{**config.to_dict(), "actor_group": "student"})
     rank, world = rank_and_world()
-    torch.set_num_threads(1)        # rollouts: torch's threads only add latency (NOTES §4)
+    torch.set_num_threads(1)        # rollouts of small networks: torch's threads only add latency
     env = make_env(task, num_envs, engine=engine, device=device, **({} if nthread is None else {"nthread": nthread}))
     ppo = PPO(env, config, seed=seed)
     out = Path(out)

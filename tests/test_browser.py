@@ -1,5 +1,5 @@
 """The privileged-field panel in a real browser: JupyterLab started here, Debian chromium driven by
-Playwright (NOTES §7).
+Playwright.
 
 The test opens chapter 1 (a copy in a temporary folder, so autosave cannot touch the repo), runs
 every cell, unticks a privileged field of the teacher, waits for the panel's summary to show the

@@ -19,6 +19,8 @@ def test_mean_ci_is_students_t_interval_over_seeds():
     assert r["mean"] == 3.0 and r["n"] == 5
     assert r["ci95"] == pytest.approx([3.0 - half, 3.0 + half])
     assert np.isnan(mean_ci([7.0])["ci95"][0])          # one seed: no interval, not a zero-width one
+    rate = mean_ci([0.0, 0.0, 0.1, 0.9, 1.0], bounds=(0.0, 1.0))
+    assert rate["ci95"][0] == 0.0 and rate["ci95"][1] == 1.0 and mean_ci([0.0, 0.0, 0.1, 0.9, 1.0])["ci95"][0] < 0
 
 
 def test_paired_test_detects_a_consistent_gap_and_not_noise():
@@ -61,6 +63,7 @@ def test_verdicts_follow_the_numbers():
     assert not verdict["targets"]["teacher_vs_unprivileged_return_ratio"]["met"]
 
 
+@pytest.mark.slow
 def test_a_walker_that_walks_at_the_wrong_speed_does_not_succeed():
     """Success is no fall *and* the commanded speed tracked: staying upright is not enough."""
     env = make_env("walker_rough", 1)

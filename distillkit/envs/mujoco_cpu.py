@@ -2,7 +2,7 @@
 
 Each control step is one call of ``mujoco.rollout`` for all worlds: it sets each world's full
 physics state, applies the control for ``frame_skip`` physics steps and returns the new state
-and sensor data, spreading worlds over a pool of C threads (NOTES §4: ~97 % of the pure-C limit).
+and sensor data, spreading worlds over a pool of C threads, close to the pure-C limit (`bench/env_throughput.py` measures it).
 ``rollout`` is stateless, so the env owns the state array and feeds it back every step; the
 solver warm-start is not carried between calls (it starts from zero each control step), which is
 deterministic for a seed and differs from a plain ``mj_step`` loop by ~1e-12.

@@ -1,7 +1,7 @@
 """Any distillkit env as an rsl_rl ``VecEnv``, with explicit observation groups.
 
 rsl_rl picks its networks' inputs from observation *groups*; when a runner config does not name
-them it silently falls back to a group of the same name or to ``policy`` (NOTES §3), which is how
+them it silently falls back to a group of the same name or to ``policy``, which is how
 a student ends up reading privileged state. Here the groups are the schema's (``student``,
 ``teacher``, ``critic``, each flattened in schema order), and :func:`checked_obs_groups` refuses a
 config that leaves a set unnamed or gives a student a privileged group.

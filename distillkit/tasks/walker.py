@@ -14,9 +14,10 @@ inferable from history*, as in Lee et al. 2020 (a proprioceptive student of a pr
   what lies ahead it can only feel through its legs.
 - the **teacher** also reads, from the simulator:
 
-  * ``height_scan``: exact terrain heights 0.1 m apart from 0.5 m behind to 1.5 m ahead. Decisive:
-    a riser of up to 15 cm trips a walker that does not lift its foot in time; the teacher sees
-    it coming, the student only feels it when it hits (then its history shows the stumble).
+  * ``height_scan``: exact terrain heights 0.1 m apart from 0.5 m behind to 1.5 m ahead. A riser
+    (up to 10 cm on the nominal levels 0-3, 15 cm on the hardest) trips a walker that does not
+    lift its foot in time; the teacher sees it coming, the student only feels it when it hits
+    (then its history shows the stumble).
   * ``base_lin_vel``: the true base velocity. The reward is for tracking the commanded speed;
     a real robot only estimates its speed (from leg kinematics, with slip and drift). History
     makes it partly inferable (joint velocities during stance).

@@ -23,7 +23,7 @@ from nbclient import NotebookClient
 
 from distillkit.grading import checks, sandbox
 from distillkit.grading.generate import is_check_cell
-from distillkit.grading.grade import grade, grade_class
+from distillkit.grading.grade import grade, grade_class, run_nbval
 from distillkit.grading.replay import Recorder, Replayer, ReplayError, check_call, graded, replay
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -322,6 +322,25 @@ def test_sandbox_replaces_each_reference_and_only_those():
                 function(*[None] * len(required))
     with pytest.raises(sandbox.SandboxError, match="defines no top-level"):
         sandbox.without_references("distillkit.ppo", ["no_such_function"], "x")
+
+
+@pytest.mark.slow
+def test_sandbox_problems_are_named_and_the_run_still_reports(tmp_path):
+    """A cell that never ends, a kernel that dies, a cell out of memory: each named, none hangs."""
+    def run(case: str, source: str, **kwargs):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell(source), nbformat.v4.new_code_cell("x")]
+        work = tmp_path / case
+        work.mkdir()
+        return run_nbval(nb, "n.ipynb", work, "none", **kwargs)
+
+    results, problem = run("loop", "while True:\n    pass", timeout_s=5, limits=sandbox.Limits())
+    assert problem == "time-out: a cell ran longer than 5 s" and results[0] is None, (problem, results)
+    results, problem = run("dies", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", timeout_s=600,
+                           limits=sandbox.Limits(wall_s=300))
+    assert problem == "crash: the kernel died", problem
+    results, problem = run("hog", "hog = bytearray(8 * 2**30)", timeout_s=60, limits=sandbox.Limits(memory_gb=4))
+    assert problem == "memory: a cell ran out of its 4 GB" and "MemoryError" in results[1], (problem, results)
 
 
 # ------------------------------------------------------------------------- attacks x exercises

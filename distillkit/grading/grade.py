@@ -40,6 +40,22 @@ from distillkit.grading.generate import CHECK_MARKER, check_name, is_check_cell
 from distillkit.grading.replay import RECORDS_ENV
 
 CELL_TIMEOUT_S = 600
+# The sandboxed pytest's conftest.py: nbval waits for a dead kernel's reply forever (past its cell
+# timeout); this ends the run instead, with an exit status the grader reports as a crash.
+KERNEL_DIED = 70
+KERNEL_WATCH = f"""\
+import os, threading, time
+
+
+def pytest_collection_finish(session):
+    def watch():
+        while True:
+            time.sleep(1)
+            kernel = next((getattr(item.parent, "kernel", None) for item in session.items), None)
+            if kernel is not None and not kernel.is_alive():
+                os._exit({KERNEL_DIED})
+    threading.Thread(target=watch, daemon=True).start()
+"""
 ANSI = re.compile(r"(\x1b|#x1B)\[[0-9;]*m")      # junit XML writes ESC as "#x1B"
 
 
@@ -150,6 +166,7 @@ def run_nbval(notebook: nbformat.NotebookNode, name: str, work: Path, exercise: 
     colours removed), and the sandbox problem ("" if none)."""
     nbformat.write(notebook, work / name)
     (work / "pytest.ini").write_text("[pytest]\n")          # no project configuration leaks in
+    (work / "conftest.py").write_text(KERNEL_WATCH)
     (work / "records").mkdir()
     cmd = ["python", "-m", "pytest", "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={timeout_s}",
            "-p", "no:cacheprovider", "-q", "--junitxml=report.xml", name]
@@ -159,8 +176,11 @@ def run_nbval(notebook: nbformat.NotebookNode, name: str, work: Path, exercise: 
     try:
         root = ET.parse(report).getroot()
     except (OSError, ET.ParseError):        # the run died before pytest wrote its report
-        return results, run.problem or f"crash: the notebook run ended without a report (exit {run.returncode}): " \
-            f"{run.output[-300:].strip()}"
+        if run.problem:
+            return results, run.problem
+        if run.returncode == KERNEL_DIED:
+            return results, "crash: the kernel died"
+        return results, f"crash: the notebook run ended without a report (exit {run.returncode}): {run.output[-300:].strip()}"
     for case in root.iter("testcase"):
         match = re.fullmatch(r"Cell (\d+)", case.get("name", ""))
         if not match:
@@ -173,9 +193,7 @@ def run_nbval(notebook: nbformat.NotebookNode, name: str, work: Path, exercise: 
     failures = "\n".join(r for r in results.values() if r)
     if not run.problem and any(m in failures for m in ("MemoryError", "can't allocate memory", "Cannot allocate memory")):
         return results, f"memory: a cell ran out of its {limits.memory_gb:g} GB"
-    if not run.problem and any(m in failures for m in ("DeadKernelError", "Kernel died")):
-        return results, "crash: the kernel died"
-    if not run.problem and re.search(r"Cell execution timed out|\bTimeout\b", failures):
+    if not run.problem and re.search(r"Timeout of [\d.]+ seconds exceeded", failures):      # nbval's words
         return results, f"time-out: a cell ran longer than {timeout_s} s"
     return results, run.problem
 

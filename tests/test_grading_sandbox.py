@@ -1,9 +1,8 @@
 """The grader against the learner's *code*: the sandbox, record and replay, and every attack
 category graded 0 on every exercise (the table in README.md, "Graded exercises").
 
-Each attack is a cell added to the exercise as shipped (every ``raise NotImplementedError()`` left in
-place), as a learner would add it: without the sandbox and the out-of-kernel verdicts, each of them
-makes check cells print their PASS lines in the learner's kernel (shown on exercise 02 below).
+Each attack is written into the exercise as shipped (every ``raise NotImplementedError()`` left in
+place), as a learner would write it.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
-from nbclient import NotebookClient
 
 from distillkit.grading import checks, sandbox
 from distillkit.grading.generate import is_check_cell
@@ -345,42 +343,28 @@ def test_sandbox_problems_are_named_and_the_run_still_reports(tmp_path):
 
 # ------------------------------------------------------------------------- attacks x exercises
 @pytest.mark.slow
-def test_attacks_fool_a_grade_taken_in_the_learners_kernel(tmp_path):
-    """The attacks are real: run in the learner's kernel (the old grader), exercise 02's check cells
-    print their PASS lines for code that raises NotImplementedError everywhere."""
-    name = NAMES[1]
-    lines = pass_lines(name)
-    for attack in ("monkeypatched helpers", "swapped sys.modules", "IPython hooks", "patched builtins"):
-        nb = attacked(name, attack)
-        NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
-                       resources={"metadata": {"path": str(tmp_path)}}).execute()
-        printed = {c.outputs[0].get("text") for c in nb.cells if is_check_cell(c) and c.outputs}
-        assert printed == set(lines.values()), (attack, [c.outputs for c in nb.cells if is_check_cell(c)])
-
-
-@pytest.mark.slow
-def test_every_attack_scores_zero_on_every_exercise(tmp_path):
+@pytest.mark.parametrize("name", NAMES)
+def test_every_attack_scores_zero(name, tmp_path):
+    """One row of the attacks x exercises table: every attack on exercise ``name`` scores 0."""
     before = package_fingerprint()
-    cases = [(name, attack) for name in NAMES for attack in ATTACKS]
-    for name, attack in cases:
-        nbformat.write(attacked(name, attack), tmp_path / f"{name[:2]}_{ATTACKS.index(attack)}.ipynb")
+    for i, attack in enumerate(ATTACKS):
+        nbformat.write(attacked(name, attack), tmp_path / f"{i}.ipynb")
     with ThreadPoolExecutor(max_workers=2) as pool:          # each grade is its own sandbox
-        results = list(pool.map(lambda case: grade(EXERCISES / case[0], tmp_path / f"{case[0][:2]}_{ATTACKS.index(case[1])}.ipynb"),
-                                cases))
-    table = {(name, attack): result for (name, attack), result in zip(cases, results)}
-    scores = {case: f"{r.score}/{r.max_score}" for case, r in table.items()}
-    assert all(r.score == 0 and r.max_score >= 2 for r in table.values()), scores
+        results = dict(zip(ATTACKS, pool.map(lambda i: grade(EXERCISES / name, tmp_path / f"{i}.ipynb"),
+                                             range(len(ATTACKS)))))
+    scores = {attack: f"{r.score}/{r.max_score}" for attack, r in results.items()}
+    print(name, scores)
+    assert all(r.score == 0 and r.max_score >= 2 for r in results.values()), scores
     assert package_fingerprint() == before
-    for (name, attack), result in table.items():
+    for attack, result in results.items():
         details = " ".join(c.detail for c in result.checks)
         if attack in ("monkeypatched helpers", "swapped sys.modules", "IPython hooks", "patched builtins"):
-            assert "no record of this check" in details, (name, attack, result.summary())
-        if attack == "reference implementation" and not name.startswith("01"):
-            assert "is not available while exercise" in details and result.notes, (name, attack, result.summary())
+            assert "no record of this check" in details, (attack, result.summary())
+        if attack == "reference implementation":
+            expected = "the package's own cart-pole schema" if name.startswith("01") else "is not available while exercise"
+            assert expected in details, (attack, result.summary())
         if attack == "files outside the sandbox":
-            assert "not written yet (NotImplementedError)" in details, (name, attack, result.summary())
-    assert "the package's own cart-pole schema" in " ".join(
-        c.detail for c in table[(NAMES[0], "reference implementation")].checks)
+            assert "not written yet (NotImplementedError)" in details, (attack, result.summary())
 
 
 @pytest.mark.slow

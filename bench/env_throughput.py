@@ -12,8 +12,8 @@ Workloads:
 - ``random``: uniform actions in [-0.3, 0.3] each step: frequent falls, so many resets.
 
 A second pass splits one env-step's time into physics, rewards and failures, observations
-and the rest, and shows the terrain lookups behind the height scans (the privileged
-``height_scan`` and the student's ``height_scan_coarse``) and the fall check, by timing those calls.
+and the rest, and shows the terrain lookups behind the privileged ``height_scan`` and the fall
+check, by timing those calls.
 
     python bench/env_throughput.py                 # writes bench/out/env_throughput.json
     python bench/env_throughput.py --update-docs   # and the table in docs/benchmarks.md
@@ -97,8 +97,7 @@ def breakdown(task: str, n: int, steps: int, scale: float) -> dict[str, float]:
     env._pool.rollout = timed(env._pool.rollout, "physics")
     env.task.evaluate = timed(env.task.evaluate, "rewards_and_failures")
     env._sense = timed(env._sense, "observations")
-    # Height-scan and fall-check lookups in the terrain (the scan fields are the privileged
-    # ``height_scan`` and the student's ``height_scan_coarse``).
+    # Height-scan and fall-check lookups in the terrain (the privileged ``height_scan``).
     task_module = sys.modules[type(env.task).__module__]
     if hasattr(task_module, "height_at"):
         task_module.height_at = timed(terrain.height_at, "terrain_lookups")

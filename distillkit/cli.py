@@ -85,10 +85,12 @@ def demo(args: argparse.Namespace) -> None:
 
 
 # Small budgets: the demo shows every step of the pipeline in minutes; docs/results.md has the
-# full-budget numbers. The flagship's student is a GRU, as in docs/results.md.
+# full-budget numbers. The flagship's student is the MLP of docs/results.md (the same network class
+# as the unprivileged PPO baseline's actor).
 DEMO_BUDGETS = {
     "cartpole": dict(architecture="mlp", rounds=5, steps_per_round=150, grad_steps=300, seeds=2, num_envs=32),
-    "walker_rough": dict(architecture="gru", rounds=5, steps_per_round=400, grad_steps=600, seeds=1, num_envs=32),
+    "walker_rough": dict(architecture="mlp", hidden=(128, 64), rounds=5, steps_per_round=400, grad_steps=600, seeds=1,
+                         num_envs=32),
 }
 
 
@@ -109,7 +111,7 @@ def demo_pipeline(task: str, budget: dict) -> None:
     config = dagger_config(rounds=budget["rounds"], steps_per_round=budget["steps_per_round"], schedule="first",
                            grad_steps=budget["grad_steps"])
     rounds = train_student(task, teacher, out / "student", config=config, architecture=budget["architecture"],
-                           num_envs=budget["num_envs"])
+                           num_envs=budget["num_envs"], hidden=budget.get("hidden"))
     print(rounds[["round", "beta", "dataset_steps", "loss", "return_during_collection"]].to_string(index=False))
     print(f"\nEvaluation of the student alone on {budget['seeds']} held-out seed(s), privileged inputs removed:")
     summary = run_evaluation(task, teacher, out / "student", out / "evaluation", seeds=budget["seeds"],

@@ -65,7 +65,7 @@ BUDGETS = {
     # (128, 64) networks: PPO's update costs as much CPU as the physics with rsl_rl's (256, 128, 64)
     # default, and a planar walker with 6 joints does not need them.
     "walker_rough": Budget(2_500_000, 128, PPOConfig(entropy_coef=0.005, init_std=0.5, actor_hidden=(128, 64),
-                                                     critic_hidden=(128, 64)), eval_seeds=1),
+                                                     critic_hidden=(128, 64)), eval_seeds=1, eval_worlds=16),
 }
 
 
@@ -287,8 +287,13 @@ distillkit evaluates V on the true final observation the env returns before its 
 # like with like. `distillkit dagger --architecture {history,gru}` trains the other student types.
 STUDENT_BUDGETS = {
     "cartpole": dict(architecture="mlp", rounds=6, steps_per_round=150, grad_steps=300, num_envs=32, eval_seeds=2),
-    "walker_rough": dict(architecture="mlp", hidden=(128, 64), rounds=10, steps_per_round=500, grad_steps=1000,
-                         num_envs=32, eval_seeds=1),
+    "walker_rough": dict(architecture="mlp", hidden=(128, 64), rounds=6, steps_per_round=400, grad_steps=1000,
+                         num_envs=32, eval_seeds=1, eval_worlds=16, curve_worlds=8),
+}
+#: The masking comparison: behaviour cloning at a smaller budget (a comparison within one setting).
+MASKING_BUDGETS = {
+    "cartpole": STUDENT_BUDGETS["cartpole"],
+    "walker_rough": {**STUDENT_BUDGETS["walker_rough"], "rounds": 4},
 }
 #: The masking lesson: a teacher whose episodes end in a fault this often (corruption.Faulty).
 FAULT_RATE = 0.3
@@ -311,8 +316,8 @@ def _student_run(job: tuple) -> str:
                       seed=seed, progress=False, teacher_fault=fault, hidden=b.get("hidden"),
                       evaluate_round=partial(_held_out_score, task=task, seed=seed, b=b) if curve else None)
     if not (out / "evaluation" / "summary.csv").exists():
-        evaluate(task, teacher_folder, out, out / "evaluation", seeds=b["eval_seeds"], num_envs=b["num_envs"],
-                 export=curve, perturbations=perturbations)
+        evaluate(task, teacher_folder, out, out / "evaluation", seeds=b["eval_seeds"],
+                 num_envs=b.get("eval_worlds", b["num_envs"]), export=curve, perturbations=perturbations)
     return str(out)
 
 
@@ -324,7 +329,7 @@ def _held_out_score(student, *, task: str, seed: int, b: dict) -> dict:
 
     schema = make_env(task, 1).schema
     episodes = evaluate_policy(StudentOnly(student, schema), task, held_out_seeds(b["eval_seeds"]),
-                               num_envs=b["num_envs"], training_seeds=[seed],
+                               num_envs=b.get("curve_worlds", b["num_envs"]), training_seeds=[seed],
                                observe=lambda o: StudentOnly.deployable(o, schema))
     return {"eval_return": episodes["return"].mean()}
 
@@ -405,7 +410,7 @@ def students(tasks: list[str], runs: Path, workers: int) -> None:
         panels, curves, leak_checks = [], [], []
         for seed in TRAINING_SEEDS[task]:
             teacher, _ = teacher_policy(run_folder(runs / "teachers", task, "teacher", seed), task)
-            teacher_return = evaluate_policy(lambda o: teacher(o), task, seeds, num_envs=b["num_envs"],
+            teacher_return = evaluate_policy(lambda o: teacher(o), task, seeds, num_envs=b.get("curve_worlds", b["num_envs"]),
                                              training_seeds=[seed])["return"].mean()
             for schedule in ("bc", "first"):
                 out = run_folder(runs / "students", task, schedule, seed)
@@ -473,7 +478,7 @@ def masking(tasks: list[str], runs: Path, workers: int) -> None:
     schedules = (("bc", "BC (the teacher drives)"),)
     student_runs([(task, run_folder(runs / "teachers", task, "teacher", seed),
                    run_folder(runs / "masking", task, f"{schedule}_{variant}", seed), schedule, seed,
-                   STUDENT_BUDGETS[task], rules.to_dict(), False, FAULT_RATE, ["nominal"])
+                   MASKING_BUDGETS[task], rules.to_dict(), False, FAULT_RATE, ["nominal"])
                   for task in tasks for seed in TRAINING_SEEDS[task] for schedule, _ in schedules
                   for variant, rules in variants], workers)
     for task in tasks:
@@ -500,7 +505,7 @@ def masking(tasks: list[str], runs: Path, workers: int) -> None:
                 lines.append(f"| {label} | {variant} | {r['mean']:.1f} ({r['ci95'][0]:.1f}, {r['ci95'][1]:.1f}) | "
                              f"{part['success'].mean():.2f} | {part['kept'].mean():,.0f} | {diff} |")
         teacher = frame.drop_duplicates("seed")["teacher_return"]
-        b = STUDENT_BUDGETS[task]
+        b = MASKING_BUDGETS[task]
         update_claims_json(task, "masking", {
             "fault_rate": FAULT_RATE, "schedule": "bc", "date": datetime.date.today().isoformat(),
             "command": f"python -m distillkit results --section masking --tasks {task}",
@@ -535,7 +540,7 @@ def _unprivileged_panel(job: tuple) -> str:
     task, folder, out, b = job
     torch.set_num_threads(1)
     actor, manifest = teacher_policy(folder, task)
-    episodes = [run_episodes(lambda o: actor(o), task, s, num_envs=b["num_envs"], perturbation=p)
+    episodes = [run_episodes(lambda o: actor(o), task, s, num_envs=b.get("eval_worlds", b["num_envs"]), perturbation=p)
                 .assign(policy="unprivileged", perturbation=p.name)
                 for p in PERTURBATIONS[task] for s in held_out_seeds(b["eval_seeds"])]
     out.parent.mkdir(parents=True, exist_ok=True)

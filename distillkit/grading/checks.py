@@ -14,19 +14,11 @@ correct answer.
 The ``*_closed_loop`` helpers run the learner's code inside the real pipeline on the quick task
 (the shipped cart-pole teacher, the MuJoCo engine, held-out seeds) and check what comes out: a
 student that balances the pole, a teacher that balances through the learner's manifest.
-
-Every ``check_*`` helper is :func:`~distillkit.grading.replay.graded`: in the grader's sandbox it
-records each call to the learner's functions, and the grade comes from running the helper again
-in the grader's own process on those records (see :mod:`distillkit.grading.replay`). So a helper
-calls the learner's functions only on inputs it builds itself (copies, :func:`fresh`, of anything
-it uses again), and computes expected values only with the package, never with learner code.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import functools
 import io
 import math
 import warnings
@@ -37,7 +29,6 @@ import torch
 
 from distillkit.envs import make_env
 from distillkit.envs.base import executed
-from distillkit.grading.replay import graded
 
 TASK = "cartpole"
 
@@ -82,13 +73,6 @@ def quiet() -> Iterator[None]:
             warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
-
-
-def fresh(*values) -> tuple:
-    """Copies of the helper's own inputs for a call to the learner's code: whatever that code (or a
-    record of it, see :mod:`distillkit.grading.replay`) does to its arguments, the expected values
-    the helper computes later come from the originals."""
-    return copy.deepcopy(values)
 
 
 def assert_close(got, expected: torch.Tensor, what: str, atol: float = 1e-5) -> None:
@@ -171,32 +155,18 @@ def train_on_dataset(student, dataset: list[tuple[dict, torch.Tensor]], grad_ste
 
 
 # ======================================================================= 01: schema manifest and leakage
-@functools.cache
-def shipped_reasons() -> dict[str, str]:
-    return {f.name: f.reason for f in make_env(TASK, 1).schema.fields}
-
-
-def learner_manifest(cartpole_manifest: Callable):
-    """The learner's manifest, checked to be an ObservationSchema of their own: the env's schema is
-    the answer of exercise 01 and cannot be hidden from the learner (the env needs it), so a
-    manifest whose reasons are the package's word for word was copied from it and fails."""
-    from distillkit.schema import ObservationSchema
-
-    schema = cartpole_manifest()
-    assert isinstance(schema, ObservationSchema), f"expected an ObservationSchema, got {type(schema).__name__}"
-    copied = [f.name for f in schema.fields if shipped_reasons().get(f.name) == f.reason]
-    assert not copied, (f"the reasons of {copied} are the package's own cart-pole schema word for word: "
-                        f"your manifest must be yours, not env.schema (it is the answer, so it scores 0)")
-    return schema
-
-
-@graded
 def check_manifest(cartpole_manifest: Callable) -> None:
     """Unit checks of the learner's cart-pole manifest against the env's real observation."""
+    from distillkit.schema import ObservationSchema
+
     checks = Checks("manifest")
     env = make_env(TASK, 4)
     obs = env.reset(seed=0)
-    manifest = lambda: learner_manifest(cartpole_manifest)
+
+    def manifest() -> ObservationSchema:
+        schema = cartpole_manifest()
+        assert isinstance(schema, ObservationSchema), f"expected an ObservationSchema, got {type(schema).__name__}"
+        return schema
 
     def role(name: str) -> str | None:
         return {f.name: f.role for f in manifest().fields}.get(name)
@@ -226,7 +196,6 @@ def check_manifest(cartpole_manifest: Callable) -> None:
     checks.report()
 
 
-@graded
 def check_privileged_inputs(privileged_inputs: Callable) -> None:
     """Unit checks of the learner's leakage check on the shipped cart-pole schema and a schema
     with a critic-only field."""
@@ -261,7 +230,6 @@ def check_privileged_inputs(privileged_inputs: Callable) -> None:
     checks.report()
 
 
-@graded
 def check_manifest_closed_loop(cartpole_manifest: Callable, privileged_inputs: Callable) -> None:
     """The shipped teacher balances the pole when its input is assembled by the learner's manifest,
     and the learner's leakage check, fed the networks' real input names, tells teacher from student."""
@@ -272,12 +240,12 @@ def check_manifest_closed_loop(cartpole_manifest: Callable, privileged_inputs: C
     with checks.case("the shipped teacher balances through your manifest's teacher group (return >= 200)",
                      "same fields, roles and order as the env: the teacher was trained on joint_pos_rel, "
                      "joint_vel_rel, pole_mass concatenated in that order"):
-        score = student_return(shipped_teacher_on(learner_manifest(cartpole_manifest)))
+        score = student_return(shipped_teacher_on(cartpole_manifest()))
         assert score >= 200.0, f"mean return {score:.1f} < 200 (the shipped schema gives ~262)"
     with checks.case("your check flags the teacher's inputs and passes the student's",
                      "privileged_inputs must report joint_vel_rel and pole_mass for the teacher, nothing for "
                      "a student built on your student group"):
-        schema = learner_manifest(cartpole_manifest)
+        schema = cartpole_manifest()
         teacher_inputs = list(schema.group("teacher"))
         student_inputs = list(Student(schema, env.action_dim).input.names)
         assert list(privileged_inputs(teacher_inputs, schema)) == ["joint_vel_rel", "pole_mass"], \
@@ -287,7 +255,7 @@ def check_manifest_closed_loop(cartpole_manifest: Callable, privileged_inputs: C
                      "changing only privileged state (the pole mass) must not change what the student sees"):
         from distillkit.leakage import counterfactual_probe
 
-        result = counterfactual_probe(Student(learner_manifest(cartpole_manifest), env.action_dim), TASK)
+        result = counterfactual_probe(Student(cartpole_manifest(), env.action_dim), TASK)
         assert result["passed"], result["detail"]
     env.close()
     checks.report()
@@ -300,7 +268,6 @@ def reference_gae(rewards, values, dones, last_values, gamma, lam):
     return compute_gae(rewards, values, dones, last_values, gamma, lam)
 
 
-@graded
 def check_gae(gae: Callable) -> None:
     checks = Checks("gae")
     g = torch.Generator().manual_seed(2)
@@ -311,7 +278,7 @@ def check_gae(gae: Callable) -> None:
     dones = torch.rand(T, N, generator=g) < 0.25
     with checks.case("returns (advantages, returns) of shape (T, N) with returns = advantages + values",
                      "return two tensors; returns are the critic's regression targets A_t + V(o_t)"):
-        adv, ret = gae(*fresh(rewards, values, no_dones, last_values), 0.99, 0.95)
+        adv, ret = gae(rewards, values, no_dones, last_values, 0.99, 0.95)
         assert tuple(adv.shape) == (T, N) and tuple(ret.shape) == (T, N), \
             f"shapes {tuple(adv.shape)}, {tuple(ret.shape)}"
         assert_close(ret, adv + values, "returns - advantages - values")
@@ -325,22 +292,21 @@ def check_gae(gae: Callable) -> None:
         assert_close(adv, torch.tensor([[0.5]]), "advantage")
     with checks.case("lambda = 0 gives the one-step TD errors",
                      "A_t = delta_t + gamma * lambda * (1 - done_t) * A_{t+1}: with lambda = 0 nothing is carried"):
-        adv, _ = gae(*fresh(rewards, values, no_dones, last_values), 0.99, 0.0)
+        adv, _ = gae(rewards, values, no_dones, last_values, 0.99, 0.0)
         next_values = torch.cat([values[1:], last_values[None]])
         assert_close(adv, rewards + 0.99 * next_values - values, "advantages")
     with checks.case("gamma = lambda = 1 gives the return to go plus the final value, minus V",
                      "go backwards in time and carry the advantage: A_t = delta_t + gamma * lambda * A_{t+1}"):
-        adv, _ = gae(*fresh(rewards, values, no_dones, last_values), 1.0, 1.0)
+        adv, _ = gae(rewards, values, no_dones, last_values, 1.0, 1.0)
         to_go = rewards.flip(0).cumsum(0).flip(0) + last_values
         assert_close(adv, to_go - values, "advantages", atol=1e-4)
     with checks.case("nothing is carried across an episode end",
                      "multiply the carried advantage by (1 - done_t) as well, not only the bootstrap"):
-        adv, _ = gae(*fresh(rewards, values, dones, last_values), 0.99, 0.95)
+        adv, _ = gae(rewards, values, dones, last_values, 0.99, 0.95)
         assert_close(adv, reference_gae(rewards, values, dones, last_values, 0.99, 0.95)[0], "advantages")
     checks.report()
 
 
-@graded
 def check_bootstrap(bootstrap_timeouts: Callable) -> None:
     checks = Checks("timeout_bootstrap")
     rewards = torch.tensor([[1.0, 1.0, 1.0], [0.5, -2.0, 1.0]])
@@ -349,21 +315,20 @@ def check_bootstrap(bootstrap_timeouts: Callable) -> None:
     expected = rewards + 0.9 * final_values * truncated
     with checks.case("a time-out adds gamma * V(final observation)",
                      "the episode was cut, not ended: add gamma * final_values where truncated"):
-        assert_close(bootstrap_timeouts(*fresh(rewards, truncated, final_values), 0.9)[truncated],
+        assert_close(bootstrap_timeouts(rewards.clone(), truncated, final_values, 0.9)[truncated],
                      expected[truncated], "rewards at time-outs")
     with checks.case("other steps keep their reward",
                      "add nothing where truncated is False (falls are real ends; ordinary steps bootstrap in GAE)"):
-        assert_close(bootstrap_timeouts(*fresh(rewards, truncated, final_values), 0.9)[~truncated],
+        assert_close(bootstrap_timeouts(rewards.clone(), truncated, final_values, 0.9)[~truncated],
                      expected[~truncated], "rewards elsewhere")
     with checks.case("the input rewards are left as they were",
                      "return a new tensor (rewards + ...), do not add in place: the raw rewards are logged"):
         before = rewards.clone()
-        bootstrap_timeouts(rewards, *fresh(truncated, final_values), 0.9)
+        bootstrap_timeouts(rewards, truncated, final_values, 0.9)
         assert torch.equal(rewards, before), "rewards were modified in place"
     checks.report()
 
 
-@graded
 @torch.no_grad()
 def check_gae_closed_loop(gae: Callable, bootstrap_timeouts: Callable) -> None:
     """The learner's bootstrap and GAE on a real rollout of the shipped teacher (actor and critic),
@@ -386,22 +351,20 @@ def check_gae_closed_loop(gae: Callable, bootstrap_timeouts: Callable) -> None:
     last_values = critic(obs)
     env.close()
     expected_rewards = r["reward"] + gamma * r["final_value"] * r["truncated"]
+    expected_adv, expected_ret = reference_gae(expected_rewards, r["value"], r["done"], last_values, gamma, lam)
     with checks.case(f"your bootstrap on a real rollout ({int(r['truncated'].sum())} time-outs)",
                      "V(final observation) comes from the observation the env returns before its auto-reset"):
-        assert_close(bootstrap_timeouts(*fresh(r["reward"], r["truncated"], r["final_value"]), gamma),
+        assert_close(bootstrap_timeouts(r["reward"].clone(), r["truncated"], r["final_value"], gamma),
                      expected_rewards, "bootstrapped rewards", atol=1e-4)
     with checks.case("your advantages and returns on the real rollout match PPO's",
                      "dones = terminated or truncated; time-outs are in the rewards already"):
-        adv, ret = gae(*fresh(expected_rewards, r["value"], r["done"], last_values), gamma, lam)
-        # the reference after the learner's call: in the sandbox it is unavailable and raises
-        expected_adv, expected_ret = reference_gae(expected_rewards, r["value"], r["done"], last_values, gamma, lam)
+        adv, ret = gae(expected_rewards, r["value"], r["done"], last_values, gamma, lam)
         assert_close(adv, expected_adv, "advantages", atol=1e-3)
         assert_close(ret, expected_ret, "returns", atol=1e-3)
     checks.report()
 
 
 # ==================================================================== 03: masked distillation loss
-@graded
 def check_masked_loss(masked_loss: Callable) -> None:
     checks = Checks("masked_loss")
     g = torch.Generator().manual_seed(3)
@@ -410,30 +373,30 @@ def check_masked_loss(masked_loss: Callable) -> None:
     mask = torch.rand(T, N, generator=g) < 0.6
     per_step = ((pred - target) ** 2).sum(-1)
     with checks.case("returns a scalar tensor", "return a 0-dim torch tensor (not .item()): it is back-propagated"):
-        value = masked_loss(*fresh(pred, target), torch.ones(T, N, dtype=torch.bool))
+        value = masked_loss(pred, target, torch.ones(T, N, dtype=torch.bool))
         assert isinstance(value, torch.Tensor) and value.dim() == 0, f"got {value!r}"
     with checks.case("every step kept, one action dimension: the mean squared error",
                      "per step: squared error; then the mean over steps"):
-        assert_close(masked_loss(*fresh(pred[..., :1], target[..., :1]), torch.ones(T, N, dtype=torch.bool)),
+        assert_close(masked_loss(pred[..., :1], target[..., :1], torch.ones(T, N, dtype=torch.bool)),
                      ((pred[..., 0] - target[..., 0]) ** 2).mean(), "loss")
     with checks.case("errors add up over action dimensions and average over steps",
                      "sum the squared error over the action dimensions, then average over steps "
                      "(a mean over every element would divide by A too)"):
-        assert_close(masked_loss(*fresh(pred, target), torch.ones(T, N, dtype=torch.bool)), per_step.mean(), "loss")
+        assert_close(masked_loss(pred, target, torch.ones(T, N, dtype=torch.bool)), per_step.mean(), "loss")
     with checks.case("masked steps do not count, however wrong",
                      "multiply each step's error by the mask"):
         wild = target.clone()
         wild[~mask] += 1000.0
-        assert_close(masked_loss(*fresh(pred, wild, mask)), per_step[mask].mean(), "loss", atol=1e-4)
+        assert_close(masked_loss(pred, wild, mask), per_step[mask].mean(), "loss", atol=1e-4)
     with checks.case("the average is over kept steps only",
                      "divide by the number of kept steps (mask.sum()), not by T * N"):
-        assert_close(masked_loss(*fresh(pred, target, mask)), per_step[mask].mean(), "loss")
+        assert_close(masked_loss(pred, target, mask), per_step[mask].mean(), "loss")
     with checks.case("no kept step gives 0, not NaN", "divide by the number of kept steps clamped to at least 1"):
-        assert_close(masked_loss(*fresh(pred, target), torch.zeros(T, N, dtype=torch.bool)), torch.tensor(0.0), "loss")
+        assert_close(masked_loss(pred, target, torch.zeros(T, N, dtype=torch.bool)), torch.tensor(0.0), "loss")
     with checks.case("masked steps get no gradient, kept steps the right one",
                      "compute it with torch operations on pred (no .detach(), no numpy)"):
         p = pred.clone().requires_grad_(True)
-        masked_loss(p, *fresh(target, mask)).backward()
+        masked_loss(p, target, mask).backward()
         expected = 2 * (pred - target) * mask[..., None] / mask.sum()
         assert_close(p.grad, expected, "gradient", atol=1e-5)
     checks.report()
@@ -462,7 +425,6 @@ def dagger_student(loss: Callable | None = None):
     return student.eval()
 
 
-@graded
 def check_masked_loss_closed_loop(masked_loss: Callable) -> None:
     from distillkit.leakage import StudentOnly
 
@@ -478,7 +440,6 @@ def check_masked_loss_closed_loop(masked_loss: Callable) -> None:
 
 
 # ================================================================================ 04: one DAgger round
-@graded
 def check_mix_actions(mix_actions: Callable) -> None:
     checks = Checks("mix_actions")
     N, A = 4000, 2
@@ -486,22 +447,22 @@ def check_mix_actions(mix_actions: Callable) -> None:
     student = torch.arange(N * A, dtype=torch.float32).reshape(N, A) * -1.0 - 1.0    # all distinct, all < 0
     gen = lambda: torch.Generator().manual_seed(5)
     with checks.case("beta = 1: the teacher acts everywhere", "keep the teacher's action with probability beta"):
-        assert_close(mix_actions(*fresh(teacher, student), 1.0, gen()), teacher, "mixed actions")
+        assert_close(mix_actions(teacher, student, 1.0, gen()), teacher, "mixed actions")
     with checks.case("beta = 0: the student acts everywhere", "with probability 1 - beta the student's action is executed"):
-        assert_close(mix_actions(*fresh(teacher, student), 0.0, gen()), student, "mixed actions")
+        assert_close(mix_actions(teacher, student, 0.0, gen()), student, "mixed actions")
     with checks.case("whole action vectors are chosen per world",
                      "draw one coin per world (torch.rand(N, generator=generator) < beta) and pick the whole row"):
-        mixed = mix_actions(*fresh(teacher, student), 0.3, gen())
+        mixed = mix_actions(teacher, student, 0.3, gen())
         from_teacher = (mixed == teacher).all(-1)
         from_student = (mixed == student).all(-1)
         assert bool((from_teacher | from_student).all()), "some rows mix teacher and student components"
     with checks.case("beta = 0.3: about 30 % of the worlds follow the teacher",
                      "one coin per world, not one for the whole batch: True (teacher) with probability beta"):
-        share = float((mix_actions(*fresh(teacher, student), 0.3, gen()) == teacher).all(-1).float().mean())
+        share = float((mix_actions(teacher, student, 0.3, gen()) == teacher).all(-1).float().mean())
         assert 0.27 <= share <= 0.33, f"the teacher acts in {share:.1%} of the worlds"
     with checks.case("the same generator state gives the same mixture",
                      "draw the coins from the generator passed in (torch.rand(..., generator=generator))"):
-        assert_close(mix_actions(*fresh(teacher, student), 0.3, gen()), mix_actions(*fresh(teacher, student), 0.3, gen()),
+        assert_close(mix_actions(teacher, student, 0.3, gen()), mix_actions(teacher, student, 0.3, gen()),
                      "mixed actions of a second call")
     checks.report()
 
@@ -519,7 +480,6 @@ def driven_trajectory(policy, steps: int, seed: int, num_envs: int) -> torch.Ten
     return torch.stack(seen)
 
 
-@graded
 def check_dagger_round(dagger_round: Callable) -> None:
     from distillkit.distill import Student
 
@@ -535,8 +495,7 @@ def check_dagger_round(dagger_round: Callable) -> None:
     def one_round(beta, dataset):
         obs = env.reset(seed=seed)
         with torch.no_grad():
-            return obs, dagger_round(env, teach, act, dataset, beta, *fresh(obs), torch.Generator().manual_seed(1),
-                                    steps=steps)
+            return obs, dagger_round(env, teach, act, dataset, beta, obs, torch.Generator().manual_seed(1), steps=steps)
 
     dataset: list = []
     with checks.case("one round appends (observations, labels) with one row per step and world",
@@ -580,7 +539,6 @@ def check_dagger_round(dagger_round: Callable) -> None:
     checks.report()
 
 
-@graded
 def check_dagger_closed_loop(dagger_round: Callable) -> None:
     from distillkit.distill import Student
 
@@ -609,7 +567,6 @@ def check_dagger_closed_loop(dagger_round: Callable) -> None:
 
 
 # ================================================================= 05: the student-only evaluation wrapper
-@graded
 def check_student_only(deployable: Callable, StudentOnlyPolicy: type) -> None:
     from distillkit.distill import Student
 
@@ -621,19 +578,19 @@ def check_student_only(deployable: Callable, StudentOnlyPolicy: type) -> None:
     student = Student(schema, env.action_dim).eval()
     with checks.case("deployable() keeps exactly the student fields",
                      "return {name: obs[name] for name in schema.group('student')}"):
-        got = deployable(*fresh(obs), schema)
+        got = deployable(obs, schema)
         assert list(got) == list(schema.group("student")), f"got fields {list(got)}"
-        assert all(torch.equal(got[n], obs[n]) for n in got), "values changed"
+        assert all(got[n] is obs[n] or torch.equal(got[n], obs[n]) for n in got), "values changed"
     with checks.case("the wrapper runs the student on deployable fields",
                      "StudentOnlyPolicy(student, schema)(obs) returns student(obs)"):
         policy = StudentOnlyPolicy(student, schema)
         with torch.no_grad():
-            assert_close(policy(deployable(*fresh(obs), schema)), student(obs), "actions")
+            assert_close(policy(deployable(obs, schema)), student(obs), "actions")
     with checks.case("a privileged field is refused with an error naming it",
                      "raise (LeakageError) when any key of obs is privileged; never drop it quietly"):
         policy = StudentOnlyPolicy(student, schema)
         try:
-            policy(*fresh(obs))
+            policy(obs)
         except Exception as err:
             assert "joint_vel_rel" in str(err) and "pole_mass" in str(err), f"the error should name both fields: {err}"
         else:
@@ -647,21 +604,13 @@ def check_student_only(deployable: Callable, StudentOnlyPolicy: type) -> None:
         else:
             raise AssertionError("an empty observation was accepted")
     with checks.case("reset(done) reaches the student", "forward reset(done) to the student when it has one"):
-        # seen through the actions (the data the grader gets back): after reset(done) a world's
-        # observation history restarts, so its next action is the one of a fresh episode
-        torch.manual_seed(1)
         history = Student(schema, env.action_dim, history=2).eval()
-        twin = copy.deepcopy(history)
-        later = env.step(torch.zeros(env.num_envs, env.action_dim)).obs
-        done = torch.tensor([True, False, False, False])
         policy = StudentOnlyPolicy(history, schema)
         with torch.no_grad():
-            policy({n: obs[n] for n in schema.group("student")})
+            policy(deployable(obs, schema))
+            done = torch.tensor([True, False, False, False])
             policy.reset(done)
-            got = policy({n: later[n] for n in schema.group("student")})
-            twin(obs)
-            twin.reset(done)
-            assert_close(got, twin(later), "actions after reset(done) (world 0 restarted)")
+            assert history._fresh is not None and torch.equal(history._fresh, done), "the student was not reset"
     env.close()
     checks.report()
 
@@ -671,7 +620,6 @@ def probe_env():
     return make_env(TASK, 8, noise=False)
 
 
-@graded
 @torch.no_grad()
 def check_counterfactual_probe(action_change_without_privilege: Callable) -> None:
     from distillkit.distill import Student
@@ -710,7 +658,6 @@ def check_counterfactual_probe(action_change_without_privilege: Callable) -> Non
     checks.report()
 
 
-@graded
 def check_student_only_closed_loop(deployable: Callable, StudentOnlyPolicy: type) -> None:
     checks = Checks("student_only_closed_loop")
     schema = make_env(TASK, 1).schema

@@ -29,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from distillkit.envs import ENGINES, make_env
+from distillkit.students import ARCHITECTURES
 from distillkit.tasks import TASKS
 
 
@@ -89,8 +90,8 @@ def demo(args: argparse.Namespace) -> None:
 # as the unprivileged PPO baseline's actor).
 DEMO_BUDGETS = {
     "cartpole": dict(architecture="mlp", rounds=5, steps_per_round=150, grad_steps=300, seeds=2, num_envs=32),
-    "walker_rough": dict(architecture="mlp", hidden=(128, 64), rounds=5, steps_per_round=400, grad_steps=600, seeds=1,
-                         num_envs=32),
+    "walker_rough": dict(architecture="mlp", options={"hidden": (128, 64)}, rounds=5, steps_per_round=400,
+                         grad_steps=600, seeds=1, num_envs=32),
 }
 
 
@@ -111,7 +112,7 @@ def demo_pipeline(task: str, budget: dict) -> None:
     config = dagger_config(rounds=budget["rounds"], steps_per_round=budget["steps_per_round"], schedule="first",
                            grad_steps=budget["grad_steps"])
     rounds = train_student(task, teacher, out / "student", config=config, architecture=budget["architecture"],
-                           num_envs=budget["num_envs"], hidden=budget.get("hidden"))
+                           num_envs=budget["num_envs"], options=budget.get("options"))
     print(rounds[["round", "beta", "dataset_steps", "loss", "return_during_collection"]].to_string(index=False))
     print(f"\nEvaluation of the student alone on {budget['seeds']} held-out seed(s), privileged inputs removed:")
     summary = run_evaluation(task, teacher, out / "student", out / "evaluation", seeds=budget["seeds"],
@@ -324,7 +325,8 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--task", required=True, help=TASK_HELP)
         p.add_argument("--teacher", required=True, help="teacher artifact folder")
         p.add_argument("--out", required=True, help="student artifact folder")
-        p.add_argument("--architecture", default="mlp", choices=["mlp", "history", "gru"])
+        p.add_argument("--architecture", default="mlp", choices=list(ARCHITECTURES),
+                       help="; ".join(f"{arch}: {row.summary}" for arch, row in ARCHITECTURES.items()))
         p.add_argument("--rounds", type=int, default=8)
         p.add_argument("--steps-per-round", type=int, default=200)
         if name == "dagger":

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from distillkit.models import GroupInput
+from distillkit.policy import forget
 
 MODES = ("zeroed", "noise", "stale", "shuffled")
 
@@ -81,8 +82,7 @@ class Corrupted:
             self.first, self.fresh = {}, None
         else:
             self.fresh = done.clone() if self.fresh is None else self.fresh | done
-        if hasattr(self.policy, "reset"):
-            self.policy.reset(done)
+        forget(self.policy, done)
 
 
 class Faulty:
@@ -127,5 +127,4 @@ class Faulty:
         self.step += 1
         self.step[done] = 0
         self.strike[done] = self._draw(int(done.sum()))
-        if hasattr(self.policy, "reset"):
-            self.policy.reset(done)
+        forget(self.policy, done)

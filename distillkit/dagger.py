@@ -25,10 +25,12 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
-from distillkit.distill import LOSSES, TARGETS, fit
+from distillkit.distill import LOSSES, TARGETS, LossFn, fit
 from distillkit.envs.base import BatchedEnv
 from distillkit.masks import MaskRules, make_mask
-from distillkit.rollouts import Policy, collect
+from distillkit.policy import Policy
+from distillkit.rollouts import collect
+from distillkit.students import Student
 
 SCHEDULES = ("bc", "linear", "exponential", "first", "student")
 
@@ -75,10 +77,12 @@ class DaggerConfig:
         return dataclasses.asdict(self)
 
 
-def dagger(env: BatchedEnv, teacher: Policy, student: torch.nn.Module, config: DaggerConfig, *, seed: int = 0,
-           evaluate: Callable[[torch.nn.Module], dict] | None = None, progress: bool = False) -> pd.DataFrame:
+def dagger(env: BatchedEnv, teacher: Policy, student: Student, config: DaggerConfig, *, seed: int = 0,
+           evaluate: Callable[[Student], dict] | None = None, progress: bool = False,
+           loss: LossFn | None = None) -> pd.DataFrame:
     """Run DAgger; returns one row per round (beta, dataset size, mask counts, loss, and whatever
-    ``evaluate(student)`` reports). The student is moved to ``env.device`` and trained there; the
+    ``evaluate(student)`` reports). ``loss``: a function (pred, target, mask) -> scalar that
+    replaces ``config.loss`` (a learner's own loss, trained inside the real loop). The student is moved to ``env.device`` and trained there; the
     teacher must already be on it (:func:`distillkit.train.load_actor` puts it there)."""
     generator = torch.Generator().manual_seed(seed)     # CPU: the same draws on every device
     torch.manual_seed(seed)
@@ -104,7 +108,7 @@ def dagger(env: BatchedEnv, teacher: Policy, student: torch.nn.Module, config: D
         while config.cap is not None and len(data) > 1 and sum(r.steps for r, _ in data) > config.cap:
             data.pop(0)
         losses = fit(student, data, config.grad_steps, batch_worlds=config.batch_worlds, chunk=config.chunk,
-                     loss=config.loss, generator=generator, optimizer=optimizer, target=config.target)
+                     loss=loss or config.loss, generator=generator, optimizer=optimizer, target=config.target)
         student.eval()
         row = {"round": i, "beta": b, "dataset_steps": sum(r.steps for r, _ in data),
                "kept_this_round": counts["kept"], "loss": sum(losses[-20:]) / len(losses[-20:]),

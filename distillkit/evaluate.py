@@ -24,6 +24,7 @@ import torch
 
 from distillkit.envs import make_env
 from distillkit.envs.base import executed
+from distillkit.policy import forget
 
 #: The per-step metric (see ``StepResult.metrics``) whose episode mean is the tracking error.
 TRACKING_METRIC = "lin_vel_x_error"
@@ -106,8 +107,7 @@ def run_episodes(policy: Callable, task: str, seed: int, *, num_envs: int = 32,
         engine_feature(env, "override_ranges", f"perturbation {perturbation.name!r}")(perturbation.ranges)
     env.noise_scale = perturbation.noise_scale
     obs = env.reset(seed=seed)
-    if hasattr(policy, "reset"):
-        policy.reset()
+    forget(policy)
     ret = torch.zeros(num_envs, device=env.device)
     length = torch.zeros(num_envs, dtype=torch.long, device=env.device)
     sq_error = torch.zeros(num_envs, device=env.device)
@@ -130,8 +130,7 @@ def run_episodes(policy: Callable, task: str, seed: int, *, num_envs: int = 32,
         if TRACKING_METRIC in result.metrics:
             tracking[running] += result.metrics[TRACKING_METRIC][running]
         finished |= result.done
-        if hasattr(policy, "reset"):
-            policy.reset(result.done)
+        forget(policy, result.done)
         obs = result.obs
         step += 1
     env.close()

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from distillkit.schema import ObservationSchema
+from distillkit.students import Student
 
 
 OUTPUT = "student_action"          # the graph's output; no student field may carry these names
@@ -39,36 +40,36 @@ class NamedInputStudent(nn.Module):
     """The student as a function of positional tensors, one per student field, in schema order
     (then the memory, for a recurrent student)."""
 
-    def __init__(self, student: nn.Module):
+    def __init__(self, student: Student):
         super().__init__()
-        if getattr(student, "history", 1) != 1:
-            raise ExportError("a stacked-history student keeps past fields outside the graph: export an MLP "
-                              "or a GRU student")
+        if not student.exportable:
+            raise ExportError(f"a {type(student).__name__} keeps past fields outside any graph: export a student "
+                              f"whose memory, if any, is its own (an MLP or a GRU student)")
         self.student = student
-        self.recurrent = getattr(student, "recurrent", False)
+        self.recurrent = student.memory_size > 0
         self.names = list(student.input.names)
         self.input_names = self.names + ([MEMORY] if self.recurrent else [])
         self.output_names = [OUTPUT] + ([MEMORY_OUT] if self.recurrent else [])
 
     def forward(self, *inputs: torch.Tensor):
         if not self.recurrent:
-            return self.student(dict(zip(self.names, inputs)))
+            return self.student.step(dict(zip(self.names, inputs)), None)[0]
         *fields, memory = inputs
         return self.student.step(dict(zip(self.names, fields)), memory)
 
     def example_inputs(self, schema: ObservationSchema, batch: int = 1) -> tuple[torch.Tensor, ...]:
         fields = tuple(torch.zeros(batch, *schema.field(n).obs_shape) for n in self.names)
-        return fields + ((torch.zeros(batch, self.student.hidden_size),) if self.recurrent else ())
+        return fields + ((torch.zeros(batch, self.student.memory_size),) if self.recurrent else ())
 
 
-def on_cpu(student: nn.Module) -> nn.Module:
+def on_cpu(student: Student) -> Student:
     """The student on the CPU, where the exported graph is traced (a copy if it lives on a GPU)."""
     if all(p.device.type == "cpu" for p in student.parameters()):
         return student
     return copy.deepcopy(student).cpu()
 
 
-def export_onnx(student: nn.Module, schema: ObservationSchema, path: str | os.PathLike) -> Path:
+def export_onnx(student: Student, schema: ObservationSchema, path: str | os.PathLike) -> Path:
     model = NamedInputStudent(on_cpu(student)).eval()
     names = model.names
     if names != list(schema.group("student")):
@@ -88,7 +89,7 @@ def export_onnx(student: nn.Module, schema: ObservationSchema, path: str | os.Pa
     return path
 
 
-def export_torchscript(student: nn.Module, schema: ObservationSchema, path: str | os.PathLike) -> Path:
+def export_torchscript(student: Student, schema: ObservationSchema, path: str | os.PathLike) -> Path:
     model = NamedInputStudent(on_cpu(student)).eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from distillkit.envs import make_env
+from distillkit.policy import forget
 from distillkit.schema import ObservationSchema
 
 
@@ -56,8 +57,7 @@ class StudentOnly:
         return self.student(obs)
 
     def reset(self, done: torch.Tensor | None = None) -> None:
-        if hasattr(self.student, "reset"):
-            self.student.reset(done)
+        forget(self.student, done)
 
 
 def schema_check(input_names, schema: ObservationSchema) -> dict:
@@ -89,11 +89,9 @@ def counterfactual_probe(student: nn.Module, task: str, *, seed: int = 0, num_en
     schema = env.schema
     changed = [n for n in schema.privileged_names if not torch.equal(obs_a[n], obs_b[n])]
     same_inputs = all(torch.equal(obs_a[n], obs_b[n]) for n in schema.group("student"))
-    if hasattr(student, "reset"):
-        student.reset()
+    forget(student)
     act_a = student(obs_a)
-    if hasattr(student, "reset"):
-        student.reset()
+    forget(student)
     act_b = student(obs_b)
     same_actions = torch.equal(act_a, act_b)
     gap = float((act_a - act_b).abs().max())
@@ -112,8 +110,7 @@ def poison_test(student: nn.Module, task: str, *, seed: int = 0, num_envs: int =
     traces = []
     for poison in (False, True):
         obs = env.reset(seed=seed)
-        if hasattr(student, "reset"):
-            student.reset()
+        forget(student)
         actions = []
         for _ in range(steps):
             seen = {k: (torch.full_like(v, math.nan) if poison and k in schema.privileged_names else v)
@@ -121,8 +118,7 @@ def poison_test(student: nn.Module, task: str, *, seed: int = 0, num_envs: int =
             action = student(seen)
             actions.append(action)
             result = env.step(torch.nan_to_num(action))
-            if hasattr(student, "reset"):
-                student.reset(result.done)
+            forget(student, result.done)
             obs = result.obs
         traces.append(torch.stack(actions))
     finite = bool(torch.isfinite(traces[1]).all())

@@ -16,39 +16,26 @@ import torch
 from distillkit.artifacts import ArtifactError, check_compatible, command_line, load_tensors, provenance, \
     read_manifest, save_artifact
 from distillkit.dagger import DaggerConfig, dagger
-from distillkit.distill import GRUStudent, Student
 from distillkit.envs import make_env
 from distillkit.evaluate import PERTURBATIONS, evaluate_student, held_out_seeds
 from distillkit.masks import MaskRules
+from distillkit.students import make_student
 from distillkit.train import load_actor
 
 KIND = "student"
-ARCHITECTURES = ("mlp", "history", "gru")
-
-
-def make_student(architecture: str, schema, action_dim: int, history: int = 4,
-                 hidden: tuple[int, ...] | None = None) -> torch.nn.Module:
-    """A student of ``architecture``; ``hidden`` sets an MLP student's layer widths (default
-    (256, 128, 64), rsl_rl's)."""
-    widths = {} if hidden is None else {"hidden": tuple(hidden)}
-    if architecture == "mlp":
-        return Student(schema, action_dim, **widths)
-    if architecture == "history":
-        return Student(schema, action_dim, history=history, **widths)
-    if architecture == "gru":
-        return GRUStudent(schema, action_dim)
-    raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
 
 
 def train_student(task: str, teacher_folder: str | Path, out: str | Path, *, config: DaggerConfig,
                   architecture: str = "mlp", num_envs: int = 32, seed: int = 0, progress: bool = True,
                   allow_mismatch: bool = False, evaluate_round: Callable | None = None,
                   engine: str = "mujoco", device: str = "cpu", teacher_fault: float = 0.0,
-                  hidden: tuple[int, ...] | None = None) -> pd.DataFrame:
+                  options: dict | None = None) -> pd.DataFrame:
     """DAgger (``schedule="bc"`` for behaviour cloning) from a teacher artifact into a student
     artifact, on ``engine`` (simulating on ``device``). Returns the per-round table (with
     ``evaluate_round(student)``'s numbers, if given). A teacher made on another engine is refused
-    unless ``allow_mismatch``. ``teacher_fault > 0`` makes the teacher imperfect by design
+    unless ``allow_mismatch``. ``options`` override the architecture's defaults
+    (:data:`distillkit.students.ARCHITECTURES`), e.g. ``{"hidden": (128, 64)}``.
+    ``teacher_fault > 0`` makes the teacher imperfect by design
     (:class:`distillkit.corruption.Faulty`: that fraction of its episodes end in a fault that
     drives the robot down), for the masking lesson."""
     from distillkit.corruption import Faulty
@@ -57,7 +44,7 @@ def train_student(task: str, teacher_folder: str | Path, out: str | Path, *, con
     actor, teacher_manifest, overrides = load_actor(teacher_folder, env, allow_mismatch=allow_mismatch)
     teacher = Faulty(actor, teacher_fault, seed=seed) if teacher_fault > 0 else (lambda obs: actor(obs))
     torch.manual_seed(seed)                        # the student's initial weights come from the seed too
-    student = make_student(architecture, env.schema, env.action_dim, hidden=hidden)
+    student = make_student(architecture, env.schema, env.action_dim, **(options or {}))
     rounds = dagger(env, teacher, student, config, seed=seed, progress=progress, evaluate=evaluate_round)
     env.close()
     out = Path(out)
@@ -65,7 +52,7 @@ def train_student(task: str, teacher_folder: str | Path, out: str | Path, *, con
     rounds.to_csv(out / "rounds.csv", index=False)
     save_artifact(out, {"student": student.state_dict()}, {
         "kind": KIND, "task": task, "engine": engine, "device": device, "architecture": architecture,
-        "hidden": None if hidden is None else list(hidden), "seed": seed, "num_envs": num_envs,
+        "options": student.options(), "seed": seed, "num_envs": num_envs,
         "dagger": {**config.to_dict(), "rules": config.rules.to_dict()},
         "teacher": {"folder": str(teacher_folder), "task_spec_digest": teacher_manifest["task_spec_digest"],
                     "files": teacher_manifest["files"], "overrides_accepted": overrides, "fault_rate": teacher_fault},
@@ -81,7 +68,7 @@ def load_student(folder: str | Path, env, *, allow_mismatch: bool = False):
     if manifest.get("kind") != KIND:
         raise ArtifactError(f"{folder}: holds a {manifest.get('kind')!r} artifact, not a {KIND!r}")
     check_compatible(manifest, env.schema, env.spec, str(folder), allow_mismatch)
-    student = make_student(manifest["architecture"], env.schema, env.action_dim, hidden=manifest.get("hidden"))
+    student = make_student(manifest["architecture"], env.schema, env.action_dim, **manifest["options"])
     try:
         student.load_state_dict(load_tensors(folder, "student", manifest))
     except RuntimeError as err:
@@ -100,7 +87,7 @@ def evaluate(task: str, teacher_folder: str | Path, student_folder: str | Path, 
     student, manifest = load_student(student_folder, env)
     out = Path(out)
     export_path = None
-    if export and manifest["architecture"] in ("mlp", "gru"):
+    if export and student.exportable:
         from distillkit.export import export_onnx
 
         export_path = export_onnx(student, env.schema, out / "student.onnx")

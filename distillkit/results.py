@@ -287,7 +287,7 @@ distillkit evaluates V on the true final observation the env returns before its 
 # like with like. `distillkit dagger --architecture {history,gru}` trains the other student types.
 STUDENT_BUDGETS = {
     "cartpole": dict(architecture="mlp", rounds=6, steps_per_round=150, grad_steps=300, num_envs=32, eval_seeds=2),
-    "walker_rough": dict(architecture="mlp", hidden=(128, 64), rounds=6, steps_per_round=400, grad_steps=1000,
+    "walker_rough": dict(architecture="mlp", options={"hidden": (128, 64)}, rounds=6, steps_per_round=400, grad_steps=1000,
                          num_envs=32, eval_seeds=1, eval_worlds=16, curve_worlds=8),
 }
 #: The masking comparison: behaviour cloning at a smaller budget (a comparison within one setting).
@@ -313,7 +313,7 @@ def _student_run(job: tuple) -> str:
         config = dagger_config(rounds=b["rounds"], steps_per_round=b["steps_per_round"], schedule=schedule,
                                grad_steps=b["grad_steps"], **rules)
         train_student(task, teacher_folder, out, config=config, architecture=b["architecture"], num_envs=b["num_envs"],
-                      seed=seed, progress=False, teacher_fault=fault, hidden=b.get("hidden"),
+                      seed=seed, progress=False, teacher_fault=fault, options=b.get("options"),
                       evaluate_round=partial(_held_out_score, task=task, seed=seed, b=b) if curve else None)
     if not (out / "evaluation" / "summary.csv").exists():
         evaluate(task, teacher_folder, out, out / "evaluation", seeds=b["eval_seeds"],

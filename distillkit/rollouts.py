@@ -14,14 +14,12 @@ the executed action, who executed it, reward, validity signals and an episode id
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from distillkit.envs.base import VALIDITY_SIGNALS, BatchedEnv
-
-Policy = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+from distillkit.policy import Policy, forget
 
 
 @dataclass
@@ -84,10 +82,9 @@ def collect(env: BatchedEnv, teacher: Policy, steps: int, *, student: Policy | N
         record["episode"].append(episode.clone())
         for k in VALIDITY_SIGNALS:
             record[k].append(result.validity[k])
-        if student is not None and hasattr(student, "reset"):
-            student.reset(result.done)          # a recurrent or history student forgets finished episodes
-        if hasattr(teacher, "reset"):
-            teacher.reset(result.done)          # a teacher with per-episode state (distillkit.corruption.Faulty)
+        if student is not None:
+            forget(student, result.done)
+        forget(teacher, result.done)            # a teacher may keep per-episode state (distillkit.corruption.Faulty)
         ended = torch.nonzero(result.done).flatten()
         episode[ended] = torch.arange(next_id, next_id + len(ended), device=device)
         next_id += len(ended)

@@ -10,7 +10,7 @@ import torch
 
 from distillkit.corruption import Corrupted
 from distillkit.dagger import DaggerConfig, dagger
-from distillkit.distill import GRUStudent, Student
+from distillkit.students import GRUStudent, HistoryStudent, MLPStudent
 from distillkit.envs import make_env
 from distillkit.evaluate import held_out_seeds, run_episodes
 from distillkit.ppo import PPO, PPOConfig, run_iteration
@@ -67,8 +67,8 @@ def test_dagger_moves_the_student_to_the_env_device_and_keeps_its_data_there(dev
     env = make_env("cartpole", 4, device=device)
     teacher, _, _ = load_actor(CHECKPOINTS / "cartpole_teacher", env)
     assert off_device(tensors_of(teacher), env.device) == {}
-    student = {"mlp": lambda: Student(env.schema, env.action_dim, hidden=(16,)),
-               "history": lambda: Student(env.schema, env.action_dim, hidden=(16,), history=3),
+    student = {"mlp": lambda: MLPStudent(env.schema, env.action_dim, hidden=(16,)),
+               "history": lambda: HistoryStudent(env.schema, env.action_dim, hidden=(16,), history=3),
                "gru": lambda: GRUStudent(env.schema, env.action_dim, hidden_size=8, head=(8,))}[architecture]()
     config = DaggerConfig(rounds=2, steps_per_round=12, schedule="linear", grad_steps=3, batch_worlds=2, chunk=4)
     rounds = dagger(env, teacher, student, config)

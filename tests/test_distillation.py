@@ -8,7 +8,7 @@ import torch
 from distillkit.artifacts import ArtifactError
 from distillkit.corruption import Corrupted
 from distillkit.dagger import DaggerConfig, beta, dagger
-from distillkit.distill import GRUStudent, Student, distillation_loss, episode_starts, fit
+from distillkit.distill import distillation_loss, episode_starts, fit
 from distillkit.envs import make_env
 from distillkit.envs.mujoco_cpu import MujocoEnv
 from distillkit.evaluate import evaluate_policy, held_out_seeds
@@ -16,6 +16,7 @@ from distillkit.masks import MaskRules, make_mask, steps_before_falls
 from distillkit.pipeline import dagger_config, evaluate, load_student, train_student
 from distillkit.results import CHECKPOINTS
 from distillkit.rollouts import Rollouts, collect
+from distillkit.students import ARCHITECTURES, Architecture, GRUStudent, HistoryStudent, MLPStudent, make_student
 from distillkit.tasks.cartpole import Cartpole
 from distillkit.train import load_actor
 
@@ -87,7 +88,7 @@ def test_masked_loss_ignores_excluded_steps():
 
 def test_history_stack_never_crosses_an_episode_start():
     env = make_env("cartpole", 1)
-    s = Student(env.schema, 1, history=3)
+    s = HistoryStudent(env.schema, 1, history=3)
     raw = torch.arange(5.0).reshape(5, 1, 1)
     starts = torch.tensor([[True], [False], [True], [False], [False]])
     stacked = s.stack(raw, starts)[:, 0].tolist()
@@ -126,7 +127,7 @@ def test_beta_mixing_is_per_world_and_step_and_the_teacher_labels_every_state():
 def test_aggregation_cap_and_rsl_rl_configuration():
     env = make_env("cartpole", 8)
     teacher, _, _ = load_actor(TEACHER, env)
-    st = Student(env.schema, 1, hidden=(16,))
+    st = MLPStudent(env.schema, 1, hidden=(16,))
     rows = dagger(env, lambda o: teacher(o), st, DaggerConfig(rounds=3, steps_per_round=10, grad_steps=2, cap=160))
     assert rows.dataset_steps.tolist() == [80, 160, 160]
     rows = dagger(env, lambda o: teacher(o), st, DaggerConfig(rounds=2, steps_per_round=10, grad_steps=2,
@@ -145,10 +146,10 @@ def test_fit_targets_the_executed_or_the_raw_teacher_action():
     outputs = {}
     for target in ("executed", "teacher"):
         torch.manual_seed(0)
-        st = Student(env.schema, 1, hidden=(32,))
+        st = MLPStudent(env.schema, 1, hidden=(32,))
         st.input.normalizer.update(st.input.flat(r.flat().obs))
         fit(st, [(r, mask)], 300, lr=3e-3, generator=torch.Generator().manual_seed(0), target=target)
-        outputs[target] = st.forward_sequence(r.obs, episode_starts(r)).detach().abs().max()
+        outputs[target] = st(r.flat().obs).detach().abs().max()
     assert outputs["executed"] < 1.3 < outputs["teacher"]
     with pytest.raises(ValueError, match="target must be one of"):
         fit(st, [(r, mask)], 1, target="clipped")
@@ -166,6 +167,93 @@ def test_gru_student_trains_with_truncated_bptt():
     actions, hidden = gru.forward_sequence(r.obs, episode_starts(r))
     assert actions.shape == (60, 8, 1) and hidden.shape == (60, 8, 16)
     assert (hidden[episode_starts(r)] == 0).all(), "hidden state must restart with each episode"
+
+
+def test_fit_trains_with_a_loss_function_passed_in():
+    """A learner's loss runs inside the real loop: one that ignores the prediction leaves the
+    weights where they were, the package's masked loss moves them."""
+    env = make_env("cartpole", 8)
+    teacher, _, _ = load_actor(TEACHER, env)
+    r, _ = collect(env, lambda o: teacher(o), 30, obs=env.reset(seed=2))
+    mask = torch.ones_like(r.done)
+    calls = []
+
+    def ignores_the_prediction(pred, target, mask):
+        calls.append(pred.shape)
+        return (pred * 0.0).sum()
+
+    for loss, should_move in ((ignores_the_prediction, False), (lambda p, t, m: distillation_loss(p, t, m), True)):
+        torch.manual_seed(0)
+        st = MLPStudent(env.schema, 1, hidden=(16,))
+        before = [p.detach().clone() for p in st.parameters()]
+        fit(st, [(r, mask)], 5, chunk=4, batch_worlds=8, loss=loss, generator=torch.Generator().manual_seed(0))
+        moved = any(not torch.equal(a, b) for a, b in zip(before, st.parameters()))
+        assert moved == should_move
+    assert calls == [(4, 8, 1)] * 5
+    with pytest.raises(ValueError, match="loss must be one of .* or a function"):
+        fit(st, [(r, mask)], 1, loss="l1")
+
+
+@pytest.mark.parametrize("architecture", list(ARCHITECTURES))
+def test_every_architecture_trains_saves_reloads_and_exports_through_the_protocol(tmp_path, architecture):
+    """Training, the artifact and export read only the protocol and the table: the reloaded
+    student acts like the trained one, and it exports exactly when it says it can."""
+    from distillkit.export import ExportError, export_onnx
+
+    config = dagger_config(rounds=2, steps_per_round=20, grad_steps=5, schedule="linear")
+    options = {"hidden_size": 8, "head": [8]} if architecture == "gru" else {"hidden": [16]}
+    train_student("cartpole", TEACHER, tmp_path / "s", config=config, architecture=architecture, num_envs=4,
+                  progress=False, options=options)
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert manifest["options"] == {**ARCHITECTURES[architecture].defaults, **options}
+    env = make_env("cartpole", 4)
+    student, _ = load_student(tmp_path / "s", env)
+    obs = env.reset(seed=5)
+    twin = make_student(architecture, env.schema, env.action_dim, **manifest["options"])
+    twin.load_state_dict(student.state_dict())
+    assert torch.equal(student(obs), twin.eval()(obs))
+    if student.exportable:
+        assert export_onnx(student, env.schema, tmp_path / "s.onnx").exists()
+    else:
+        with pytest.raises(ExportError, match="keeps past fields outside any graph"):
+            export_onnx(student, env.schema, tmp_path / "s.onnx")
+
+
+class LinearStudent(MLPStudent):
+    """A student type a learner might add: a linear policy."""
+
+    def __init__(self, schema, action_dim):
+        super().__init__(schema, action_dim, hidden=())
+
+    def options(self):
+        return {}
+
+
+def test_a_new_student_type_is_one_class_and_one_row(tmp_path, monkeypatch):
+    from distillkit.export import export_onnx
+
+    monkeypatch.setitem(ARCHITECTURES, "linear", Architecture(LinearStudent, "a linear policy"))
+    config = dagger_config(rounds=2, steps_per_round=20, grad_steps=5)
+    train_student("cartpole", TEACHER, tmp_path / "s", config=config, architecture="linear", num_envs=4,
+                  progress=False)
+    student, manifest = load_student(tmp_path / "s", make_env("cartpole", 1))
+    assert isinstance(student, LinearStudent) and manifest["architecture"] == "linear"
+    assert export_onnx(student, make_env("cartpole", 1).schema, tmp_path / "s.onnx").exists()
+    with pytest.raises(ValueError, match="architecture must be one of .*'linear'"):
+        make_student("tcn", student.input.schema, 1)
+
+
+def test_forget_resets_only_policies_with_memory():
+    from distillkit.policy import Episodic, forget
+
+    env = make_env("cartpole", 2)
+    history = HistoryStudent(env.schema, 1, hidden=(8,), history=3)
+    history(env.reset(seed=0))
+    assert isinstance(history, Episodic) and history._buffer is not None
+    forget(history)
+    assert history._buffer is None
+    forget(lambda obs: obs["pole_mass"])     # a plain function has nothing to forget
+    assert not isinstance(lambda obs: obs, Episodic)
 
 
 def test_corruption_modes():

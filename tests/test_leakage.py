@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from distillkit.distill import GRUStudent, Student
+from distillkit.students import GRUStudent, MLPStudent
 from distillkit.envs import make_env
 from distillkit.export import MEMORY, ExportError, OnnxStudent, export_onnx, export_torchscript
 from distillkit.leakage import (
@@ -12,7 +12,7 @@ from distillkit.leakage import (
 from distillkit.models import GroupInput, mlp
 
 
-class LeakyStudent(Student):
+class LeakyStudent(MLPStudent):
     """Reads the teacher group: what a careless config (or rsl_rl's fallback) produces."""
 
     def __init__(self, schema, action_dim):
@@ -24,7 +24,7 @@ class LeakyStudent(Student):
 def students(task):
     env = make_env(task, 4)
     torch.manual_seed(0)
-    honest, leaky = Student(env.schema, env.action_dim, hidden=(32,)), LeakyStudent(env.schema, env.action_dim)
+    honest, leaky = MLPStudent(env.schema, env.action_dim, hidden=(32,)), LeakyStudent(env.schema, env.action_dim)
     obs = env.reset(seed=0)
     for s in (honest, leaky):                 # give the normalisers realistic statistics
         s.input.normalizer.update(s.input.flat(obs))

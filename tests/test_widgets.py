@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from distillkit.distill import Student
+from distillkit.students import MLPStudent
 from distillkit.widgets import PrivilegedFieldPanel
 
 
@@ -72,7 +72,7 @@ def test_the_schema_refuses_to_give_the_student_a_privileged_field(panel):
 def test_the_student_runs_alone_on_deployable_fields():
     torch.manual_seed(0)
     schema = PrivilegedFieldPanel("cartpole", run=False).schema
-    student = Student(schema, 1, hidden=(16,)).eval()
+    student = MLPStudent(schema, 1, hidden=(16,)).eval()
     p = PrivilegedFieldPanel("cartpole", student=student, num_envs=8)
     p.policy.value = "student"
     assert p.last["policy"] == "student" and "deployable fields only" in p.summary.value

@@ -233,7 +233,7 @@ def check_privileged_inputs(privileged_inputs: Callable) -> None:
 def check_manifest_closed_loop(cartpole_manifest: Callable, privileged_inputs: Callable) -> None:
     """The shipped teacher balances the pole when its input is assembled by the learner's manifest,
     and the learner's leakage check, fed the networks' real input names, tells teacher from student."""
-    from distillkit.distill import Student
+    from distillkit.students import MLPStudent
 
     checks = Checks("manifest_closed_loop")
     env = make_env(TASK, 1)
@@ -247,7 +247,7 @@ def check_manifest_closed_loop(cartpole_manifest: Callable, privileged_inputs: C
                      "a student built on your student group"):
         schema = cartpole_manifest()
         teacher_inputs = list(schema.group("teacher"))
-        student_inputs = list(Student(schema, env.action_dim).input.names)
+        student_inputs = list(MLPStudent(schema, env.action_dim).input.names)
         assert list(privileged_inputs(teacher_inputs, schema)) == ["joint_vel_rel", "pole_mass"], \
             f"teacher inputs {teacher_inputs}"
         assert list(privileged_inputs(student_inputs, schema)) == [], f"student inputs {student_inputs}"
@@ -255,7 +255,7 @@ def check_manifest_closed_loop(cartpole_manifest: Callable, privileged_inputs: C
                      "changing only privileged state (the pole mass) must not change what the student sees"):
         from distillkit.leakage import counterfactual_probe
 
-        result = counterfactual_probe(Student(cartpole_manifest(), env.action_dim), TASK)
+        result = counterfactual_probe(MLPStudent(cartpole_manifest(), env.action_dim), TASK)
         assert result["passed"], result["detail"]
     env.close()
     checks.report()
@@ -404,23 +404,17 @@ def check_masked_loss(masked_loss: Callable) -> None:
 
 def dagger_student(loss: Callable | None = None):
     """A DAgger student of the shipped teacher on the quick task (4 rounds, the teacher drives the
-    first), trained with ``loss(pred, target, mask)`` in place of the package's masked loss."""
-    from unittest import mock
-
-    import distillkit.distill
+    first), trained by the package's DAgger with ``loss(pred, target, mask)`` in place of its
+    masked loss (None: the package's own)."""
     from distillkit.dagger import DaggerConfig, dagger
-    from distillkit.distill import Student
+    from distillkit.students import MLPStudent
 
     env = make_env(TASK, NUM_ENVS)
     teacher, _ = shipped_teacher(env)
     torch.manual_seed(0)
-    student = Student(env.schema, env.action_dim)
+    student = MLPStudent(env.schema, env.action_dim)
     config = DaggerConfig(rounds=DAGGER_ROUNDS, steps_per_round=STEPS_PER_ROUND, schedule="first", grad_steps=GRAD_STEPS)
-    # fit() looks the loss up in distillkit.distill each step; only the learner's loss is swapped in.
-    patch = mock.patch.object(distillkit.distill, "distillation_loss", lambda p, t, m, kind="mse": loss(p, t, m)) \
-        if loss is not None else contextlib.nullcontext()
-    with patch:
-        dagger(env, lambda obs: teacher(obs), student, config, seed=0)
+    dagger(env, lambda obs: teacher(obs), student, config, seed=0, loss=loss)
     env.close()
     return student.eval()
 
@@ -481,14 +475,14 @@ def driven_trajectory(policy, steps: int, seed: int, num_envs: int) -> torch.Ten
 
 
 def check_dagger_round(dagger_round: Callable) -> None:
-    from distillkit.distill import Student
+    from distillkit.students import MLPStudent
 
     checks = Checks("dagger_round")
     steps, N, seed = 40, 8, 11
     env = make_env(TASK, N)
     teacher, _ = shipped_teacher(env)
     torch.manual_seed(0)
-    student = Student(env.schema, env.action_dim).eval()
+    student = MLPStudent(env.schema, env.action_dim).eval()
     teach = lambda obs: teacher(obs).detach()
     act = lambda obs: student(obs).detach()
 
@@ -540,7 +534,7 @@ def check_dagger_round(dagger_round: Callable) -> None:
 
 
 def check_dagger_closed_loop(dagger_round: Callable) -> None:
-    from distillkit.distill import Student
+    from distillkit.students import MLPStudent
 
     checks = Checks("dagger_closed_loop")
     with checks.case(f"4 rounds of your DAgger (beta = 1, 0, 0, 0) give a student that balances alone "
@@ -549,7 +543,7 @@ def check_dagger_closed_loop(dagger_round: Callable) -> None:
         env = make_env(TASK, NUM_ENVS)
         teacher, _ = shipped_teacher(env)
         torch.manual_seed(0)
-        student = Student(env.schema, env.action_dim)
+        student = MLPStudent(env.schema, env.action_dim)
         generator = torch.Generator().manual_seed(0)
         dataset: list = []
         obs = env.reset(seed=0)
@@ -568,14 +562,14 @@ def check_dagger_closed_loop(dagger_round: Callable) -> None:
 
 # ================================================================= 05: the student-only evaluation wrapper
 def check_student_only(deployable: Callable, StudentOnlyPolicy: type) -> None:
-    from distillkit.distill import Student
+    from distillkit.students import MLPStudent
 
     checks = Checks("student_only")
     env = make_env(TASK, 4)
     obs = env.reset(seed=0)
     schema = env.schema
     torch.manual_seed(0)
-    student = Student(schema, env.action_dim).eval()
+    student = MLPStudent(schema, env.action_dim).eval()
     with checks.case("deployable() keeps exactly the student fields",
                      "return {name: obs[name] for name in schema.group('student')}"):
         got = deployable(obs, schema)
@@ -604,7 +598,7 @@ def check_student_only(deployable: Callable, StudentOnlyPolicy: type) -> None:
         else:
             raise AssertionError("an empty observation was accepted")
     with checks.case("reset(done) reaches the student", "forward reset(done) to the student when it has one"):
-        history = Student(schema, env.action_dim, history=2).eval()
+        history = MLPStudent(schema, env.action_dim, history=2).eval()
         policy = StudentOnlyPolicy(history, schema)
         with torch.no_grad():
             policy(deployable(obs, schema))
@@ -622,12 +616,12 @@ def probe_env():
 
 @torch.no_grad()
 def check_counterfactual_probe(action_change_without_privilege: Callable) -> None:
-    from distillkit.distill import Student
+    from distillkit.students import MLPStudent
 
     checks = Checks("counterfactual_probe")
     teacher, _ = shipped_teacher(probe_env())
     torch.manual_seed(0)
-    student = Student(probe_env().schema, 1).eval()
+    student = MLPStudent(probe_env().schema, 1).eval()
 
     def reference(policy, seed: int = 0, warmup: int = 20) -> float:
         env = probe_env()

@@ -36,17 +36,19 @@ import torch
 from tensordict import TensorDict
 from torch import nn
 
+from distillkit.artifacts import shipped_teacher
 from distillkit.dagger import dagger
 from distillkit.envs import make_env
 from distillkit.envs.rsl_rl import RslRlVecEnv, checked_obs_groups
 from distillkit.evaluate import evaluate_policy, held_out_seeds
 from distillkit.leakage import StudentOnly
-from distillkit.pipeline import dagger_config, make_student
+from distillkit.pipeline import dagger_config
 from distillkit.results import write_section
+from distillkit.students import make_student
 from distillkit.train import load_actor
 
 ROOT = Path(__file__).resolve().parents[1]
-HIDDEN = (256, 128, 64)                     # distillkit's Student default, used for both students
+HIDDEN = (256, 128, 64)                     # distillkit's MLPStudent default, used for both students
 RSL_STEPS_PER_ENV = 120                     # Isaac Lab's AnymalDFlatDistillationRunnerCfg
 SETTINGS = {  # task: (worlds, DAgger rounds, steps per round, gradient steps per round)
     "cartpole": (32, 8, 120, 300),          # steps per round: a multiple of rsl_rl's 120, so both see
@@ -73,10 +75,6 @@ class TeacherForRslRl(nn.Module):
         return None
 
 
-def teacher_folder(task: str) -> Path:
-    return ROOT / "distillkit" / "checkpoints" / f"{task}_teacher"
-
-
 def distillkit_configs(task: str) -> dict:
     """distillkit's DAgger as the course runs it, and distillkit set up like rsl_rl's runner (the
     student acts from the start, no aggregation, 2 epochs x 120/15 = 16 gradient steps per 120
@@ -96,7 +94,7 @@ def distillkit_configs(task: str) -> dict:
 def run_distillkit(task: str, config, seed: int):
     n = SETTINGS[task][0]
     env = make_env(task, n)
-    teacher, _, _ = load_actor(teacher_folder(task), env)
+    teacher, _, _ = load_actor(shipped_teacher(task), env)
     torch.manual_seed(seed)
     student = make_student("mlp", env.schema, env.action_dim)
     start = time.perf_counter()
@@ -115,7 +113,7 @@ def run_rsl_rl(task: str, seed: int):
     iterations = env_steps // (RSL_STEPS_PER_ENV * n)
     torch.manual_seed(seed)
     env = make_env(task, n)
-    teacher, _, _ = load_actor(teacher_folder(task), env)
+    teacher, _, _ = load_actor(shipped_teacher(task), env)
     vec = RslRlVecEnv(env, seed=seed)
     config = {
         "num_steps_per_env": RSL_STEPS_PER_ENV, "save_interval": 10_000, "multi_gpu": None,
@@ -157,7 +155,7 @@ def main() -> None:
         seeds = held_out_seeds(args.eval_seeds)
         schema = make_env(task, 1).schema
         deployable = lambda o: StudentOnly.deployable(o, schema)
-        teacher, _, _ = load_actor(teacher_folder(task), make_env(task, 1))
+        teacher, _, _ = load_actor(shipped_teacher(task), make_env(task, 1))
         teacher_return = evaluate_policy(lambda o: teacher(o), task, seeds, num_envs=32)["return"].mean()
         for seed in args.seeds:
             rsl_steps, rsl_seconds, theirs = run_rsl_rl(task, seed)

@@ -13,6 +13,10 @@ manifest is written last. A run killed at any moment leaves a loadable artifact,
 do not match the manifest's hashes are refused.
 Loading checks the schema and the task spec against the env it will run in; a mismatch is an
 error naming what differs, unless ``allow_mismatch=True``, which is then recorded.
+
+The teachers shipped inside the package live in :data:`CHECKPOINTS` (one folder per task,
+``<task>_teacher``); :func:`shipped_teacher` names one, :func:`distillkit.train.load_actor`
+loads it like any other teacher artifact.
 """
 
 from __future__ import annotations
@@ -32,10 +36,21 @@ from safetensors.torch import load_file, save_file
 
 FORMAT = "distillkit.artifact"
 FORMAT_VERSION = 1
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 
 
 class ArtifactError(ValueError):
     """An artifact is malformed, torn, or from another task, schema or engine version."""
+
+
+def shipped_teacher(task: str) -> Path:
+    """The folder of ``task``'s teacher shipped with the package."""
+    folder = CHECKPOINTS / f"{task}_teacher"
+    if not (folder / "manifest.json").exists():
+        shipped = sorted(p.name.removesuffix("_teacher") for p in CHECKPOINTS.glob("*_teacher"))
+        raise ArtifactError(f"no shipped teacher for task {task!r} in {CHECKPOINTS}; shipped: {shipped}")
+    return folder
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:

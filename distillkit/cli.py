@@ -100,9 +100,9 @@ def demo_pipeline(task: str, budget: dict) -> None:
     import json
 
     from distillkit.pipeline import dagger_config, evaluate as run_evaluation, train_student
-    from distillkit.results import CHECKPOINTS
+    from distillkit.artifacts import shipped_teacher
 
-    teacher = CHECKPOINTS / f"{task}_teacher"
+    teacher = shipped_teacher(task)
     if not (teacher / "manifest.json").exists():
         print(f"\n(no shipped {task} teacher: `python -m distillkit results --section teachers` makes it)")
         return

@@ -42,11 +42,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from distillkit.artifacts import read_manifest, save_artifact
+from distillkit.artifacts import CHECKPOINTS, REPO_ROOT, read_manifest, save_artifact
 from distillkit.ppo import PPOConfig
 
-ROOT = Path(__file__).resolve().parents[1]
-CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 #: Training seeds per task: the flagship's claims rest on five.
 TRAINING_SEEDS = {"cartpole": (0, 1, 2), "walker_rough": (0, 1, 2, 3, 4)}
 
@@ -191,7 +189,7 @@ def ship_checkpoint(folder: Path, task: str, checkpoints: Path = CHECKPOINTS) ->
     kept = {k: v for k, v in manifest.items() if k not in ("format", "format_version", "files")}
     source = folder.resolve()
     save_artifact(dest, {stem: load_tensors(folder, stem, manifest) for stem in ("actor", "critic")},
-                  {**kept, "shipped_from": str(source.relative_to(ROOT) if source.is_relative_to(ROOT) else folder)})
+                  {**kept, "shipped_from": str(source.relative_to(REPO_ROOT) if source.is_relative_to(REPO_ROOT) else folder)})
     return dest
 
 
@@ -212,7 +210,7 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_section(name: str, body: str, doc: Path = ROOT / "docs" / "results.md") -> None:
+def write_section(name: str, body: str, doc: Path = REPO_ROOT / "docs" / "results.md") -> None:
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     text = doc.read_text() if doc.exists() else "# Results\n"
     if begin not in text:
@@ -242,7 +240,7 @@ def teachers(tasks: list[str], runs: Path, workers: int) -> None:
     for task in tasks:
         budget = BUDGETS[task]
         table = mean_std(summarise_runs(runs, task, variants, budget), ["task", "variant"])
-        figure = ROOT / "docs" / "figures" / f"teacher_curves_{task}.png"
+        figure = REPO_ROOT / "docs" / "figures" / f"teacher_curves_{task}.png"
         plot_curves(runs, task, variants, figure)
         write_section(f"teachers_{task}", f"""
 ### {task}
@@ -345,6 +343,7 @@ def student_runs(jobs: list[tuple], workers: int) -> None:
 
 
 def teacher_policy(folder: Path, task: str):
+    """A run's actor, checked against the task as it is now (a run of an older task version is refused)."""
     from distillkit.envs import make_env
     from distillkit.train import load_actor
 
@@ -419,7 +418,7 @@ def students(tasks: list[str], runs: Path, workers: int) -> None:
                 panels.append(pd.read_csv(out / "evaluation" / "summary.csv").assign(schedule=schedule, seed=seed))
                 report = json.loads((out / "evaluation" / "evaluation.json").read_text())
                 leak_checks.append(report["all_leakage_checks_passed"])
-        figure = ROOT / "docs" / "figures" / f"bc_vs_dagger_{task}.png"
+        figure = REPO_ROOT / "docs" / "figures" / f"bc_vs_dagger_{task}.png"
         plot_student_curves(pd.concat(curves), task, figure)
         agg = pd.concat(panels).groupby(["schedule", "perturbation"], sort=False).agg(
             teacher=("teacher_return", "mean"), student=("student_return", "mean"), ratio=("return_ratio", "mean"),
@@ -601,11 +600,11 @@ def claims(tasks: list[str], runs: Path, workers: int) -> None:
         write_json_atomic(out / "claims.json", stats.json_safe({**record, "provenance": provenance()}))
         for key, value in record.items():
             update_claims_json(task, key, value)
-        figure = ROOT / "docs" / "figures" / f"claims_{task}.png"
+        figure = REPO_ROOT / "docs" / "figures" / f"claims_{task}.png"
         plot_claims(summary, task, figure)
         write_section(f"claims_{task}", claims_markdown(task, record, figure))
         if task == "walker_rough":
-            write_section("claims-summary", claims_summary(record), ROOT / "README.md")
+            write_section("claims-summary", claims_summary(record), REPO_ROOT / "README.md")
 
 
 def claims_summary(record: dict) -> str:
@@ -630,7 +629,7 @@ the deployment claim **{shown(verdict['deployment_claim_shown'])}** by the cours
 """
 
 
-def update_claims_json(task: str, key: str, value, doc: Path = ROOT / "docs" / "claims.json") -> None:
+def update_claims_json(task: str, key: str, value, doc: Path = REPO_ROOT / "docs" / "claims.json") -> None:
     """Set one entry of a task's record in ``docs/claims.json``, leaving every other entry (and
     every other task) as it is; written atomically."""
     from distillkit.artifacts import write_json_atomic

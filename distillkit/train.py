@@ -166,22 +166,28 @@ def resume(out: Path, ppo: PPO, env, run: dict) -> tuple[int, list[dict]]:
     return manifest["iterations_done"], log
 
 
-def load_actor(folder: str | os.PathLike, env, *, allow_mismatch: bool = False):
-    """The trained actor of a teacher artifact, checked against ``env``'s schema and task spec,
-    on ``env``'s device (the weights are stored on the CPU and load onto any device).
+def load_actor(folder: str | os.PathLike, env=None, *, allow_mismatch: bool = False):
+    """The trained actor of a teacher artifact (e.g. :func:`distillkit.artifacts.shipped_teacher`).
+    With ``env``: checked against its schema and task spec and put on its device (the weights are
+    stored on the CPU and load onto any device). Without: built on the schema the manifest
+    records, on the CPU - no env needed to read a teacher.
     Returns ``(actor, manifest, overrides)``; ``overrides`` lists the differences accepted
     with ``allow_mismatch=True`` (record them in whatever you produce with this actor)."""
     from distillkit.models import Actor
+    from distillkit.schema import ObservationSchema
 
     manifest = read_manifest(folder)
     if manifest.get("kind") != KIND:
         raise ArtifactError(f"{folder}: holds a {manifest.get('kind')!r} artifact, not a {KIND!r}")
-    overrides = check_compatible(manifest, env.schema, env.spec, str(folder), allow_mismatch)
+    if env is None:
+        schema, overrides = ObservationSchema.from_dict(manifest["schema"], source=f"{folder} (schema)"), []
+    else:
+        schema, overrides = env.schema, check_compatible(manifest, env.schema, env.spec, str(folder), allow_mismatch)
     ppo = PPOConfig(**manifest["ppo"])
-    actor = Actor(env.schema, ppo.actor_group, env.action_dim, ppo.actor_hidden, ppo.init_std)
+    actor = Actor(schema, ppo.actor_group, manifest["task_spec"]["action_dim"], ppo.actor_hidden, ppo.init_std)
     try:
         actor.load_state_dict(load_tensors(folder, "actor", manifest))
     except RuntimeError as err:
         raise ArtifactError(f"{folder}/actor.safetensors does not fit this actor: {err}") from None
     actor.eval()
-    return actor.to(env.device), manifest, overrides
+    return actor.to("cpu" if env is None else env.device), manifest, overrides

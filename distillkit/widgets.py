@@ -48,12 +48,14 @@ TRACES: dict[str, tuple[str, Callable]] = {
 
 
 def load_teacher(task: str, folder: str | Path | None = None, engine: str = "mujoco"):
-    """The trained actor of a teacher artifact (default: the shipped checkpoint of ``task``)."""
-    from distillkit.results import CHECKPOINTS
+    """The trained actor of a teacher artifact (default: the shipped checkpoint of ``task``),
+    checked against ``task`` on ``engine``."""
+    from distillkit.artifacts import shipped_teacher
     from distillkit.train import load_actor
 
-    folder = CHECKPOINTS / f"{task}_teacher" if folder is None else folder
-    actor, _, _ = load_actor(folder, make_env(task, 1, engine=engine))
+    env = make_env(task, 1, engine=engine)
+    actor, _, _ = load_actor(shipped_teacher(task) if folder is None else folder, env)
+    env.close()
     return actor
 
 

@@ -9,7 +9,7 @@ from scipy import stats
 from distillkit.claims import comparisons, headline, mean_ci, paired, per_seed, summarise
 from distillkit.envs import make_env
 from distillkit.evaluate import Perturbation, run_episodes
-from distillkit.results import CHECKPOINTS
+from distillkit.artifacts import CHECKPOINTS
 from distillkit.train import load_actor
 
 

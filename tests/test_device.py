@@ -14,7 +14,7 @@ from distillkit.students import GRUStudent, HistoryStudent, MLPStudent
 from distillkit.envs import make_env
 from distillkit.evaluate import held_out_seeds, run_episodes
 from distillkit.ppo import PPO, PPOConfig, run_iteration
-from distillkit.results import CHECKPOINTS
+from distillkit.artifacts import CHECKPOINTS
 from distillkit.rollouts import collect
 from distillkit.train import load_actor, train_teacher
 

@@ -14,7 +14,7 @@ from distillkit.envs.mujoco_cpu import MujocoEnv
 from distillkit.evaluate import evaluate_policy, held_out_seeds
 from distillkit.masks import MaskRules, make_mask, steps_before_falls
 from distillkit.pipeline import dagger_config, evaluate, load_student, train_student
-from distillkit.results import CHECKPOINTS
+from distillkit.artifacts import CHECKPOINTS
 from distillkit.rollouts import Rollouts, collect
 from distillkit.students import ARCHITECTURES, Architecture, GRUStudent, HistoryStudent, MLPStudent, make_student
 from distillkit.tasks.cartpole import Cartpole

@@ -3,10 +3,9 @@
 import pytest
 import torch
 
-from distillkit.artifacts import ArtifactError
+from distillkit.artifacts import CHECKPOINTS, ArtifactError, shipped_teacher
 from distillkit.envs import make_env
 from distillkit.evaluate import evaluate_policy, held_out_seeds
-from distillkit.results import CHECKPOINTS
 from distillkit.tasks import TASKS
 from distillkit.train import load_actor
 
@@ -29,3 +28,21 @@ def test_shipped_quick_task_teacher_balances_on_held_out_seeds():
     with torch.no_grad():
         episodes = evaluate_policy(lambda obs: actor(obs), "cartpole", held_out_seeds(1), num_envs=32)
     assert episodes["return"].mean() > 200, episodes["return"].describe()
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_a_teacher_loads_from_its_own_manifest_without_an_env(task):
+    """The one loader builds the actor on the schema the manifest records: it acts exactly as the
+    actor checked against a live env does."""
+    env = make_env(task, 3)
+    checked, _, _ = load_actor(shipped_teacher(task), env)
+    standalone, manifest, overrides = load_actor(shipped_teacher(task))
+    assert overrides == [] and manifest["task"] == task
+    obs = env.reset(seed=1)
+    with torch.no_grad():
+        assert torch.equal(checked(obs), standalone(obs))
+
+
+def test_an_unshipped_task_is_refused_naming_what_is_shipped():
+    with pytest.raises(ArtifactError, match=r"no shipped teacher for task 'ant' .*'cartpole'"):
+        shipped_teacher("ant")

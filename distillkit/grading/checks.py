@@ -93,10 +93,10 @@ def shipped_teacher(env):
     from distillkit.artifacts import load_tensors
     from distillkit.models import Critic
     from distillkit.ppo import PPOConfig
-    from distillkit.results import CHECKPOINTS
+    from distillkit.artifacts import shipped_teacher
     from distillkit.train import load_actor
 
-    folder = CHECKPOINTS / f"{TASK}_teacher"
+    folder = shipped_teacher(TASK)
     actor, manifest, _ = load_actor(folder, env)
     ppo = PPOConfig(**manifest["ppo"])
     critic = Critic(env.schema, ppo.critic_group, ppo.critic_hidden)
@@ -107,12 +107,11 @@ def shipped_teacher(env):
 def shipped_teacher_on(schema):
     """The shipped teacher's weights in an actor that reads its input through ``schema``'s teacher
     group: same weights, but the fields are concatenated as ``schema`` orders them."""
-    from distillkit.artifacts import load_tensors, read_manifest
+    from distillkit.artifacts import load_tensors, read_manifest, shipped_teacher
     from distillkit.models import Actor
     from distillkit.ppo import PPOConfig
-    from distillkit.results import CHECKPOINTS
 
-    folder = CHECKPOINTS / f"{TASK}_teacher"
+    folder = shipped_teacher(TASK)
     manifest = read_manifest(folder)
     ppo = PPOConfig(**manifest["ppo"])
     actor = Actor(schema, ppo.actor_group, 1, ppo.actor_hidden, ppo.init_std)

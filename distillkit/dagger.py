@@ -82,8 +82,9 @@ def dagger(env: BatchedEnv, teacher: Policy, student: Student, config: DaggerCon
            loss: LossFn | None = None) -> pd.DataFrame:
     """Run DAgger; returns one row per round (beta, dataset size, mask counts, loss, and whatever
     ``evaluate(student)`` reports). ``loss``: a function (pred, target, mask) -> scalar that
-    replaces ``config.loss`` (a learner's own loss, trained inside the real loop). The student is moved to ``env.device`` and trained there; the
-    teacher must already be on it (:func:`distillkit.train.load_actor` puts it there)."""
+    replaces ``config.loss`` (a learner's own loss, trained inside the real loop). The student is moved to
+    ``env.device`` and trained there; the teacher must already be on it
+    (:func:`distillkit.train.load_actor` puts it there)."""
     generator = torch.Generator().manual_seed(seed)     # CPU: the same draws on every device
     torch.manual_seed(seed)
     student.to(env.device)

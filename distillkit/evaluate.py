@@ -91,8 +91,8 @@ PERTURBATIONS = {
 def run_episodes(policy: Callable, task: str, seed: int, *, num_envs: int = 32,
                  perturbation: Perturbation = Perturbation("nominal"), labeller: Callable | None = None,
                  observe: Callable = lambda obs: obs, engine: str = "mujoco", device: str = "cpu") -> pd.DataFrame:
-    """One episode per world from ``seed`` on ``engine`` (simulating on ``device``). ``observe`` maps the env's observation to what the
-    policy gets; ``labeller`` (the teacher) labels every visited state, giving the imitation
+    """One episode per world from ``seed`` on ``engine`` (simulating on ``device``). ``observe`` maps the env's
+    observation to what the policy gets; ``labeller`` (the teacher) labels every visited state, giving the imitation
     error of the policy on its own states (between executed, i.e. clipped, actions). The policy
     must be on the env's device. Rows: world, return, length, fell, tracking_error, success, mse.
 

@@ -25,7 +25,6 @@ from torch import nn
 from distillkit.schema import ObservationSchema
 from distillkit.students import Student
 
-
 OUTPUT = "student_action"          # the graph's output; no student field may carry these names
 MEMORY = "student_memory"          # a recurrent student's memory in, and out:
 MEMORY_OUT = "student_memory_out"

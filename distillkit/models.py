@@ -21,8 +21,8 @@ Obs = dict[str, torch.Tensor]
 class RunningNorm(nn.Module):
     """Normalises inputs by a running mean and std of everything seen so far.
 
-    Normalised values are clipped to ±``clip``. The statistics change only when :meth:`update` is called - PPO calls it between updates,
-    never inside one, so the policy that collected a rollout is the policy that is optimised -
+    Normalised values are clipped to ±``clip``. The statistics change only when :meth:`update` is called -
+    PPO calls it between updates, never inside one, so the policy that collected a rollout is the policy that is optimised -
     and they are saved with the weights. Across processes, :meth:`update` pools the statistics
     of every rank, so all ranks keep identical normalisers.
     """

@@ -13,8 +13,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from distillkit.artifacts import ArtifactError, check_compatible, command_line, load_tensors, provenance, \
-    read_manifest, save_artifact
+from distillkit.artifacts import (
+    ArtifactError,
+    check_compatible,
+    command_line,
+    load_tensors,
+    provenance,
+    read_manifest,
+    save_artifact,
+)
 from distillkit.dagger import DaggerConfig, dagger
 from distillkit.envs import make_env
 from distillkit.evaluate import PERTURBATIONS, evaluate_student, held_out_seeds

@@ -43,7 +43,8 @@ class Rollouts:
         """The same data as (T * N, ...) rows, e.g. for minibatches."""
         f = lambda x: x.reshape(-1, *x.shape[2:])
         return Rollouts({k: f(v) for k, v in self.obs.items()}, f(self.teacher_actions), f(self.actions),
-                        f(self.teacher_acted), f(self.reward), f(self.done), {k: f(v) for k, v in self.validity.items()}, f(self.episode))
+                        f(self.teacher_acted), f(self.reward), f(self.done), {k: f(v) for k, v in self.validity.items()},
+                        f(self.episode))
 
 
 @torch.no_grad()

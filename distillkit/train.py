@@ -21,7 +21,13 @@ import torch
 from tqdm.auto import tqdm
 
 from distillkit.artifacts import (
-    ArtifactError, check_compatible, command_line, load_tensors, provenance, read_manifest, save_artifact,
+    ArtifactError,
+    check_compatible,
+    command_line,
+    load_tensors,
+    provenance,
+    read_manifest,
+    save_artifact,
 )
 from distillkit.envs import make_env
 from distillkit.evaluate import EVAL_SEED_BASE

@@ -6,10 +6,10 @@ import pytest
 import torch
 from scipy import stats
 
+from distillkit.artifacts import CHECKPOINTS
 from distillkit.claims import comparisons, headline, mean_ci, paired, per_seed, summarise
 from distillkit.envs import make_env
 from distillkit.evaluate import Perturbation, run_episodes
-from distillkit.artifacts import CHECKPOINTS
 from distillkit.train import load_actor
 
 

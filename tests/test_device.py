@@ -8,14 +8,14 @@ tensors on the device it is given, so no GPU physics is needed for this check)."
 import pytest
 import torch
 
+from distillkit.artifacts import CHECKPOINTS
 from distillkit.corruption import Corrupted
 from distillkit.dagger import DaggerConfig, dagger
-from distillkit.students import GRUStudent, HistoryStudent, MLPStudent
 from distillkit.envs import make_env
 from distillkit.evaluate import held_out_seeds, run_episodes
 from distillkit.ppo import PPO, PPOConfig, run_iteration
-from distillkit.artifacts import CHECKPOINTS
 from distillkit.rollouts import collect
+from distillkit.students import GRUStudent, HistoryStudent, MLPStudent
 from distillkit.train import load_actor, train_teacher
 
 DEVICES = ["cpu", pytest.param("cuda:0", marks=pytest.mark.skipif(not torch.cuda.is_available(),

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from distillkit.artifacts import ArtifactError
+from distillkit.artifacts import CHECKPOINTS, ArtifactError
 from distillkit.corruption import Corrupted
 from distillkit.dagger import DaggerConfig, beta, dagger
 from distillkit.distill import distillation_loss, episode_starts, fit
@@ -14,7 +14,6 @@ from distillkit.envs.mujoco_cpu import MujocoEnv
 from distillkit.evaluate import evaluate_policy, held_out_seeds
 from distillkit.masks import MaskRules, make_mask, steps_before_falls
 from distillkit.pipeline import dagger_config, evaluate, load_student, train_student
-from distillkit.artifacts import CHECKPOINTS
 from distillkit.rollouts import Rollouts, collect
 from distillkit.students import ARCHITECTURES, Architecture, GRUStudent, HistoryStudent, MLPStudent, make_student
 from distillkit.tasks.cartpole import Cartpole
@@ -27,11 +26,12 @@ def synthetic(fell, episode, timeout=None, transient=None, labels=None, teacher_
     fell = torch.tensor(fell, dtype=torch.bool)[:, None]
     T = fell.shape[0]
     z = torch.zeros(T, 1, dtype=torch.bool)
-    acted = torch.ones(T, 1, dtype=torch.bool) if teacher_acted is None else torch.tensor(teacher_acted, dtype=torch.bool)[:, None]
+    as_column = lambda values: torch.tensor(values, dtype=torch.bool)[:, None]
+    acted = torch.ones(T, 1, dtype=torch.bool) if teacher_acted is None else as_column(teacher_acted)
     return Rollouts(obs={}, teacher_actions=torch.zeros(T, 1, 1) if labels is None else torch.tensor(labels)[:, None, None],
                     actions=torch.zeros(T, 1, 1), teacher_acted=acted, reward=torch.zeros(T, 1), done=fell.clone(),
                     validity={"fell": fell, "timeout": z if timeout is None else torch.tensor(timeout, dtype=torch.bool)[:, None],
-                              "action_saturated": z, "reset_transient": z if transient is None else torch.tensor(transient, dtype=torch.bool)[:, None]},
+                              "action_saturated": z, "reset_transient": z if transient is None else as_column(transient)},
                     episode=torch.tensor(episode)[:, None])
 
 

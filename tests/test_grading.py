@@ -18,7 +18,8 @@ import pytest
 import torch
 
 from distillkit.grading import checks
-from distillkit.grading.generate import ExerciseError, generate, is_check_cell, main as generate_main, make_exercise
+from distillkit.grading.generate import ExerciseError, generate, is_check_cell, make_exercise
+from distillkit.grading.generate import main as generate_main
 from distillkit.grading.grade import grade, grade_class, restore_checks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,7 +176,8 @@ def test_02_known_wrong_variants():
 def test_03_known_wrong_variants():
     loss = solution_namespace(NAMES[2])["masked_loss"]
     checks.check_masked_loss(loss)
-    fails_with(checks.check_masked_loss, lambda p, t, m: ((p - t) ** 2).sum(-1).mean(), hint="multiply each step's error by the mask")
+    fails_with(checks.check_masked_loss, lambda p, t, m: ((p - t) ** 2).sum(-1).mean(),
+               hint="multiply each step's error by the mask")
     fails_with(checks.check_masked_loss, lambda p, t, m: (((p - t) ** 2).sum(-1) * m).sum() / m.numel(),
                hint="not by T * N")
     fails_with(checks.check_masked_loss, lambda p, t, m: (((p - t) ** 2).mean(-1) * m).sum() / m.sum().clamp_min(1),

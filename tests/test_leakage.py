@@ -3,13 +3,18 @@
 import pytest
 import torch
 
-from distillkit.students import GRUStudent, MLPStudent
 from distillkit.envs import make_env
 from distillkit.export import MEMORY, ExportError, OnnxStudent, export_onnx, export_torchscript
 from distillkit.leakage import (
-    LeakageError, StudentOnly, counterfactual_probe, export_check, poison_test, schema_check,
+    LeakageError,
+    StudentOnly,
+    counterfactual_probe,
+    export_check,
+    poison_test,
+    schema_check,
 )
 from distillkit.models import GroupInput, mlp
+from distillkit.students import GRUStudent, MLPStudent
 
 
 class LeakyStudent(MLPStudent):

@@ -9,9 +9,9 @@ from distillkit.ppo import PPO, PPOConfig, compute_gae, run_iteration
 
 rsl_rl = pytest.importorskip("rsl_rl", reason="rsl-rl-lib is a dev dependency")
 from rsl_rl.algorithms import PPO as RslPPO  # noqa: E402
-from tensordict import TensorDict  # noqa: E402  (comes with rsl-rl-lib)
 from rsl_rl.models import MLPModel  # noqa: E402
 from rsl_rl.storage import RolloutStorage  # noqa: E402
+from tensordict import TensorDict  # noqa: E402  (comes with rsl-rl-lib)
 
 T, N, GAMMA, LAM = 16, 8, 0.98, 0.9
 

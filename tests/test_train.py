@@ -13,9 +13,9 @@ from safetensors.torch import load_file, save_file
 
 from distillkit.artifacts import ArtifactError, read_manifest
 from distillkit.envs import make_env
+from distillkit.envs.mujoco_cpu import MujocoEnv
 from distillkit.ppo import PPOConfig
 from distillkit.tasks.cartpole import Cartpole
-from distillkit.envs.mujoco_cpu import MujocoEnv
 from distillkit.train import load_actor, train_teacher
 
 SMALL = PPOConfig(steps_per_env=8, epochs=2, minibatches=2, actor_hidden=(32,), critic_hidden=(32,))

@@ -90,10 +90,9 @@ def assert_close(got, expected: torch.Tensor, what: str, atol: float = 1e-5) -> 
 # --------------------------------------------------------------------------- the quick task's pieces
 def shipped_teacher(env):
     """The shipped cart-pole teacher's actor and critic, checked against ``env``'s schema."""
-    from distillkit.artifacts import load_tensors
+    from distillkit.artifacts import load_tensors, shipped_teacher
     from distillkit.models import Critic
     from distillkit.ppo import PPOConfig
-    from distillkit.artifacts import shipped_teacher
     from distillkit.train import load_actor
 
     folder = shipped_teacher(TASK)
@@ -555,7 +554,8 @@ def check_dagger_closed_loop(dagger_round: Callable) -> None:
             train_on_dataset(student, dataset, seed=i)
         env.close()
         score = student_return(student.eval())
-        assert score >= STUDENT_RETURN_THRESHOLD, f"mean return {score:.1f} on a held-out seed (the solution gets ~256, doing nothing ~8)"
+        assert score >= STUDENT_RETURN_THRESHOLD, \
+            f"mean return {score:.1f} on a held-out seed (the solution gets ~256, doing nothing ~8)"
     checks.report()
 
 

@@ -143,7 +143,8 @@ def run_nbval(notebook: nbformat.NotebookNode, name: str, timeout_s: int = CELL_
                f"--nbval-cell-timeout={timeout_s}", "-p", "no:cacheprovider", "-q", f"--junitxml={report}", name]
         proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=os.environ.copy())
         if not report.exists():
-            raise GradingError(f"nbval did not run on {name} (exit {proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+            raise GradingError(f"nbval did not run on {name} (exit {proc.returncode}):\n"
+                               f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
         results: dict[int, str | None] = {}
         for case in ET.parse(report).getroot().iter("testcase"):
             match = re.fullmatch(r"Cell (\d+)", case.get("name", ""))

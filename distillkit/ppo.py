@@ -24,6 +24,9 @@ One iteration:
 
 The actor reads the schema group ``actor_group`` ("teacher"; "student" gives the unprivileged baseline),
 the critic ``critic_group`` ("critic": the asymmetric critic sees even more).
+
+Steps 2 and 3 are plain functions, :func:`bootstrap_timeouts` and :func:`compute_gae`, that
+:class:`PPO` takes as parameters: a learner's own versions run inside this very loop.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +78,13 @@ class PPOConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
+def bootstrap_timeouts(rewards: torch.Tensor, truncated: torch.Tensor, final_values: torch.Tensor,
+                       gamma: float) -> torch.Tensor:
+    """Step 2: r_t + gamma * V(s_final) where the episode was cut by its time limit (a new tensor;
+    the raw rewards stay as they were, for logging)."""
+    return rewards + gamma * final_values * truncated
+
+
 def compute_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor,
                 last_values: torch.Tensor, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Advantages and returns for a rollout of shape (T, N); ``dones`` marks steps after which
@@ -90,16 +101,26 @@ def compute_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor
     return advantages, advantages + values
 
 
+#: (rewards, truncated, final_values, gamma) -> bootstrapped rewards, like :func:`bootstrap_timeouts`
+BootstrapFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor]
+#: (rewards, values, dones, last_values, gamma, lam) -> (advantages, returns), like :func:`compute_gae`
+AdvantageFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float, float],
+                       tuple[torch.Tensor, torch.Tensor]]
+
+
 def is_distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
 class PPO:
     """The learner: actor, critic, optimiser and the update rule. ``collect`` and ``update``
-    make one iteration; :func:`train` loops them."""
+    make one iteration; :func:`train` loops them. ``bootstrap`` and ``advantages`` compute steps
+    2 and 3 (a learner's functions may take the place of the package's)."""
 
-    def __init__(self, env: BatchedEnv, config: PPOConfig, seed: int = 0):
+    def __init__(self, env: BatchedEnv, config: PPOConfig, seed: int = 0, *,
+                 bootstrap: BootstrapFn = bootstrap_timeouts, advantages: AdvantageFn = compute_gae):
         self.env, self.config = env, config
+        self.bootstrap, self.advantages = bootstrap, advantages
         # Networks and buffers live where the env hands out its tensors (a GPU engine: the GPU).
         self.device = env.device
         torch.manual_seed(seed)
@@ -132,12 +153,12 @@ class PPO:
             action = dist.sample()
             value = self.critic(obs)
             result = env.step(action)
-            reward = result.reward.clone()
+            reward = result.reward
             # 2. time-out bootstrap: the episode would have gone on.
             if cfg.timeout_bootstrap == "final_obs" and result.truncated.any():
-                reward += cfg.gamma * self.critic(result.final_obs) * result.truncated
+                reward = self.bootstrap(reward, result.truncated, self.critic(result.final_obs), cfg.gamma)
             elif cfg.timeout_bootstrap == "current_obs":
-                reward += cfg.gamma * value * result.truncated
+                reward = self.bootstrap(reward, result.truncated, value, cfg.gamma)
             observations.append(obs)
             actions.append(action)
             log_probs.append(dist.log_prob(action).sum(-1))
@@ -156,7 +177,7 @@ class PPO:
         }
         last_values = self.critic(obs)
         # 3. generalised advantage estimation
-        rollout["advantages"], rollout["returns"] = compute_gae(
+        rollout["advantages"], rollout["returns"] = self.advantages(
             rollout["rewards"], rollout["values"], rollout["dones"], last_values, cfg.gamma, cfg.lam)
         return rollout, obs, ended
 

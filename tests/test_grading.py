@@ -285,6 +285,12 @@ def test_closed_loop_checks_pass_the_solutions_and_catch_wrong_code(capsys):
     fields = ns1["cartpole_manifest"]().fields
     reordered = lambda: ns1["ObservationSchema"]("cartpole", (fields[0], fields[2], fields[1]))
     fails_with(checks.check_manifest_closed_loop, reordered, ns1["privileged_inputs"], hint="concatenated in that order")
+    # inside PPO's rollout: time-outs treated as ends, and an episode's advantage carried into the next
+    fails_with(checks.check_gae_closed_loop, ns2["gae"], lambda rewards, truncated, final_values, gamma: rewards,
+               hint="V(final observation)")
+    fails_with(checks.check_gae_closed_loop,
+               lambda r, v, d, last, gamma, lam: ns2["gae"](r, v, torch.zeros_like(d), last, gamma, lam),
+               ns2["bootstrap_timeouts"], hint="dones = terminated or truncated")
     # gradient ascent on the imitation error: the student never learns to balance
     fails_with(checks.check_masked_loss_closed_loop, lambda p, t, m: -ns3["masked_loss"](p, t, m),
                hint="the loss must fall")

@@ -19,6 +19,7 @@ student that balances the pole, a teacher that balances through the learner's ma
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import math
 import warnings
@@ -329,36 +330,38 @@ def check_bootstrap(bootstrap_timeouts: Callable) -> None:
 
 @torch.no_grad()
 def check_gae_closed_loop(gae: Callable, bootstrap_timeouts: Callable) -> None:
-    """The learner's bootstrap and GAE on a real rollout of the shipped teacher (actor and critic),
-    long enough that every surviving episode times out, against PPO's own computation."""
+    """The learner's bootstrap and GAE inside the package's PPO rollout, with the shipped teacher's
+    actor and critic, long enough that every surviving episode times out; each against the same
+    rollout computed with PPO's own function, the other function being PPO's in both."""
+    from distillkit.artifacts import read_manifest
+    from distillkit.artifacts import shipped_teacher as shipped_folder
+    from distillkit.ppo import PPO, PPOConfig, compute_gae
+    from distillkit.ppo import bootstrap_timeouts as reference_bootstrap
+
     checks = Checks("gae_closed_loop")
-    gamma, lam, steps = 0.99, 0.95, 310            # episodes last 300 control steps
     env = make_env(TASK, 16)
     actor, critic = shipped_teacher(env)
-    obs = env.reset(seed=3)
-    record = {k: [] for k in ("reward", "value", "done", "truncated", "final_value")}
-    for _ in range(steps):
-        result = env.step(actor(obs))
-        record["reward"].append(result.reward)
-        record["value"].append(critic(obs))
-        record["done"].append(result.done)
-        record["truncated"].append(result.truncated)
-        record["final_value"].append(critic(result.final_obs))
-        obs = result.obs
-    r = {k: torch.stack(v) for k, v in record.items()}
-    last_values = critic(obs)
-    env.close()
-    expected_rewards = r["reward"] + gamma * r["final_value"] * r["truncated"]
-    expected_adv, expected_ret = reference_gae(expected_rewards, r["value"], r["done"], last_values, gamma, lam)
-    with checks.case(f"your bootstrap on a real rollout ({int(r['truncated'].sum())} time-outs)",
+    config = dataclasses.replace(PPOConfig(**read_manifest(shipped_folder(TASK))["ppo"]),
+                                 steps_per_env=310, gamma=0.99, lam=0.95)     # episodes last 300 control steps
+
+    def rollout(bootstrap: Callable, advantages: Callable) -> dict:
+        ppo = PPO(env, config, bootstrap=bootstrap, advantages=advantages)
+        ppo.actor.load_state_dict(actor.state_dict())
+        ppo.critic.load_state_dict(critic.state_dict())
+        torch.manual_seed(3)                      # the same sampled actions, so the same rollout
+        return ppo.collect(env.reset(seed=3))[0]
+
+    expected = rollout(reference_bootstrap, compute_gae)
+    with checks.case("your bootstrap on a real rollout (every surviving episode times out)",
                      "V(final observation) comes from the observation the env returns before its auto-reset"):
-        assert_close(bootstrap_timeouts(r["reward"].clone(), r["truncated"], r["final_value"], gamma),
-                     expected_rewards, "bootstrapped rewards", atol=1e-4)
+        got = rollout(bootstrap_timeouts, compute_gae)
+        assert_close(got["rewards"], expected["rewards"], "bootstrapped rewards", atol=1e-4)
     with checks.case("your advantages and returns on the real rollout match PPO's",
                      "dones = terminated or truncated; time-outs are in the rewards already"):
-        adv, ret = gae(expected_rewards, r["value"], r["done"], last_values, gamma, lam)
-        assert_close(adv, expected_adv, "advantages", atol=1e-3)
-        assert_close(ret, expected_ret, "returns", atol=1e-3)
+        got = rollout(reference_bootstrap, gae)
+        assert_close(got["advantages"], expected["advantages"], "advantages", atol=1e-3)
+        assert_close(got["returns"], expected["returns"], "returns", atol=1e-3)
+    env.close()
     checks.report()
 
 

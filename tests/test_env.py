@@ -1,12 +1,11 @@
 import json
-import math
 
 import mujoco
 import numpy as np
 import pytest
 import torch
 
-from distillkit.envs import VALIDITY_SIGNALS, ActionError, make_env
+from distillkit.envs import VALIDITY_SIGNALS, make_env
 from distillkit.envs.mujoco_cpu import MujocoEnv
 from distillkit.schema import SchemaError
 from distillkit.tasks import TASKS, TaskSpec, TaskSpecError
@@ -126,23 +125,8 @@ def test_reset_transient_marks_the_first_steps_of_each_episode():
     assert flags == [True] * k + [False] * (8 - k)
 
 
-@pytest.mark.parametrize("actions, message", [
-    (torch.zeros(3, 6), "actions must have shape \\(4, 6\\) \\(num_envs, action_dim\\), got \\(3, 6\\)"),
-    (torch.zeros(4), "got \\(4,\\)"),
-    (torch.tensor([[0.0] * 6, [math.nan] * 6, [0.0] * 6, [0.0] * 6]), "NaN/inf in env\\(s\\) \\[1\\]"),
-    (np.full((4, 6), np.inf), "NaN/inf in env\\(s\\) \\[0, 1, 2, 3\\]"),
-])
-def test_bad_actions_get_a_clear_error(actions, message):
-    env = make_env("walker_rough", 4)
-    env.reset(seed=0)
-    with pytest.raises(ActionError, match=message):
-        env.step(actions)
-
-
-def test_step_before_reset_and_unknown_names_are_refused():
+def test_unknown_names_are_refused():
     env = make_env("cartpole", 2)
-    with pytest.raises(RuntimeError, match="call reset\\(\\) before step\\(\\)"):
-        env.step(torch.zeros(2, 1))
     obs = env.reset()
     with pytest.raises(SchemaError, match="has no field\\(s\\) \\['joint_vel'\\]"):
         env.schema.flatten({**obs, "joint_vel": torch.zeros(2, 2)}, "student")

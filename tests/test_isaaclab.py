@@ -23,7 +23,7 @@ from pxr import Usd, UsdPhysics  # noqa: E402
 
 from distillkit.assets import build_assets, use_isaac_assets  # noqa: E402
 from distillkit.assets.usd import ASSETS  # noqa: E402
-from distillkit.envs import ActionError, make_env  # noqa: E402
+from distillkit.envs import make_env  # noqa: E402
 from distillkit.leakage import LeakageError, StudentOnly  # noqa: E402
 from distillkit.schema import ObservationSchema, SchemaError  # noqa: E402
 
@@ -133,18 +133,27 @@ def test_a_forced_time_out_is_timeout_not_fell():
     env.close()
 
 
-def test_saturation_transient_and_determinism():
-    env = cartpole(4)
-    first = [env.reset(seed=5)["joint_pos_rel"]]
-    result = env.step(torch.tensor([[0.5], [1.5], [-2.0], [1.0]]))
-    assert result.validity["action_saturated"].tolist() == [False, True, True, False]
-    assert not result.validity["reset_transient"].any()             # the cart-pole has no settling phase
-    first += [env.step(torch.full((4, 1), 0.3)).obs["joint_pos_rel"] for _ in range(10)]
-    second = [env.reset(seed=5)["joint_pos_rel"]]
-    env.step(torch.tensor([[0.5], [1.5], [-2.0], [1.0]]))
-    second += [env.step(torch.full((4, 1), 0.3)).obs["joint_pos_rel"] for _ in range(10)]
-    assert all(torch.equal(a, b) for a, b in zip(first, second))
+def pole_fallen_at(angle: float):
+    """A cfg hook moving the cart-pole's pole_fallen bound; one qualname whatever the angle."""
+    def hook(cfg) -> None:
+        cfg.terminations.pole_fallen.params["bounds"] = (-angle, angle)
+    return hook
+
+
+def test_termination_terms_are_versioned_in_the_spec():
+    env = cartpole(2, cfg_hook=pole_fallen_at(math.pi / 2))
+    spec = env.spec
+    terms = spec.details["terminations"]
+    assert set(terms) == set(env.env.termination_manager.active_terms)
+    assert terms["time_out"]["time_out"] and not terms["pole_fallen"]["time_out"]
+    assert terms["pole_fallen"]["func"] == "joint_pos_out_of_manual_limit"
+    assert terms["pole_fallen"]["params"]["bounds"] == pytest.approx([-math.pi / 2, math.pi / 2])
     env.close()
+    other = cartpole(2, cfg_hook=pole_fallen_at(math.pi / 3)).spec
+    # The same hook (by name) and stock task: only the termination term's bound differs.
+    assert other.details["changes_to_stock_task"] == spec.details["changes_to_stock_task"]
+    assert other.details["terminations"]["pole_fallen"] != terms["pole_fallen"]
+    assert other.digest() != spec.digest()
 
 
 def test_privileged_perturbation_changes_only_privileged_fields():
@@ -173,21 +182,12 @@ def test_student_is_refused_a_privileged_field():
     env.close()
 
 
-def test_bad_input_gives_clear_errors():
+def test_unknown_tasks_and_closed_envs_give_clear_errors():
+    """The contract's own errors (actions, ranges, push) are checked in test_env_contract.py."""
     with pytest.raises(KeyError, match="unknown Isaac Lab task 'hopper'.*cartpole"):
         make_env("hopper", 2, engine=ENGINE)
     env = cartpole(2)
-    with pytest.raises(RuntimeError, match="call reset"):
-        env.step(torch.zeros(2, 1))
     env.reset(seed=0)
-    with pytest.raises(ActionError, match=r"shape \(2, 1\).*got \(2, 3\)"):
-        env.step(torch.zeros(2, 3))
-    with pytest.raises(ActionError, match=r"NaN/inf in env\(s\) \[1\]"):
-        env.step(torch.tensor([[0.0], [math.nan]]))
-    with pytest.raises(KeyError, match="no range 'friction'"):
-        env.override_ranges({"friction": [0.1, 0.2]})
-    with pytest.raises(ValueError, match="velocity_change must have shape"):
-        env.push([0, 1], [[1.0, 2.0]])
     other = cartpole(2)                       # one simulation per process: the first env is closed
     with pytest.raises(RuntimeError, match="one simulation per process"):
         env.step(torch.zeros(2, 1))

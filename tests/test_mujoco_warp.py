@@ -30,13 +30,13 @@ import pytest
 import torch
 
 from distillkit.artifacts import ArtifactError
+from distillkit.dagger import DaggerConfig, dagger
 from distillkit.envs import make_env
 from distillkit.envs.mujoco_cpu import MujocoEnv
-from distillkit.dagger import DaggerConfig, dagger
-from distillkit.distill import Student
 from distillkit.evaluate import EngineFeatureError, Perturbation, engine_feature, run_episodes
 from distillkit.ppo import PPOConfig
 from distillkit.results import CHECKPOINTS
+from distillkit.students import MLPStudent
 from distillkit.train import load_actor, train_teacher
 
 QPOS_TOL, QVEL_TOL = 1e-4, 1e-3
@@ -177,6 +177,7 @@ def test_perturbations_run_on_warp_and_a_missing_feature_names_the_engine():
     assert len(rows) == 2
 
     class NoPush(MujocoEnv):          # a real engine without the optional push
+        features = MujocoEnv.features - {"push"}
         push = None
     env = NoPush("cartpole", 2)
     with pytest.raises(EngineFeatureError, match="engine 'mujoco' does not support push\\(\\), needed for"):
@@ -192,7 +193,7 @@ def test_ppo_and_a_dagger_round_run_on_warp(tmp_path):
     env = make_env("cartpole", 4, engine="mujoco_warp")
     teacher, manifest, overrides = load_actor(tmp_path / "teacher", env)
     assert manifest["task_spec"]["engine"] == "mujoco_warp" and manifest["engine"] == "mujoco_warp" and not overrides
-    student = Student(env.schema, env.action_dim)
+    student = MLPStudent(env.schema, env.action_dim)
     rounds = dagger(env, lambda obs: teacher(obs), student, DaggerConfig(rounds=1, steps_per_round=10, grad_steps=5))
     assert rounds["dataset_steps"].tolist() == [40] and np.isfinite(rounds["loss"]).all()
 

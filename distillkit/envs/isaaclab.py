@@ -48,14 +48,18 @@ import gymnasium as gym  # noqa: E402
 import isaaclab  # noqa: E402
 import isaaclab.envs.mdp as mdp  # noqa: E402
 import isaaclab_tasks  # noqa: E402,F401  (registers the gym ids)
-from isaaclab.managers import EventTermCfg, ManagerTermBase, ObservationGroupCfg, ObservationTermCfg  # noqa: E402
-from isaaclab.managers import SceneEntityCfg  # noqa: E402
-from isaaclab.managers import TerminationTermCfg  # noqa: E402
+from isaaclab.managers import (  # noqa: E402
+    EventTermCfg,
+    ManagerTermBase,
+    ObservationGroupCfg,
+    ObservationTermCfg,
+    SceneEntityCfg,
+    TerminationTermCfg,
+)
 from isaaclab.utils.noise import GaussianNoiseCfg, UniformNoiseCfg  # noqa: E402
 from isaaclab_tasks.utils import parse_env_cfg  # noqa: E402
 
 from distillkit.assets import generator_digest  # noqa: E402
-
 
 
 # ------------------------------------------------------------------------ extra observation terms
@@ -211,7 +215,7 @@ def _noise_model(cfg) -> Noise | None:
 
 
 def _plain(value):
-    """A JSON-safe rendering of an event term's parameter, for the task spec."""
+    """A JSON-safe rendering of a manager term's parameter, for the task spec."""
     if isinstance(value, SceneEntityCfg):
         return {"asset": value.name, "joints": value.joint_names, "bodies": value.body_names}
     if isinstance(value, dict):
@@ -221,6 +225,11 @@ def _plain(value):
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return getattr(value, "__name__", type(value).__name__)
+
+
+def _term_entry(term) -> dict:
+    """A manager term (event, termination) in the task spec: its function and parameters."""
+    return {"func": getattr(term.func, "__name__", type(term.func).__name__), "params": _plain(term.params)}
 
 
 _live: IsaacLabEnv | None = None   # Isaac Lab runs one simulation per process
@@ -240,6 +249,8 @@ class IsaacLabEnv(BatchedEnv):
     """
 
     engine = "isaaclab"
+    tasks = tuple(TASKS)
+    features = frozenset({"push", "override_ranges", "perturb_privileged"})
 
     def __init__(self, task: str = "cartpole", num_envs: int = 64, *, device: str = "cpu", noise: bool = True,
                  cfg_hook: Callable | None = None):
@@ -248,14 +259,8 @@ class IsaacLabEnv(BatchedEnv):
         if name not in TASKS:
             raise KeyError(f"unknown Isaac Lab task {task!r}; available: {sorted(TASKS)} "
                            f"(Isaac Lab ids {sorted(ISAAC_IDS)})")
-        if not (isinstance(num_envs, int) and num_envs >= 1):
-            raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
-        # BatchedEnv.__init__ plans numpy row layouts for engines that sense in numpy; Isaac Lab
-        # senses in torch on its device, so this class sets the same public attributes itself.
+        super().__init__(num_envs, device=device, noise=noise)
         self.task = TASKS[name]
-        self.num_envs = num_envs
-        self.device = torch.device(device)
-        self.noise = noise
         self._closed = False
         if _live is not None and not _live._closed:
             _live.close()
@@ -285,7 +290,6 @@ class IsaacLabEnv(BatchedEnv):
         self._history: dict[str, torch.Tensor] = {}
         self._noise_scale = 1.0
         self._seeded = False
-        self._started = False
 
     # ------------------------------------------------------------------------- construction
     def _set_observation_groups(self, cfg) -> None:
@@ -324,19 +328,25 @@ class IsaacLabEnv(BatchedEnv):
         return ObservationSchema(f"isaaclab_{self.task.name}", tuple(fields))
 
     def _read_spec(self, changes: list[str]) -> TaskSpec:
+        """The task spec from the live managers: events (resets, randomisation) and termination
+        terms with their parameters, so that changing either changes the digest."""
         env = self.env
         events = env.event_manager
         by_mode = {}
         for mode in events.available_modes:
             for term_name in events.active_terms[mode]:
                 term = events.get_term_cfg(term_name)
-                entry = {"func": getattr(term.func, "__name__", type(term.func).__name__), "params": _plain(term.params)}
+                entry = _term_entry(term)
                 if mode == "interval":
                     entry["interval_range_s"] = list(term.interval_range_s)
                 by_mode.setdefault(mode, {})[term_name] = entry
+        terminations = env.termination_manager
         rewards = env.reward_manager
         details = {
-            "isaac_task": self.task.isaac_id, "assets": ASSET_SOURCE,   # not the device: artifacts move "terminations": list(env.termination_manager.active_terms),
+            "isaac_task": self.task.isaac_id, "assets": ASSET_SOURCE,   # not the device: artifacts move
+            "terminations": {n: {**_term_entry(terminations.get_term_cfg(n)),
+                                 "time_out": bool(terminations.get_term_cfg(n).time_out)}
+                             for n in terminations.active_terms},
             "changes_to_stock_task": changes,
             "reward_scaling": "Isaac Lab multiplies every weighted term by control_dt",
         }
@@ -352,22 +362,9 @@ class IsaacLabEnv(BatchedEnv):
             details=details,
         )
 
-    # ------------------------------------------------------------------------------- hooks
-    # Isaac Lab owns seeding, resets, stepping and sensing; the hooks name those calls, in torch.
-    def _seed(self, seed: int) -> None:
-        self.env.seed(seed)
-
-    def _reset_worlds(self, ids: torch.Tensor) -> None:
-        self.env._reset_idx(ids)
-
-    def _advance(self, actions: torch.Tensor):
-        return self.env.step(actions)
-
-    def _observe(self, ids=None) -> Obs:
-        """Every field's current sample (noise included, history not), without advancing anything."""
-        return self._fields(self.env.observation_manager.compute(update_history=False))
-
     # ------------------------------------------------------------------------------ public
+    # Isaac Lab owns seeding, resets, stepping, noise and auto-reset; this class renames its
+    # outputs (groups by role, terminations as validity signals) and keeps the history.
     def reset(self, seed: int | None = None) -> Obs:
         self._check_open()
         if seed is None and not self._seeded:
@@ -384,17 +381,17 @@ class IsaacLabEnv(BatchedEnv):
 
     def step(self, actions: torch.Tensor) -> StepResult:
         self._check_open()
-        if not self._started:
-            raise RuntimeError(f"{self.spec.task}: call reset() before step()")
-        acts = self._check_actions(actions)
+        self._require_reset("step")
+        acts = self._actions(actions)
         saturated = acts.abs().amax(dim=1) > ACTION_LIMIT
         acts = acts.clamp(-ACTION_LIMIT, ACTION_LIMIT)
         transient = self.env.episode_length_buf < self.reset_transient_steps
 
-        groups, _, terminated, time_outs, extras = self._advance(acts)
+        groups, _, terminated, time_outs, extras = self.env.step(acts)
         failed = terminated.clone()
         truncated = time_outs & ~failed
         done = failed | truncated
+        # Isaac Lab has no public per-term, per-world reward: its manager's step buffer holds it.
         weighted = self.env.reward_manager._step_reward * self.env.step_dt   # (N, terms), as Isaac Lab sums them
 
         sample = self._fields(groups)
@@ -423,11 +420,10 @@ class IsaacLabEnv(BatchedEnv):
         )
 
     def observe(self) -> Obs:
-        """The current state observed again without stepping; history fields show the new sample last."""
         self._check_open()
-        if not self._started:
-            raise RuntimeError(f"{self.spec.task}: call reset() before observe()")
-        sample = self._observe()
+        self._require_reset("observe")
+        # Every field's current sample (noise included, history not), without advancing anything.
+        sample = self._fields(self.env.observation_manager.compute(update_history=False))
         history = {n: torch.cat([h[:, :-1], sample[n].unsqueeze(1)], dim=1) for n, h in self._history.items()}
         return self._with_history(sample, history)
 
@@ -440,6 +436,8 @@ class IsaacLabEnv(BatchedEnv):
     def noise_scale(self, scale: float) -> None:
         self._noise_scale = float(scale)
         manager = self.env.observation_manager
+        # The manager works on its own copy of the cfg and offers no getter for observation
+        # terms: its term list is the one handle on the noise configs it applies.
         for term_name, term_cfg in zip(manager.active_terms.get("student", []),
                                        manager._group_obs_term_cfgs.get("student", [])):
             base = next((t.noise for t in self.task.terms if t.name == term_name), None)
@@ -514,17 +512,16 @@ class IsaacLabEnv(BatchedEnv):
             raise RuntimeError(f"this Isaac Lab env ({self.task.isaac_id}) is closed: Isaac Lab runs one "
                                f"simulation per process, and creating another env closes the previous one")
 
-    def _check_actions(self, actions) -> torch.Tensor:
+    def _actions(self, actions) -> torch.Tensor:
+        """``actions`` as float32 on the env's device, or a clear error."""
         acts = torch.as_tensor(actions, device=self.device).to(torch.float32)
         want = (self.num_envs, self.action_dim)
         if tuple(acts.shape) != want:
-            raise ActionError(f"{self.spec.task}: actions must have shape {want} (num_envs, action_dim), "
-                              f"got {tuple(acts.shape)}")
+            raise ActionError.bad_shape(self.spec.task, want, tuple(acts.shape))
         finite = torch.isfinite(acts).all(dim=1)
         if not bool(finite.all()):
             envs = torch.nonzero(~finite).flatten()
-            raise ActionError(f"{self.spec.task}: actions contain NaN/inf in env(s) {envs[:10].tolist()} "
-                              f"(first: {acts[envs[0]].tolist()})")
+            raise ActionError.not_finite(self.spec.task, envs.tolist(), acts[envs[0]].tolist())
         return acts
 
     def _fields(self, groups: dict) -> Obs:

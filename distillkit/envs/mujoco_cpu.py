@@ -20,15 +20,14 @@ import mujoco
 import numpy as np
 from mujoco import rollout
 
-from distillkit.envs.base import BatchedEnv
-from distillkit.tasks import make_mujoco_task
+from distillkit.envs.host import HostEnv, build_task
 from distillkit.tasks.base import MujocoTask, PhysicsState
 
 FULL_PHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS.value
 CTRL = mujoco.mjtState.mjSTATE_CTRL.value
 
 
-class MujocoEnv(BatchedEnv):
+class MujocoEnv(HostEnv):
     """A repo task on the MuJoCo C engine.
 
     Args:
@@ -41,23 +40,17 @@ class MujocoEnv(BatchedEnv):
     """
 
     engine = "mujoco"
+    engine_version = mujoco.__version__
 
     def __init__(self, task: str | MujocoTask = "cartpole", num_envs: int = 64, *,
                  nthread: int | None = None, device: str = "cpu", noise: bool = True):
-        self.task = make_mujoco_task(task, num_envs) if isinstance(task, str) else task
-        if self.task.num_envs != num_envs:
-            raise ValueError(f"task was built for {self.task.num_envs} worlds, env asked for {num_envs}")
-        self.model = mujoco.MjModel.from_xml_string(self.task.mjcf())
-        self.task.bind(self.model)
-        self.spec = self.task.spec(engine=self.engine, engine_version=mujoco.__version__)
-        self.schema = self.task.schema
-        self.reset_transient_steps = self.task.reset_transient_steps
-        super().__init__(num_envs, device=device, noise=noise)
+        task = build_task(task, num_envs)
+        super().__init__(task, mujoco.MjModel.from_xml_string(task.mjcf()), device=device, noise=noise)
 
         m = self.model
-        self.frame_skip = self.spec.frame_skip
         self.nthread = min(os.cpu_count() or 1, num_envs) if nthread is None else nthread
         self.models = [copy.deepcopy(m) for _ in range(num_envs)]
+        self.world_models = self.models
         self.datas = [mujoco.MjData(m) for _ in range(max(self.nthread, 1))]
         self._scratch = mujoco.MjData(m)       # computes sensors of freshly reset worlds
         self._pool = rollout.Rollout(nthread=self.nthread)
@@ -70,7 +63,6 @@ class MujocoEnv(BatchedEnv):
         self._control = np.zeros((num_envs, self.frame_skip, m.nu))
         self._traj = np.zeros((num_envs, self.frame_skip, nstate))
         self._traj_sensors = np.zeros((num_envs, self.frame_skip, m.nsensordata))
-        self.rng = np.random.default_rng(0)
 
     # ----------------------------------------------------------------------------- views
     def physics(self, ids: np.ndarray | None = None) -> PhysicsState:
@@ -82,11 +74,7 @@ class MujocoEnv(BatchedEnv):
         return PhysicsState(qpos[ids], qvel[ids], self.sensordata[ids], ids=ids)
 
     # ------------------------------------------------------------------------------ hooks
-    def _seed(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
-
-    def _reset_worlds(self, ids: np.ndarray) -> None:
-        qpos, qvel = self.task.reset_worlds(ids, self.rng, self.models)
+    def _start_worlds(self, ids: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) -> None:
         scratch = self._scratch
         zero_ctrl = self.task.ctrl(np.zeros((1, self.action_dim)))[0]
         nv = self.model.nv
@@ -103,43 +91,17 @@ class MujocoEnv(BatchedEnv):
             mujoco.mj_forward(self.models[i], scratch)
             self.sensordata[i] = scratch.sensordata
 
-    def _advance(self, actions: np.ndarray):
-        self._control[:] = self.task.ctrl(actions)[:, None, :]
+    def _step_physics(self, ctrl: np.ndarray) -> None:
+        self._control[:] = ctrl[:, None, :]
         self._pool.rollout(self.models, self.datas, self.state, self._control,
                            control_spec=CTRL, skip_checks=True, nstep=self.frame_skip,
                            state=self._traj, sensordata=self._traj_sensors)
         self.state[:] = self._traj[:, -1]
         self.sensordata[:] = self._traj_sensors[:, -1]
-        return self.task.evaluate(self.physics(), actions, self.last_actions)
 
-    def _observe(self, ids=None):
-        last = self.last_actions if ids is None else self.last_actions[ids]
-        return self.task.observe(self.physics(ids), last)
-
-    def push(self, ids: np.ndarray, velocity_change: np.ndarray) -> None:
-        """Perturb worlds ``ids``: add ``velocity_change`` (len(ids), len(task.push_dofs)) to the
-        task's push degrees of freedom (the walker's base velocity, the cart-pole's pole), as
-        Isaac Lab's ``push_by_setting_velocity`` event does. Takes effect at the next step."""
-        ids = np.asarray(ids)
-        change = np.asarray(velocity_change, dtype=np.float64)
-        want = (len(ids), len(self.task.push_dofs))
-        if change.shape != want:
-            raise ValueError(f"{self.spec.task}: velocity_change must have shape {want}, got {change.shape}")
-        columns = self._qvel_at + np.asarray(self.task.push_dofs)
+    def _change_velocity(self, ids: np.ndarray, dofs: np.ndarray, change: np.ndarray) -> None:
+        columns = self._qvel_at + dofs
         self.state[ids[:, None], columns[None, :]] += change
-
-    def override_ranges(self, ranges: dict[str, list]) -> None:
-        """Change entries of the task's reset distribution or randomisation (e.g. only the
-        hardest terrain, low friction) for the next resets; the spec follows, so results under
-        an override carry its digest."""
-        self.task.override_ranges(ranges)
-        self.spec = self.task.spec(engine=self.engine, engine_version=mujoco.__version__)
-
-    def perturb_privileged(self, ids: np.ndarray, seed: int = 0) -> None:
-        """Change what only the teacher can sense in worlds ``ids`` (see the task's
-        ``perturb_privileged``); the physics state itself is untouched."""
-        ids = np.asarray(ids)
-        self.task.perturb_privileged(self.physics(ids), ids, np.random.default_rng(seed), self.models)
 
     def close(self) -> None:
         self._pool.close()

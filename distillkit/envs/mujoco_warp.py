@@ -26,8 +26,9 @@ Differences that remain: MuJoCo Warp computes in float32 (the C library in float
 tolerance of at least 1e-6, and for a capsule on a heightfield it keeps at most four contacts per
 geom pair where the C library keeps one per heightfield prism. Trajectories agree to float32
 precision until the walker's feet touch the ground and drift apart after
-(``tests/test_mujoco_warp.py`` states the tolerances), so artifacts are per engine. Kernels are compiled on first use (10-30 s on the CPU) and cached by Warp in the
-user's cache folder, so later runs start in seconds.
+(``tests/test_mujoco_warp.py`` states the tolerances), so artifacts are per engine. Kernels are
+compiled on first use (10-30 s on the CPU) and cached by Warp in the user's cache folder, so later
+runs start in seconds.
 """
 
 from __future__ import annotations
@@ -41,8 +42,7 @@ import torch
 import warp as wp
 from mujoco_warp._src.types import OverflowType
 
-from distillkit.envs.base import BatchedEnv
-from distillkit.tasks import make_mujoco_task
+from distillkit.envs.host import HostEnv, build_task
 from distillkit.tasks.base import MujocoTask, PhysicsState
 
 wp.config.log_level = wp.LOG_WARNING   # no line per compiled kernel module
@@ -82,7 +82,7 @@ def per_world_heightfields(mjcf: str, num_envs: int) -> tuple[mujoco.MjModel, np
     return model, ids
 
 
-class MujocoWarpEnv(BatchedEnv):
+class MujocoWarpEnv(HostEnv):
     """A repo task on MuJoCo Warp.
 
     Args:
@@ -97,20 +97,14 @@ class MujocoWarpEnv(BatchedEnv):
     """
 
     engine = "mujoco_warp"
+    engine_version = f"{mjw.__version__} (warp {wp.__version__})"
 
     def __init__(self, task: str | MujocoTask = "cartpole", num_envs: int = 64, *, device: str = "cpu",
                  noise: bool = True, nconmax: int | None = None, njmax: int | None = None):
-        self.task = make_mujoco_task(task, num_envs) if isinstance(task, str) else task
-        if self.task.num_envs != num_envs:
-            raise ValueError(f"task was built for {self.task.num_envs} worlds, env asked for {num_envs}")
+        task = build_task(task, num_envs)
         self.wp_device = wp.get_device(device)
-        self.model, self._hfield_of_world = per_world_heightfields(self.task.mjcf(), num_envs)
-        self.task.bind(self.model)
-        self.spec = self._make_spec()
-        self.schema = self.task.schema
-        self.reset_transient_steps = self.task.reset_transient_steps
-        super().__init__(num_envs, device="cpu", noise=noise)
-        self.frame_skip = self.spec.frame_skip
+        model, self._hfield_of_world = per_world_heightfields(task.mjcf(), num_envs)
+        super().__init__(task, model, device="cpu", noise=noise)
         m = self.model
         nhfield = m.nhfield // num_envs
 
@@ -152,10 +146,6 @@ class MujocoWarpEnv(BatchedEnv):
         self.world_models = [WorldModel({k: v[i] for k, v in self._params.items()}) for i in range(num_envs)]
         self._zero_ctrl = self.task.ctrl(np.zeros((1, self.action_dim)))[0]
         self._graphs: dict[str, wp.Graph] = {}
-        self.rng = np.random.default_rng(0)
-
-    def _make_spec(self):
-        return self.task.spec(engine=self.engine, engine_version=f"{mjw.__version__} (warp {wp.__version__})")
 
     # ----------------------------------------------------------------------------- views
     def physics(self, ids: np.ndarray | None = None) -> PhysicsState:
@@ -221,11 +211,7 @@ class MujocoWarpEnv(BatchedEnv):
         self.wp_data.overflow.zero_()
 
     # ------------------------------------------------------------------------------ hooks
-    def _seed(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
-
-    def _reset_worlds(self, ids: np.ndarray) -> None:
-        qpos, qvel = self.task.reset_worlds(ids, self.rng, self.world_models)
+    def _start_worlds(self, ids: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) -> None:
         self.qpos[ids], self.qvel[ids] = qpos, qvel
         self._upload(self._params, ids, self._params)
         self._upload(("qpos", "qvel"), ids, {"qpos": self.qpos, "qvel": self.qvel})
@@ -243,38 +229,15 @@ class MujocoWarpEnv(BatchedEnv):
         fresh = self._dev["sensordata"]
         self.sensordata[ids] = fresh[torch.as_tensor(ids, device=fresh.device)].cpu().numpy()
 
-    def _advance(self, actions: np.ndarray):
-        self._dev["ctrl"][:] = torch.from_numpy(self.task.ctrl(actions)).to(self._dev["ctrl"].device, torch.float32)
+    def _step_physics(self, ctrl: np.ndarray) -> None:
+        self._dev["ctrl"][:] = torch.from_numpy(ctrl).to(self._dev["ctrl"].device, torch.float32)
         self._torch_wrote()
         self._run_physics()
         self._download()
-        return self.task.evaluate(self.physics(), actions, self.last_actions)
 
-    def _observe(self, ids=None):
-        last = self.last_actions if ids is None else self.last_actions[ids]
-        return self.task.observe(self.physics(ids), last)
-
-    # ---------------------------------------------------------------------- perturbations
-    def push(self, ids: np.ndarray, velocity_change: np.ndarray) -> None:
-        """Add ``velocity_change`` (len(ids), len(task.push_dofs)) to the task's push degrees of
-        freedom in worlds ``ids`` (see ``MujocoEnv.push``). Takes effect at the next step."""
-        ids = np.asarray(ids)
-        change = np.asarray(velocity_change, dtype=np.float64)
-        want = (len(ids), len(self.task.push_dofs))
-        if change.shape != want:
-            raise ValueError(f"{self.spec.task}: velocity_change must have shape {want}, got {change.shape}")
-        self.qvel[ids[:, None], np.asarray(self.task.push_dofs)[None, :]] += change
+    def _change_velocity(self, ids: np.ndarray, dofs: np.ndarray, change: np.ndarray) -> None:
+        self.qvel[ids[:, None], dofs[None, :]] += change
         self._upload(("qvel",), ids, {"qvel": self.qvel})
 
-    def override_ranges(self, ranges: dict[str, list]) -> None:
-        """Change entries of the task's reset distribution or randomisation for the next resets
-        (see ``MujocoEnv.override_ranges``); the spec follows."""
-        self.task.override_ranges(ranges)
-        self.spec = self._make_spec()
-
-    def perturb_privileged(self, ids: np.ndarray, seed: int = 0) -> None:
-        """Change what only the teacher can sense in worlds ``ids`` (see the task's
-        ``perturb_privileged``); the physics state itself is untouched."""
-        ids = np.asarray(ids)
-        self.task.perturb_privileged(self.physics(ids), ids, np.random.default_rng(seed), self.world_models)
+    def _models_edited(self, ids: np.ndarray) -> None:
         self._upload(self._params, ids, self._params)

@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from distillkit.envs import ENGINES, make_env
+from distillkit.envs import ENGINES, REGISTRY, make_env
 from distillkit.students import ARCHITECTURES
 from distillkit.tasks import TASKS
 
@@ -229,13 +229,10 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
 
 
 def engine_tasks(engine: str) -> list[str]:
-    """The tasks ``engine`` runs: the MuJoCo engines run this repo's tasks, Isaac Lab its own
-    table (imported only when asked for: importing Isaac Lab takes seconds)."""
-    if engine == "isaaclab":
-        from distillkit.envs.isaaclab import TASKS as ISAACLAB_TASKS
-
-        return list(ISAACLAB_TASKS)
-    return list(TASKS)
+    """The tasks ``engine`` runs, from the engine registry (no engine is imported); ImportError
+    if its packages are not installed."""
+    REGISTRY[engine].check_installed()
+    return list(REGISTRY[engine].tasks)
 
 
 def check_tasks(parser: argparse.ArgumentParser, engine: str, tasks: list[str]) -> None:
@@ -273,8 +270,7 @@ def grade(args: argparse.Namespace) -> None:
     raise SystemExit(code)
 
 
-TASK_HELP = (f"a task of the chosen engine (mujoco engines: {', '.join(TASKS)}; "
-             f"isaaclab: see distillkit/envs/isaaclab.py)")
+TASK_HELP = "a task of the chosen engine (" + "; ".join(f"{e.name}: {', '.join(e.tasks)}" for e in REGISTRY.values()) + ")"
 
 
 def main(argv: list[str] | None = None) -> None:

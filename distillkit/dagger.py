@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import pandas as pd
 import torch
@@ -29,7 +30,7 @@ from distillkit.distill import LOSSES, TARGETS, LossFn, fit
 from distillkit.envs.base import BatchedEnv
 from distillkit.masks import MaskRules, make_mask
 from distillkit.policy import Policy
-from distillkit.rollouts import collect
+from distillkit.rollouts import MixFn, collect, mix_actions
 from distillkit.students import Student
 
 SCHEDULES = ("bc", "linear", "exponential", "first", "student")
@@ -66,6 +67,9 @@ class DaggerConfig:
     target: str = "executed"          # or "teacher": the raw label (see distillkit.distill)
     rules: MaskRules = field(default_factory=MaskRules)
 
+    #: the allowed values of string fields (checked here, offered as choices by the CLI)
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"schedule": SCHEDULES, "loss": LOSSES, "target": TARGETS}
+
     def __post_init__(self) -> None:
         beta(self.schedule, 0, self.rounds, self.p)            # validates the schedule name
         # refuse a bad loss or target now, not after the first round's rollouts
@@ -79,10 +83,11 @@ class DaggerConfig:
 
 def dagger(env: BatchedEnv, teacher: Policy, student: Student, config: DaggerConfig, *, seed: int = 0,
            evaluate: Callable[[Student], dict] | None = None, progress: bool = False,
-           loss: LossFn | None = None) -> pd.DataFrame:
+           loss: LossFn | None = None, mix: MixFn = mix_actions) -> pd.DataFrame:
     """Run DAgger; returns one row per round (beta, dataset size, mask counts, loss, and whatever
     ``evaluate(student)`` reports). ``loss``: a function (pred, target, mask) -> scalar that
-    replaces ``config.loss`` (a learner's own loss, trained inside the real loop). The student is moved to
+    replaces ``config.loss``, ``mix`` the mixture of teacher and student actions (a learner's own
+    functions, run inside the real loop). The student is moved to
     ``env.device`` and trained there; the teacher must already be on it
     (:func:`distillkit.train.load_actor` puts it there)."""
     generator = torch.Generator().manual_seed(seed)     # CPU: the same draws on every device
@@ -101,7 +106,7 @@ def dagger(env: BatchedEnv, teacher: Policy, student: Student, config: DaggerCon
         student.reset()
         student.eval()
         rollouts, obs = collect(env, teacher, config.steps_per_round, student=student, beta=b, obs=obs,
-                                generator=generator)
+                                generator=generator, mix=mix)
         student.train()
         student.input.normalizer.update(student.input.flat(rollouts.flat().obs))   # new data only
         mask, counts = make_mask(rollouts, config.rules)

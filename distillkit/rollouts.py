@@ -8,18 +8,33 @@ per-step mixing); whoever acts, the teacher labels the visited state with its ow
 - beta = 0: the student drives and the teacher relabels what it visits (rsl_rl's distillation);
 - in between: DAgger's mixture policy.
 
+The mixing is a plain function, :func:`mix_actions`, that :func:`collect` takes as a parameter:
+a learner's own runs inside the real loop.
+
 Everything a later step might need is kept: every schema field by name, the teacher's label,
 the executed action, who executed it, reward, validity signals and an episode id per step.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from distillkit.envs.base import VALIDITY_SIGNALS, BatchedEnv
 from distillkit.policy import Policy, forget
+
+#: (teacher_action, student_action, beta, generator) -> executed action, like :func:`mix_actions`
+MixFn = Callable[[torch.Tensor, torch.Tensor, float, torch.Generator | None], torch.Tensor]
+
+
+def mix_actions(teacher_action: torch.Tensor, student_action: torch.Tensor, beta: float,
+                generator: torch.Generator | None) -> torch.Tensor:
+    """DAgger's mixture: in every world, one coin from ``generator`` (on the CPU, so a seed picks the
+    same mixture on every device) decides who acts - the teacher with probability ``beta``."""
+    use_teacher = (torch.rand(teacher_action.shape[0], generator=generator) < beta).to(teacher_action.device)
+    return torch.where(use_teacher[:, None], teacher_action, student_action)
 
 
 @dataclass
@@ -50,11 +65,11 @@ class Rollouts:
 @torch.no_grad()
 def collect(env: BatchedEnv, teacher: Policy, steps: int, *, student: Policy | None = None, beta: float = 1.0,
             obs: dict[str, torch.Tensor] | None = None, generator: torch.Generator | None = None,
-            ) -> tuple[Rollouts, dict[str, torch.Tensor]]:
+            mix: MixFn = mix_actions) -> tuple[Rollouts, dict[str, torch.Tensor]]:
     """Run ``steps`` steps in every world of ``env`` from ``obs`` (or a reset) with the beta
-    mixture of teacher and student; returns the rollouts (on ``env.device``) and the observation
-    to continue from. Who acts is drawn from ``generator`` on the CPU, so a seed picks the same
-    mixture on every device."""
+    mixture of teacher and student made by ``mix``; returns the rollouts (on ``env.device``) and
+    the observation to continue from. A world's step counts as the teacher's (``teacher_acted``)
+    where the executed action is the teacher's label."""
     if not 0.0 <= beta <= 1.0:
         raise ValueError(f"beta must be in [0, 1], got {beta}")
     if student is None and beta < 1.0:
@@ -71,8 +86,8 @@ def collect(env: BatchedEnv, teacher: Policy, steps: int, *, student: Policy | N
         action = label
         use_teacher = torch.ones(n, dtype=torch.bool, device=device)
         if beta < 1.0:
-            use_teacher = (torch.rand(n, generator=generator) < beta).to(device)
-            action = torch.where(use_teacher[:, None], label, student(obs))
+            action = mix(label, student(obs), beta, generator)
+            use_teacher = (action == label).all(-1)
         result = env.step(action)
         record["obs"].append(obs)
         record["teacher"].append(label)

@@ -278,7 +278,7 @@ def test_closed_loop_checks_pass_the_solutions_and_catch_wrong_code(capsys):
     checks.check_manifest_closed_loop(ns1["cartpole_manifest"], ns1["privileged_inputs"])
     checks.check_gae_closed_loop(ns2["gae"], ns2["bootstrap_timeouts"])
     checks.check_masked_loss_closed_loop(ns3["masked_loss"])
-    checks.check_dagger_closed_loop(ns4["dagger_round"])
+    checks.check_dagger_closed_loop(ns4["mix_actions"])
     checks.check_student_only_closed_loop(ns5["deployable"], ns5["StudentOnlyPolicy"])
     assert capsys.readouterr().out.count("PASS ") == 5
 
@@ -295,17 +295,9 @@ def test_closed_loop_checks_pass_the_solutions_and_catch_wrong_code(capsys):
     fails_with(checks.check_masked_loss_closed_loop, lambda p, t, m: -ns3["masked_loss"](p, t, m),
                hint="the loss must fall")
 
-    def round_labelled_by_student(env, teacher, student, dataset, beta, obs, generator, steps=150):
-        observations, labels = [], []
-        for _ in range(steps):
-            label = student(obs)                       # the bug: the student labels its own states
-            observations.append(obs)
-            labels.append(label)
-            obs = env.step(ns4["mix_actions"](teacher(obs), label, beta, generator)).obs
-        dataset.append(({k: torch.stack([o[k] for o in observations]) for k in obs}, torch.stack(labels)))
-        return obs
-
-    fails_with(checks.check_dagger_closed_loop, round_labelled_by_student, hint="the teacher labels every visited state")
+    # the coin read the wrong way round: the student drives the first round, the teacher all later ones
+    inverted = lambda t, s, beta, generator: ns4["mix_actions"](s, t, beta, generator)
+    fails_with(checks.check_dagger_closed_loop, inverted, hint="the teacher acts where the coin is below beta")
 
 
 # ------------------------------------------------------------------------------------- grader

@@ -11,6 +11,7 @@ demo: $(VENV)/.installed-core
 	$(PY) -m distillkit demo
 
 test: $(VENV)/.installed-all
+	$(PY) -m ruff check distillkit tests bench
 	$(PY) -m pytest $(PYTEST_ARGS)
 	DISTILLKIT_FAST=1 $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
 

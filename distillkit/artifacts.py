@@ -34,6 +34,9 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from distillkit.atomic import write_json_atomic
+from distillkit.schema import ObservationSchema, diff
+
 FORMAT = "distillkit.artifact"
 FORMAT_VERSION = 1
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -51,23 +54,6 @@ def shipped_teacher(task: str) -> Path:
         shipped = sorted(p.name.removesuffix("_teacher") for p in CHECKPOINTS.glob("*_teacher"))
         raise ArtifactError(f"no shipped teacher for task {task!r} in {CHECKPOINTS}; shipped: {shipped}")
     return folder
-
-
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` through a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_tensors_atomic(folder: Path, stem: str, tensors: dict[str, torch.Tensor]) -> dict[str, str]:
@@ -167,8 +153,6 @@ def check_compatible(manifest: dict[str, Any], schema, spec, source: str,
                      allow_mismatch: bool = False) -> list[str]:
     """Compare an artifact's schema and task spec with the env's. Returns the differences
     (empty when they agree); raises unless ``allow_mismatch``."""
-    from distillkit.schema import ObservationSchema, diff
-
     problems = []
     saved_schema = ObservationSchema.from_dict(manifest["schema"], source=f"{source} (schema)")
     if saved_schema != schema:

@@ -19,8 +19,10 @@ The commands that take ``--engine`` accept that engine's tasks: the MuJoCo engin
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +30,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from distillkit.dagger import DaggerConfig
 from distillkit.envs import ENGINES, REGISTRY, make_env
+from distillkit.masks import MaskRules
+from distillkit.ppo import PPOConfig
 from distillkit.students import ARCHITECTURES
 from distillkit.tasks import TASKS
 
@@ -71,7 +76,7 @@ def demo(args: argparse.Namespace) -> None:
         print(f"Rollout: {args.steps} steps x {env.num_envs} worlds, random actions in [-0.3, 0.3]: "
               f"{len(returns)} episodes ended ({falls} falls, {timeouts} time-outs), "
               f"mean return {mean_return}")
-        threads = f"{env.nthread} C threads; " if hasattr(env, "nthread") else ""
+        threads = f"{env.nthread} C threads; " if args.engine == "mujoco" else ""   # MuJoCo C steps worlds in threads
         bench = {"mujoco": "`python bench/env_throughput.py` compares with the C limit",
                  "mujoco_warp": "`python bench/warp_throughput.py` compares with raw mujoco_warp"}.get(args.engine, "")
         print(f"Throughput: {args.steps * env.num_envs / elapsed:,.0f} env-steps/s on {spec.engine} "
@@ -99,8 +104,9 @@ def demo_pipeline(task: str, budget: dict) -> None:
     """Shipped teacher -> DAgger student -> leakage-free evaluation (with ONNX export)."""
     import json
 
-    from distillkit.pipeline import dagger_config, evaluate as run_evaluation, train_student
     from distillkit.artifacts import shipped_teacher
+    from distillkit.pipeline import dagger_config, train_student
+    from distillkit.pipeline import evaluate as run_evaluation
 
     teacher = shipped_teacher(task)
     if not (teacher / "manifest.json").exists():
@@ -135,7 +141,6 @@ def schema(args: argparse.Namespace) -> None:
 
 
 def train_teacher(args: argparse.Namespace) -> None:
-    from distillkit.ppo import PPOConfig
     from distillkit.train import train_teacher as train
 
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -145,7 +150,7 @@ def train_teacher(args: argparse.Namespace) -> None:
         torch.distributed.init_process_group("gloo")
         if device == "cuda":
             device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"      # each process simulates on its own GPU
-    config = PPOConfig(steps_per_env=args.steps_per_env, entropy_coef=args.entropy_coef, init_std=args.init_std)
+    config = config_from_args(PPOConfig, args)
     metrics = train(args.task, args.out, args.steps, seed=args.seed, num_envs=args.num_envs, unprivileged=args.unprivileged,
                     config=config, engine=args.engine, device=device, checkpoint_every=args.checkpoint_every)
     if not distributed or torch.distributed.get_rank() == 0:
@@ -184,15 +189,10 @@ def results(args: argparse.Namespace) -> None:
 
 
 def student(args: argparse.Namespace) -> None:
-    from distillkit.pipeline import dagger_config, train_student
+    from distillkit.pipeline import train_student
 
-    schedule = "bc" if args.command == "distill" else args.schedule
-    config = dagger_config(rounds=args.rounds, steps_per_round=args.steps_per_round, schedule=schedule,
-                           aggregate=not args.no_aggregate, cap=args.cap, grad_steps=args.grad_steps, loss=args.loss,
-                           target=args.target,
-                           fall_horizon=None if args.keep_falls else args.fall_horizon,
-                           timeouts=not args.keep_timeouts, saturated=args.mask_saturated,
-                           reset_transient=not args.keep_transients)
+    fixed = {"schedule": "bc"} if args.command == "distill" else {}
+    config = config_from_args(DaggerConfig, args, rules=config_from_args(MaskRules, args), **fixed)
     rounds = train_student(args.task, args.teacher, args.out, config=config, architecture=args.architecture,
                            num_envs=args.num_envs, seed=args.seed, engine=args.engine, device=args.device)
     print(rounds.to_string(index=False))
@@ -219,6 +219,39 @@ def export(args: argparse.Namespace) -> None:
     out = Path(args.out)
     print(export_onnx(model, env.schema, out / "student.onnx"))
     print(export_torchscript(model, env.schema, out / "student.torchscript.pt"))
+
+
+def add_config_options(p: argparse.ArgumentParser, config: type, *, skip: tuple[str, ...] = ()) -> None:
+    """One option per field of the dataclass ``config`` (``--field-name``), its type, default and
+    choices read from the class, so that each default lives in one place. A bool field that
+    defaults to True is switched off with ``--no-field-name``; an optional int takes ``none``."""
+    group = p.add_argument_group(f"{config.__name__} (defaults from {config.__module__})")
+    hints, defaults = typing.get_type_hints(config), config()
+    for f in dataclasses.fields(config):
+        if f.name in skip:
+            continue
+        kind, default = hints[f.name], getattr(defaults, f.name)
+        flag = f"--{f.name.replace('_', '-')}"
+        if kind is bool:
+            group.add_argument(f"--no-{f.name.replace('_', '-')}" if default else flag, dest=f.name,
+                               action="store_false" if default else "store_true", default=default,
+                               help=f"(default: {f.name} = {default})")
+        elif typing.get_origin(kind) is tuple:
+            group.add_argument(flag, type=int, nargs="+", default=list(default), metavar="WIDTH",
+                               help=f"layer widths (default: {' '.join(map(str, default))})")
+        elif int in typing.get_args(kind) and type(None) in typing.get_args(kind):
+            group.add_argument(flag, type=lambda text: None if text.lower() == "none" else int(text), default=default,
+                               metavar="INT|none", help=f"(default: {default})")
+        else:
+            group.add_argument(flag, type=kind, default=default, choices=getattr(config, "CHOICES", {}).get(f.name),
+                               help=f"(default: {default})")
+
+
+def config_from_args(config: type, args: argparse.Namespace, **fixed):
+    """The ``config`` dataclass from the options :func:`add_config_options` added (``fixed``
+    fields set by the command itself)."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(config) if hasattr(args, f.name)}
+    return config(**{**given, **fixed})
 
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
@@ -260,7 +293,8 @@ def grade(args: argparse.Namespace) -> None:
     import sys
 
     from distillkit.grading.generate import ExerciseError
-    from distillkit.grading.grade import GradingError, main as run
+    from distillkit.grading.grade import GradingError
+    from distillkit.grading.grade import main as run
 
     try:
         code = run(args.exercise, args.submission, args.out, args.cell_timeout)
@@ -299,10 +333,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--unprivileged", action="store_true",
                    help="actor on the student's fields only: the unprivileged PPO baseline")
     add_engine_options(p)
-    p.add_argument("--steps-per-env", type=int, default=24)
-    p.add_argument("--entropy-coef", type=float, default=0.01)
-    p.add_argument("--init-std", type=float, default=1.0)
     p.add_argument("--checkpoint-every", type=int, default=50, help="iterations between checkpoints")
+    add_config_options(p, PPOConfig, skip=("actor_group", "critic_group"))      # the groups follow --unprivileged
     p.set_defaults(run=train_teacher)
 
     p = commands.add_parser("results", help="train what is missing, evaluate, rewrite docs/results.md")
@@ -323,21 +355,9 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--out", required=True, help="student artifact folder")
         p.add_argument("--architecture", default="mlp", choices=list(ARCHITECTURES),
                        help="; ".join(f"{arch}: {row.summary}" for arch, row in ARCHITECTURES.items()))
-        p.add_argument("--rounds", type=int, default=8)
-        p.add_argument("--steps-per-round", type=int, default=200)
-        if name == "dagger":
-            p.add_argument("--schedule", default="first", choices=["linear", "exponential", "first", "student"])
-        p.add_argument("--no-aggregate", action="store_true", help="train on the newest round only")
-        p.add_argument("--cap", type=int, default=None, help="most steps kept in the dataset")
-        p.add_argument("--grad-steps", type=int, default=500, help="per round")
-        p.add_argument("--loss", default="mse", choices=["mse", "huber"])
-        p.add_argument("--target", default="executed", choices=["executed", "teacher"],
-                       help="imitate the executed (clipped) teacher action or its raw label")
-        p.add_argument("--fall-horizon", type=int, default=10)
-        p.add_argument("--keep-falls", action="store_true")
-        p.add_argument("--keep-timeouts", action="store_true")
-        p.add_argument("--keep-transients", action="store_true")
-        p.add_argument("--mask-saturated", action="store_true")
+        # distill is behaviour cloning: its schedule is fixed (beta = 1)
+        add_config_options(p, DaggerConfig, skip=("rules",) + (("schedule", "p") if name == "distill" else ()))
+        add_config_options(p, MaskRules)
         p.add_argument("--num-envs", type=int, default=32)
         p.add_argument("--seed", type=int, default=0)
         add_engine_options(p)
@@ -376,8 +396,8 @@ def main(argv: list[str] | None = None) -> None:
             args.tasks = engine_tasks(args.engine)
         check_tasks(parser, args.engine, args.tasks if args.command == "demo" else [args.task])
     from distillkit.artifacts import ArtifactError
+    from distillkit.envs import EngineFeatureError
     from distillkit.envs.base import ActionError
-    from distillkit.evaluate import EngineFeatureError
     from distillkit.export import ExportError
     from distillkit.schema import SchemaError
     from distillkit.tasks.spec import TaskSpecError

@@ -37,20 +37,6 @@ def held_out_seeds(count: int) -> list[int]:
     return [EVAL_SEED_BASE + i for i in range(count)]
 
 
-class EngineFeatureError(RuntimeError):
-    """A perturbation or probe needs something the chosen engine does not offer."""
-
-
-def engine_feature(env, name: str, purpose: str) -> Callable:
-    """``env``'s method ``name`` (``push``, ``override_ranges``, ``perturb_privileged``), or an
-    error naming the engine that lacks it: engines implement these optional perturbations."""
-    method = getattr(env, name, None)
-    if method is None:
-        raise EngineFeatureError(f"engine {env.spec.engine!r} does not support {name}(), needed for {purpose}; "
-                                 f"leave that perturbation out or choose an engine that has it")
-    return method
-
-
 def check_held_out(seeds: Iterable[int], training_seeds: Iterable[int]) -> list[int]:
     seeds = list(seeds)
     overlap = sorted(set(seeds) & set(training_seeds))
@@ -102,9 +88,9 @@ def run_episodes(policy: Callable, task: str, seed: int, *, num_envs: int = 32,
     env = make_env(task, num_envs, engine=engine, device=device)
     push = None
     if perturbation.push_step is not None:
-        push = engine_feature(env, "push", f"perturbation {perturbation.name!r}")
+        push = env.feature("push", f"perturbation {perturbation.name!r}")
     if perturbation.ranges:
-        engine_feature(env, "override_ranges", f"perturbation {perturbation.name!r}")(perturbation.ranges)
+        env.feature("override_ranges", f"perturbation {perturbation.name!r}")(perturbation.ranges)
     env.noise_scale = perturbation.noise_scale
     obs = env.reset(seed=seed)
     forget(policy)
@@ -161,7 +147,8 @@ def evaluate_student(student, teacher, task: str, out: str | Path, *, seeds: Ite
     """The one evaluation artifact: teacher and student on the same held-out panel under each
     perturbation, imitation error on the student's own states, leakage checks, schema diff.
     Returns the summary table (one row per perturbation)."""
-    from distillkit.artifacts import provenance, write_json_atomic
+    from distillkit.artifacts import provenance
+    from distillkit.atomic import write_json_atomic
     from distillkit.leakage import StudentOnly, counterfactual_probe, export_check, poison_test, schema_check
 
     seeds = check_held_out(seeds, training_seeds)

@@ -69,13 +69,17 @@ def on_cpu(student: Student) -> Student:
 
 
 def export_onnx(student: Student, schema: ObservationSchema, path: str | os.PathLike) -> Path:
-    model = NamedInputStudent(on_cpu(student)).eval()
-    names = model.names
+    # what the network reads is checked first: a teacher's actor offered for export is refused for its inputs
+    names = list(student.input.names)
     if names != list(schema.group("student")):
         raise ExportError(f"student reads {names}, the schema's student group is {list(schema.group('student'))}")
     clash = sorted(set(names) & set(RESERVED))
     if clash:
         raise ExportError(f"student fields {clash} carry names the exported graph reserves ({RESERVED})")
+    if not isinstance(student, Student):
+        raise ExportError(f"a {type(student).__name__} is not a distillkit.students.Student: export needs its one-step "
+                          f"function and memory size")
+    model = NamedInputStudent(on_cpu(student)).eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():

@@ -75,10 +75,8 @@ def counterfactual_probe(student: nn.Module, task: str, *, seed: int = 0, num_en
     observe the same state again: student observations and actions must not change. One env, not
     two in lockstep, so the probe also runs where an engine allows one simulation per process
     (Isaac Lab)."""
-    from distillkit.evaluate import engine_feature
-
     env = make_env(task, num_envs, engine=engine, device=device, noise=False)
-    perturb_privileged = engine_feature(env, "perturb_privileged", "the counterfactual leakage probe")
+    perturb_privileged = env.feature("perturb_privileged", "the counterfactual leakage probe")
     env.reset(seed=seed)
     for _ in range(warmup):
         env.step(torch.zeros(num_envs, env.action_dim))

@@ -36,6 +36,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -66,6 +67,9 @@ class PPOConfig:
     actor_group: str = "teacher"
     critic_group: str = "critic"
     timeout_bootstrap: str = "final_obs"
+
+    #: the allowed values of string fields (checked here, offered as choices by the CLI)
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"timeout_bootstrap": TIMEOUT_BOOTSTRAPS}
 
     def __post_init__(self) -> None:
         if self.timeout_bootstrap not in TIMEOUT_BOOTSTRAPS:

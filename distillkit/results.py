@@ -573,7 +573,8 @@ def claims(tasks: list[str], runs: Path, workers: int) -> None:
     """The three claims on one held-out panel, with CIs and paired tests, into one artifact per task
     (``runs/claims/<task>/claims.json`` with its episodes) and ``docs/claims.json``."""
     from distillkit import claims as stats
-    from distillkit.artifacts import provenance, write_json_atomic
+    from distillkit.artifacts import provenance
+    from distillkit.atomic import write_json_atomic
 
     for task in tasks:
         episodes = panel_episodes(task, runs, workers)
@@ -632,7 +633,7 @@ the deployment claim **{shown(verdict['deployment_claim_shown'])}** by the cours
 def update_claims_json(task: str, key: str, value, doc: Path = REPO_ROOT / "docs" / "claims.json") -> None:
     """Set one entry of a task's record in ``docs/claims.json``, leaving every other entry (and
     every other task) as it is; written atomically."""
-    from distillkit.artifacts import write_json_atomic
+    from distillkit.atomic import write_json_atomic
     from distillkit.claims import json_safe
 
     everything = json.loads(doc.read_text()) if doc.exists() else {"format": "distillkit.claims", "tasks": {}}

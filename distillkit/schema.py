@@ -27,7 +27,7 @@ from typing import Any, Mapping
 
 import torch
 
-from distillkit.artifacts import write_json_atomic
+from distillkit.atomic import write_json_atomic
 
 FORMAT = "distillkit.schema"
 FORMAT_VERSION = 1

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from distillkit.envs.mujoco_cpu import FULL_PHYSICS, MujocoEnv
+from distillkit.policy import forget
 
 #: How each task is filmed: a named camera of its MJCF, or a free camera looking at a point.
 CAMERAS = {
@@ -57,8 +58,7 @@ def render_rollout(policy: Callable, task: str, seed: int, *, seconds: float = 5
     observation to what the policy gets (e.g. ``StudentOnly.deployable``)."""
     env = MujocoEnv(task, 1, nthread=0)
     obs = env.reset(seed=seed)
-    if hasattr(policy, "reset"):
-        policy.reset()
+    forget(policy)
     every = max(1, round(1.0 / (fps * env.spec.control_dt)))
     steps = int(seconds / env.spec.control_dt)
     # world 0's own model copy, after the reset: its terrain and randomised physics are edits

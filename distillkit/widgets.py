@@ -199,8 +199,6 @@ class PrivilegedFieldPanel(widgets.VBox):
 
         if self.engine != "mujoco":
             raise ValueError(f"videos are rendered by the MuJoCo CPU engine; this panel runs on {self.engine!r}")
-        if hasattr(policy, "reset"):
-            policy.reset()
         frames, fps = render_rollout(policy, self.task, self.seed, seconds=6.0, observe=observe)
         return to_mp4(frames, fps)
 

@@ -6,7 +6,10 @@ import sys
 
 import pytest
 
-from distillkit.cli import check_tasks, engine_tasks
+from distillkit.cli import add_config_options, check_tasks, config_from_args, engine_tasks
+from distillkit.dagger import DaggerConfig
+from distillkit.masks import MaskRules
+from distillkit.ppo import PPOConfig
 from distillkit.schema import ObservationSchema
 from distillkit.tasks import TASKS
 
@@ -62,3 +65,24 @@ def test_a_missing_artifact_is_a_clear_error_not_a_traceback(tmp_path):
                  str(tmp_path / "nope"), "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     assert "no manifest.json - not a distillkit artifact" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_config_options_come_from_the_config_dataclasses():
+    """Every field of DaggerConfig, MaskRules and PPOConfig is an option with the class's own
+    default: parsing nothing gives the class's defaults, and each kind of field parses."""
+    parser = argparse.ArgumentParser()
+    add_config_options(parser, DaggerConfig, skip=("rules",))
+    add_config_options(parser, MaskRules)
+    add_config_options(parser, PPOConfig, skip=("actor_group", "critic_group"))
+    defaults = parser.parse_args([])
+    assert config_from_args(DaggerConfig, defaults, rules=config_from_args(MaskRules, defaults)) == DaggerConfig()
+    assert config_from_args(PPOConfig, defaults) == PPOConfig()
+
+    args = parser.parse_args(["--rounds", "3", "--no-aggregate", "--cap", "none", "--loss", "huber",
+                              "--fall-horizon", "none", "--saturated", "--actor-hidden", "64", "32", "--lr", "3e-4"])
+    config = config_from_args(DaggerConfig, args, rules=config_from_args(MaskRules, args))
+    assert config == DaggerConfig(rounds=3, aggregate=False, cap=None, loss="huber", lr=3e-4,
+                                  rules=MaskRules(fall_horizon=None, saturated=True))
+    assert config_from_args(PPOConfig, args).actor_hidden == (64, 32)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--loss", "l1"])          # not one of DaggerConfig.CHOICES["loss"]

@@ -138,3 +138,14 @@ def test_student_only_wrapper_refuses_privileged_names():
         guarded(obs)
     with pytest.raises(LeakageError, match="missing"):
         guarded({"joint_pos": obs["joint_pos"]})
+
+
+def test_export_refuses_a_teacher_actor_for_its_inputs(tmp_path):
+    """Chapter 5's demo: the teacher's actor offered for export is refused, naming what it reads."""
+    from distillkit.artifacts import shipped_teacher
+    from distillkit.train import load_actor
+
+    env = make_env("cartpole", 1)
+    teacher, _, _ = load_actor(shipped_teacher("cartpole"), env)
+    with pytest.raises(ExportError, match="student reads .*joint_vel_rel"):
+        export_onnx(teacher, env.schema, tmp_path / "leaky.onnx")

@@ -31,9 +31,9 @@ import torch
 
 from distillkit.artifacts import ArtifactError
 from distillkit.dagger import DaggerConfig, dagger
-from distillkit.envs import make_env
+from distillkit.envs import EngineFeatureError, make_env
 from distillkit.envs.mujoco_cpu import MujocoEnv
-from distillkit.evaluate import EngineFeatureError, Perturbation, engine_feature, run_episodes
+from distillkit.evaluate import Perturbation, run_episodes
 from distillkit.ppo import PPOConfig
 from distillkit.results import CHECKPOINTS
 from distillkit.students import MLPStudent
@@ -181,7 +181,7 @@ def test_perturbations_run_on_warp_and_a_missing_feature_names_the_engine():
         push = None
     env = NoPush("cartpole", 2)
     with pytest.raises(EngineFeatureError, match="engine 'mujoco' does not support push\\(\\), needed for"):
-        engine_feature(env, "push", "perturbation 'push'")
+        env.feature("push", "perturbation 'push'")
 
 
 # ------------------------------------------------------------------------- the pipeline, unchanged

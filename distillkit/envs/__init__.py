@@ -1,7 +1,7 @@
 """Batched environments: one contract (:class:`BatchedEnv`), one module per engine, one registry
 (:mod:`distillkit.envs.registry`) naming them."""
 
-from distillkit.envs.base import VALIDITY_SIGNALS, ActionError, BatchedEnv, StepResult
+from distillkit.envs.base import VALIDITY_SIGNALS, ActionError, BatchedEnv, EngineFeatureError, StepResult
 from distillkit.envs.registry import ENGINES, REGISTRY, get_engine
 
 
@@ -11,5 +11,5 @@ def make_env(task: str = "cartpole", num_envs: int = 64, engine: str = "mujoco",
     return get_engine(engine).load()(task, num_envs, **kwargs)
 
 
-__all__ = ["ENGINES", "REGISTRY", "VALIDITY_SIGNALS", "ActionError", "BatchedEnv", "StepResult", "get_engine",
-           "make_env"]
+__all__ = ["ENGINES", "REGISTRY", "VALIDITY_SIGNALS", "ActionError", "BatchedEnv", "EngineFeatureError", "StepResult",
+           "get_engine", "make_env"]

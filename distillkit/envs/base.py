@@ -31,12 +31,17 @@ import torch
 from distillkit.schema import ObservationSchema
 from distillkit.tasks.spec import TaskSpec
 
+
+class EngineFeatureError(RuntimeError):
+    """A perturbation or probe needs an optional feature the chosen engine does not offer."""
+
+
 VALIDITY_SIGNALS = ("fell", "timeout", "action_saturated", "reset_transient")
 ACTION_LIMIT = 1.0   # actions are clipped to [-ACTION_LIMIT, ACTION_LIMIT] before they act
 
 #: Perturbations an engine may offer. One that does lists the name in its ``features`` and
-#: implements the method; on the others the attribute is None, so a caller can name the engine
-#: that lacks it (``distillkit.evaluate.engine_feature``).
+#: implements the method; on the others the attribute is None, and :meth:`BatchedEnv.feature`
+#: names the engine that lacks it.
 OPTIONAL_FEATURES = {
     "push": "push(ids, velocity_change): add velocity_change (len(ids), number of push dofs) to the "
             "task's push degrees of freedom in worlds ids; takes effect at the next step",
@@ -140,6 +145,14 @@ class BatchedEnv(ABC):
         if feature not in OPTIONAL_FEATURES:
             raise KeyError(f"unknown feature {feature!r}; optional features are {list(OPTIONAL_FEATURES)}")
         return feature in self.features
+
+    def feature(self, name: str, purpose: str):
+        """The method of optional feature ``name``, or an :class:`EngineFeatureError` naming this
+        engine and what needed it (``purpose``)."""
+        if not self.supports(name):
+            raise EngineFeatureError(f"engine {self.spec.engine!r} does not support {name}(), needed for {purpose}; "
+                                     f"leave that perturbation out or choose an engine that has it")
+        return getattr(self, name)
 
     @abstractmethod
     def reset(self, seed: int | None = None) -> Obs:

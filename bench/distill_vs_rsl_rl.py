@@ -43,7 +43,7 @@ from distillkit.envs.rsl_rl import RslRlVecEnv, checked_obs_groups
 from distillkit.evaluate import evaluate_policy, held_out_seeds
 from distillkit.leakage import StudentOnly
 from distillkit.pipeline import dagger_config
-from distillkit.results import write_section
+from distillkit.results.report import write_section
 from distillkit.students import make_student
 from distillkit.train import load_actor
 

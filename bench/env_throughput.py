@@ -36,7 +36,7 @@ import torch
 from mujoco import rollout
 
 from distillkit.envs.mujoco_cpu import CTRL, MujocoEnv
-from distillkit.results import write_section
+from distillkit.results.report import write_section
 from distillkit.tasks import terrain
 
 ROOT = Path(__file__).resolve().parents[1]

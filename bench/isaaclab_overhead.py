@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from distillkit.envs import make_env
-from distillkit.results import write_section
+from distillkit.results.report import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("raw", "raw_final_obs", "distillkit")

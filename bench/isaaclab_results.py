@@ -27,7 +27,7 @@ import pandas as pd
 
 from distillkit.pipeline import dagger_config, evaluate, train_student
 from distillkit.ppo import PPOConfig
-from distillkit.results import write_section
+from distillkit.results.report import write_section
 from distillkit.train import train_teacher
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -32,7 +32,7 @@ from distillkit.envs import make_env
 from distillkit.envs.rsl_rl import RslRlVecEnv, checked_obs_groups
 from distillkit.evaluate import evaluate_policy, held_out_seeds
 from distillkit.ppo import PPO, PPOConfig, run_iteration
-from distillkit.results import write_section
+from distillkit.results.report import write_section
 from distillkit.schema import GROUPS
 
 ROOT = Path(__file__).resolve().parents[1]

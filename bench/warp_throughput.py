@@ -34,7 +34,7 @@ import torch
 import warp as wp
 
 from distillkit.envs.mujoco_warp import MujocoWarpEnv, mjw
-from distillkit.results import write_section
+from distillkit.results.report import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 ACTION_SCALE = 0.3

@@ -162,30 +162,13 @@ def train_teacher(args: argparse.Namespace) -> None:
 
 
 def results(args: argparse.Namespace) -> None:
-    from pathlib import Path
+    from distillkit.results import regenerate
+    from distillkit.results.ship import ship
 
-    from distillkit import results as res
-
-    runs = Path(args.runs)
     if args.ship:
-        res.ship(args.tasks, runs / "teachers")
-        return
-    for section in args.section:
-        if section == "teachers":
-            res.teachers(args.tasks, runs / "teachers", args.jobs)
-        elif section == "timeouts":
-            if "cartpole" not in args.tasks:
-                continue                  # a study on the quick task only
-            res.timeouts(runs / "timeouts", args.jobs)
-        elif section == "collapse":
-            res.collapse(args.tasks, runs / "teachers")
-        elif section == "students":
-            res.students(args.tasks, runs, args.jobs)
-        elif section == "masking":
-            res.masking(args.tasks, runs, args.jobs)
-        else:
-            res.claims(args.tasks, runs, args.jobs)
-        print(f"updated docs/results.md: {section}")
+        ship(args.tasks, Path(args.runs))
+    else:
+        regenerate(args.section, args.tasks, Path(args.runs), args.jobs)
 
 
 def student(args: argparse.Namespace) -> None:
@@ -338,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(run=train_teacher)
 
     p = commands.add_parser("results", help="train what is missing, evaluate, rewrite docs/results.md")
-    sections = ["teachers", "timeouts", "collapse", "students", "masking", "claims"]
+    sections = ["teachers", "timeouts", "collapse", "students", "masking", "claims"]     # results.SECTIONS
     p.add_argument("--section", nargs="+", default=sections, choices=sections)
     p.add_argument("--ship", action="store_true",
                    help="copy each task's trained seed-0 teacher into distillkit/checkpoints/ (and do nothing else)")

@@ -29,13 +29,12 @@ import numpy as np
 import pytest
 import torch
 
-from distillkit.artifacts import ArtifactError
+from distillkit.artifacts import CHECKPOINTS, ArtifactError
 from distillkit.dagger import DaggerConfig, dagger
 from distillkit.envs import EngineFeatureError, make_env
 from distillkit.envs.mujoco_cpu import MujocoEnv
 from distillkit.evaluate import Perturbation, run_episodes
 from distillkit.ppo import PPOConfig
-from distillkit.results import CHECKPOINTS
 from distillkit.students import MLPStudent
 from distillkit.train import load_actor, train_teacher
 

@@ -196,7 +196,7 @@ dist.destroy_process_group()
 
 def test_shipping_a_teacher_keeps_weights_and_records_a_repository_path(teacher, tmp_path):
     from distillkit.artifacts import REPO_ROOT as ROOT
-    from distillkit.results import ship_checkpoint
+    from distillkit.results.ship import ship_checkpoint
 
     inside = ROOT / "runs" / "test_ship" / "teacher_seed0"
     shutil.rmtree(inside, ignore_errors=True)

@@ -1,0 +1,85 @@
+"""What each section of the results trains, and with how much: one place for every budget."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from distillkit.ppo import PPOConfig
+
+#: Training seeds per task: the flagship's claims rest on five.
+TRAINING_SEEDS = {"cartpole": (0, 1, 2), "walker_rough": (0, 1, 2, 3, 4)}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A PPO run: env steps, worlds, settings, and its held-out evaluation."""
+
+    env_steps: int
+    num_envs: int
+    config: PPOConfig = field(default_factory=PPOConfig)
+    eval_seeds: int = 4          # held-out seeds, each with `eval_worlds` episodes
+    eval_worlds: int = 32
+
+
+BUDGETS = {
+    "cartpole": Budget(300_000, 64, PPOConfig(entropy_coef=0.005)),
+    # (128, 64) networks: PPO's update costs as much CPU as the physics with rsl_rl's (256, 128, 64)
+    # default, and a planar walker with 6 joints does not need them.
+    "walker_rough": Budget(2_500_000, 128, PPOConfig(entropy_coef=0.005, init_std=0.5, actor_hidden=(128, 64),
+                                                     critic_hidden=(128, 64)), eval_seeds=1, eval_worlds=16),
+}
+
+
+@dataclass(frozen=True)
+class StudentBudget:
+    """A distillation run (DAgger or BC) and its evaluation: ``eval_worlds`` episodes per held-out
+    seed in the final panel, ``curve_worlds`` in the score after every round (both default to
+    ``num_envs``)."""
+
+    rounds: int
+    steps_per_round: int
+    grad_steps: int
+    num_envs: int
+    eval_seeds: int
+    architecture: str = "mlp"
+    options: dict = field(default_factory=dict)
+    eval_worlds: int | None = None
+    curve_worlds: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("eval_worlds", "curve_worlds"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, self.num_envs)
+
+
+# DAgger / BC settings per task. The students are MLPs on the `student` group, the same network class
+# as the unprivileged PPO baseline's actor (on the flagship that group carries a 6-step proprioceptive
+# history), so the teacher claim compares like with like. `distillkit dagger --architecture {history,gru}`
+# trains the other student types.
+STUDENT_BUDGETS = {
+    "cartpole": StudentBudget(rounds=6, steps_per_round=150, grad_steps=300, num_envs=32, eval_seeds=2),
+    "walker_rough": StudentBudget(rounds=6, steps_per_round=400, grad_steps=1000, num_envs=32, eval_seeds=1,
+                                  options={"hidden": (128, 64)}, eval_worlds=16, curve_worlds=8),
+}
+#: The masking comparison: behaviour cloning at a smaller budget (a comparison within one setting).
+MASKING_BUDGETS = {
+    "cartpole": STUDENT_BUDGETS["cartpole"],
+    "walker_rough": dataclasses.replace(STUDENT_BUDGETS["walker_rough"], rounds=4),
+}
+#: The masking lesson: a teacher whose episodes end in a fault this often (corruption.Faulty).
+FAULT_RATE = 0.3
+
+
+def variant_budget(task: str, variant: str) -> Budget:
+    """The unprivileged baseline gets the teacher's budget plus the student's env steps: RL on the
+    student's inputs may use every env step the teacher-student route used."""
+    budget = BUDGETS[task]
+    if variant != "unprivileged":
+        return budget
+    b = STUDENT_BUDGETS[task]
+    return dataclasses.replace(budget, env_steps=budget.env_steps + b.rounds * b.steps_per_round * b.num_envs)
+
+
+def seeds_text(task: str) -> str:
+    return f"{len(TRAINING_SEEDS[task])} training seeds {list(TRAINING_SEEDS[task])}"

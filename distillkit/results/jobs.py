@@ -1,0 +1,146 @@
+"""Training and evaluation jobs, as typed values run in a process pool; finished work is reused
+and interrupted runs resume."""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import pandas as pd
+
+from distillkit.artifacts import read_manifest
+from distillkit.ppo import PPOConfig
+from distillkit.results.budgets import TRAINING_SEEDS, Budget, StudentBudget
+
+
+def run_folder(runs: Path, task: str, variant: str, seed: int) -> Path:
+    return runs / task / f"{variant}_seed{seed}"
+
+
+@dataclass(frozen=True)
+class TeacherJob:
+    """One PPO run: ``variant`` is ``teacher``, ``unprivileged`` or ``timeout_<bootstrap>``."""
+
+    task: str
+    variant: str
+    seed: int
+    out: Path
+    budget: Budget
+
+    def finished(self) -> bool:
+        return (self.out / "manifest.json").exists() and read_manifest(self.out)["env_steps"] >= self.budget.env_steps
+
+
+@dataclass(frozen=True)
+class StudentJob:
+    """One distillation run from ``teacher`` and its evaluation artifact (on ``perturbations``, all
+    when None); ``curve``: a held-out score after every round, and an ONNX export."""
+
+    task: str
+    teacher: Path
+    out: Path
+    schedule: str
+    seed: int
+    budget: StudentBudget
+    rules: dict = field(default_factory=dict)
+    curve: bool = True
+    fault_rate: float = 0.0
+    perturbations: list[str] | None = None
+
+    def finished(self) -> bool:
+        return (self.out / "evaluation" / "summary.csv").exists()
+
+
+def _train(job: TeacherJob) -> str:
+    """One training run in a worker process (resumes or returns at once if already finished)."""
+    from distillkit.train import train_teacher
+
+    config = job.budget.config
+    if job.variant.startswith("timeout_"):
+        config = PPOConfig(**{**config.to_dict(), "timeout_bootstrap": job.variant.removeprefix("timeout_")})
+    train_teacher(job.task, job.out, job.budget.env_steps, seed=job.seed, num_envs=job.budget.num_envs,
+                  unprivileged=job.variant == "unprivileged", config=config, progress=False, nthread=1)
+    return str(job.out)
+
+
+def _distil(job: StudentJob) -> str:
+    """One student run in a worker process; finished steps are skipped."""
+    import torch
+
+    from distillkit.pipeline import dagger_config, evaluate, train_student
+
+    b = job.budget
+    torch.set_num_threads(1)          # one run per core: torch's own threads would only contend
+    if not (job.out / "manifest.json").exists():
+        config = dagger_config(rounds=b.rounds, steps_per_round=b.steps_per_round, schedule=job.schedule,
+                               grad_steps=b.grad_steps, **job.rules)
+        train_student(job.task, job.teacher, job.out, config=config, architecture=b.architecture, num_envs=b.num_envs,
+                      seed=job.seed, progress=False, teacher_fault=job.fault_rate, options=b.options,
+                      evaluate_round=partial(held_out_score, task=job.task, seed=job.seed, b=b) if job.curve else None)
+    if not job.finished():
+        evaluate(job.task, job.teacher, job.out, job.out / "evaluation", seeds=b.eval_seeds, num_envs=b.eval_worlds,
+                 export=job.curve, perturbations=job.perturbations)
+    return str(job.out)
+
+
+def run_jobs(jobs: list[TeacherJob] | list[StudentJob], workers: int, what: str) -> None:
+    """Run the unfinished ``jobs``, ``workers`` at a time, with a progress bar."""
+    todo = [job for job in jobs if not job.finished()]
+    if not todo:
+        return
+    from tqdm.auto import tqdm
+
+    worker = _train if isinstance(todo[0], TeacherJob) else _distil
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for _ in tqdm(pool.map(worker, todo), total=len(todo), desc=what):
+            pass
+
+
+def held_out_score(student, *, task: str, seed: int, b: StudentBudget) -> dict:
+    """The student alone (student-only wrapper) on the held-out seeds: one point of the BC/DAgger curve."""
+    from distillkit.envs import make_env
+    from distillkit.evaluate import evaluate_policy, held_out_seeds
+    from distillkit.leakage import StudentOnly
+
+    schema = make_env(task, 1).schema
+    episodes = evaluate_policy(StudentOnly(student, schema), task, held_out_seeds(b.eval_seeds),
+                               num_envs=b.curve_worlds, training_seeds=[seed],
+                               observe=lambda o: StudentOnly.deployable(o, schema))
+    return {"eval_return": episodes["return"].mean()}
+
+
+def teacher_policy(folder: Path, task: str):
+    """A run's actor, checked against the task as it is now (a run of an older task version is refused)."""
+    from distillkit.envs import make_env
+    from distillkit.train import load_actor
+
+    env = make_env(task, 1)
+    actor, manifest, _ = load_actor(folder, env)
+    env.close()
+    return actor, manifest
+
+
+def evaluate_run(folder: Path, task: str, budget: Budget) -> pd.DataFrame:
+    from distillkit.evaluate import evaluate_policy, held_out_seeds
+
+    actor, manifest = teacher_policy(folder, task)
+    return evaluate_policy(lambda obs: actor(obs), task, held_out_seeds(budget.eval_seeds),
+                           num_envs=budget.eval_worlds, training_seeds=[manifest["seed"]])
+
+
+def summarise_runs(runs: Path, task: str, variants: list[str], budget: Budget) -> pd.DataFrame:
+    """One row per (variant, training seed): held-out mean return, success, fall rate, tracking
+    error, episode length."""
+    rows = []
+    for variant in variants:
+        for seed in TRAINING_SEEDS[task]:
+            folder = run_folder(runs, task, variant, seed)
+            ep = evaluate_run(folder, task, budget)
+            manifest = read_manifest(folder)
+            rows.append({"task": task, "variant": variant, "seed": seed, "env_steps": manifest["env_steps"],
+                         "return": ep["return"].mean(), "success": ep["success"].mean(),
+                         "fall_rate": ep["fell"].mean(), "tracking_error": ep["tracking_error"].mean(),
+                         "length": ep["length"].mean(), "episodes": len(ep)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,30 @@
+"""Section ``teachers``: the privileged teacher vs unprivileged PPO (the same PPO and network on the
+student's fields, with the teacher's plus the student's env steps), per task, over the task's
+training seeds; training curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from distillkit.results.budgets import BUDGETS, TRAINING_SEEDS, seeds_text, variant_budget
+from distillkit.results.figures import plot_curves
+from distillkit.results.jobs import TeacherJob, run_folder, run_jobs, summarise_runs
+from distillkit.results.report import figure_path, markdown_table, mean_std, measured, render, write_section
+
+VARIANTS = ["teacher", "unprivileged"]
+
+
+def run(tasks: list[str], runs: Path, workers: int) -> None:
+    runs = runs / "teachers"
+    run_jobs([TeacherJob(t, v, s, run_folder(runs, t, v, s), variant_budget(t, v))
+              for t in tasks for s in TRAINING_SEEDS[t] for v in VARIANTS], workers, "training runs")
+    for task in tasks:
+        budget = BUDGETS[task]
+        table = mean_std(summarise_runs(runs, task, VARIANTS, budget), ["task", "variant"])
+        figure = figure_path(f"teacher_curves_{task}")
+        plot_curves(runs, task, VARIANTS, figure)
+        write_section(f"teachers_{task}", render(
+            "teachers", task=task, unprivileged_steps=f"{variant_budget(task, 'unprivileged').env_steps:,}",
+            num_envs=budget.num_envs, seeds=seeds_text(task), eval_seeds=budget.eval_seeds,
+            eval_worlds=budget.eval_worlds, table=markdown_table(table), figure=figure.name,
+            measured=measured(f"python -m distillkit results --section teachers --tasks {task}")))

@@ -75,6 +75,9 @@ def load_student(folder: str | Path, env, *, allow_mismatch: bool = False):
     if manifest.get("kind") != KIND:
         raise ArtifactError(f"{folder}: holds a {manifest.get('kind')!r} artifact, not a {KIND!r}")
     check_compatible(manifest, env.schema, env.spec, str(folder), allow_mismatch)
+    if "options" not in manifest:
+        raise ArtifactError(f"{folder}/manifest.json has no 'options' (the student's constructor options): it was "
+                            f"made before the student protocol; retrain it")
     student = make_student(manifest["architecture"], env.schema, env.action_dim, **manifest["options"])
     try:
         student.load_state_dict(load_tensors(folder, "student", manifest))

@@ -229,6 +229,17 @@ class LinearStudent(MLPStudent):
         return {}
 
 
+def test_a_student_artifact_without_options_is_refused_by_name(tmp_path):
+    train_student("cartpole", TEACHER, tmp_path / "s", config=dagger_config(rounds=1, steps_per_round=5, grad_steps=1),
+                  num_envs=2, progress=False)
+    manifest_file = tmp_path / "s" / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    del manifest["options"]
+    manifest_file.write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="manifest.json has no 'options'"):
+        load_student(tmp_path / "s", make_env("cartpole", 1))
+
+
 def test_a_new_student_type_is_one_class_and_one_row(tmp_path, monkeypatch):
     from distillkit.export import export_onnx
 

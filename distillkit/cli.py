@@ -321,8 +321,9 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(run=train_teacher)
 
     p = commands.add_parser("results", help="train what is missing, evaluate, rewrite docs/results.md")
-    sections = ["teachers", "timeouts", "collapse", "students", "masking", "claims"]     # results.SECTIONS
-    p.add_argument("--section", nargs="+", default=sections, choices=sections)
+    from distillkit.results import SECTIONS
+
+    p.add_argument("--section", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
     p.add_argument("--ship", action="store_true",
                    help="copy each task's trained seed-0 teacher into distillkit/checkpoints/ (and do nothing else)")
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))

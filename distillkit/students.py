@@ -17,6 +17,7 @@ adding a type is one class here and one row there.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -250,4 +251,9 @@ def make_student(architecture: str, schema: ObservationSchema, action_dim: int, 
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {list(ARCHITECTURES)}, got {architecture!r}")
     row = ARCHITECTURES[architecture]
-    return row.make(schema, action_dim, **{**row.defaults, **options})
+    options = {**row.defaults, **options}
+    accepted = [name for name in inspect.signature(row.make).parameters if name not in ("schema", "action_dim")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"a {architecture!r} student has no options {unknown}; its options are {accepted}")
+    return row.make(schema, action_dim, **options)

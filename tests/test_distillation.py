@@ -252,6 +252,8 @@ def test_a_new_student_type_is_one_class_and_one_row(tmp_path, monkeypatch):
     assert export_onnx(student, make_env("cartpole", 1).schema, tmp_path / "s.onnx").exists()
     with pytest.raises(ValueError, match="architecture must be one of .*'linear'"):
         make_student("tcn", student.input.schema, 1)
+    with pytest.raises(ValueError, match=r"'gru' student has no options \['hidden'\]; its options are \['hidden_size', 'head'"):
+        make_student("gru", student.input.schema, 1, hidden=(16,))
 
 
 def test_forget_resets_only_policies_with_memory():

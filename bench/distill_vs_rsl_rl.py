@@ -38,7 +38,7 @@ from torch import nn
 
 from distillkit.artifacts import shipped_teacher
 from distillkit.dagger import dagger
-from distillkit.envs import make_env
+from distillkit.envs import EnvFactory, make_env
 from distillkit.envs.rsl_rl import RslRlVecEnv, checked_obs_groups
 from distillkit.evaluate import evaluate_policy, held_out_seeds
 from distillkit.leakage import StudentOnly
@@ -152,18 +152,20 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = []           # one per task, training seed and distillkit run; rsl_rl's run of that seed beside it
     for task in args.tasks:
-        seeds = held_out_seeds(args.eval_seeds)
-        schema = make_env(task, 1).schema
+        seeds, envs = held_out_seeds(args.eval_seeds), EnvFactory(task)
+        schema = envs.schema
         deployable = lambda o: StudentOnly.deployable(o, schema)
-        teacher, _, _ = load_actor(shipped_teacher(task), make_env(task, 1))
-        teacher_return = evaluate_policy(lambda o: teacher(o), task, seeds, num_envs=32)["return"].mean()
+        env = envs(1)
+        teacher, _, _ = load_actor(shipped_teacher(task), env)
+        env.close()
+        teacher_return = evaluate_policy(lambda o: teacher(o), envs, seeds, num_envs=32)["return"].mean()
         for seed in args.seeds:
             rsl_steps, rsl_seconds, theirs = run_rsl_rl(task, seed)
-            rsl_return = evaluate_policy(theirs, task, seeds, num_envs=32, observe=deployable)["return"].mean()
+            rsl_return = evaluate_policy(theirs, envs, seeds, num_envs=32, observe=deployable)["return"].mean()
             for name, config in distillkit_configs(task).items():
                 steps, seconds, ours = run_distillkit(task, config, seed)
                 assert steps == rsl_steps, f"{name}: {steps} env steps, rsl_rl {rsl_steps}: the comparison needs equal steps"
-                ours_return = evaluate_policy(ours, task, seeds, num_envs=32, observe=deployable)["return"].mean()
+                ours_return = evaluate_policy(ours, envs, seeds, num_envs=32, observe=deployable)["return"].mean()
                 rows.append({"task": task, "distillkit": name, "seed": seed, "num_envs": SETTINGS[task][0],
                              "env_steps": steps, "distillkit_steps_per_s": steps / seconds,
                              "rsl_rl_steps_per_s": rsl_steps / rsl_seconds,

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from distillkit.envs import EnvFactory
 from distillkit.pipeline import dagger_config, evaluate, train_student
 from distillkit.ppo import PPOConfig
 from distillkit.results.report import write_section
@@ -32,6 +33,7 @@ from distillkit.train import train_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINE, TASK = "isaaclab", "cartpole"
+ENVS = EnvFactory(TASK, ENGINE)
 TEACHER = dict(env_steps=196_608, num_envs=256, config=PPOConfig(entropy_coef=0.005))
 STUDENT = dict(rounds=4, steps_per_round=150, grad_steps=300, num_envs=64)
 EVAL = dict(seeds=2, num_envs=32)
@@ -46,11 +48,10 @@ def run_seed(runs: Path, seed: int) -> tuple[pd.DataFrame, dict]:
     if not (student / "manifest.json").exists():
         config = dagger_config(rounds=STUDENT["rounds"], steps_per_round=STUDENT["steps_per_round"],
                                grad_steps=STUDENT["grad_steps"])
-        train_student(TASK, teacher, student, config=config, num_envs=STUDENT["num_envs"], seed=seed,
-                      engine=ENGINE, progress=False)
+        train_student(ENVS, teacher, student, config=config, num_envs=STUDENT["num_envs"], seed=seed, progress=False)
     report = student / "evaluation"
     if not (report / "evaluation.json").exists():
-        evaluate(TASK, teacher, student, report, seeds=EVAL["seeds"], num_envs=EVAL["num_envs"], engine=ENGINE)
+        evaluate(ENVS, teacher, student, report, seeds=EVAL["seeds"], num_envs=EVAL["num_envs"])
     return pd.read_csv(report / "summary.csv").assign(seed=seed), json.loads((report / "evaluation.json").read_text())
 
 

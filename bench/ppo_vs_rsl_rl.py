@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from tensordict import TensorDict
 
-from distillkit.envs import make_env
+from distillkit.envs import EnvFactory, make_env
 from distillkit.envs.rsl_rl import RslRlVecEnv, checked_obs_groups
 from distillkit.evaluate import evaluate_policy, held_out_seeds
 from distillkit.ppo import PPO, PPOConfig, run_iteration
@@ -106,9 +106,9 @@ def main() -> None:
         config = PPOConfig(actor_hidden=hidden, critic_hidden=hidden, entropy_coef=entropy)
         ours_sps, ours_policy = run_distillkit(task, n, iterations, config, args.seed)
         rsl_sps, rsl_policy = run_rsl_rl(task, n, iterations, config, hidden, args.seed)
-        seeds = held_out_seeds(args.eval_seeds)
-        ours = evaluate_policy(ours_policy, task, seeds, num_envs=16)["return"]
-        theirs = evaluate_policy(rsl_policy, task, seeds, num_envs=16)["return"]
+        seeds, envs = held_out_seeds(args.eval_seeds), EnvFactory(task)
+        ours = evaluate_policy(ours_policy, envs, seeds, num_envs=16)["return"]
+        theirs = evaluate_policy(rsl_policy, envs, seeds, num_envs=16)["return"]
         rows.append({"task": task, "num_envs": n, "iterations": iterations,
                      "env_steps": iterations * n * config.steps_per_env,
                      "distillkit_steps_per_s": ours_sps, "rsl_rl_steps_per_s": rsl_sps,

@@ -31,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from distillkit.dagger import DaggerConfig
-from distillkit.envs import ENGINES, REGISTRY, make_env
+from distillkit.envs import ENGINES, REGISTRY, EnvFactory
 from distillkit.masks import MaskRules
 from distillkit.ppo import PPOConfig
 from distillkit.students import ARCHITECTURES
@@ -43,7 +43,8 @@ def demo(args: argparse.Namespace) -> None:
     pd.set_option("display.max_colwidth", 70)
     torch.set_num_threads(1)
     for task in args.tasks:
-        env = make_env(task, args.num_envs, engine=args.engine, device=args.device)
+        envs = EnvFactory(task, args.engine, args.device)
+        env = envs(args.num_envs)
         spec = env.spec
         print(f"\n=== {task} v{spec.task_version} on {spec.engine} {spec.engine_version} "
               f"(spec {spec.digest()[:12]}) ===")
@@ -87,7 +88,7 @@ def demo(args: argparse.Namespace) -> None:
             print(f"\n(the shipped teachers were trained on the 'mujoco' engine and are refused on {args.engine!r}: "
                   f"train one with `distillkit train-teacher --engine {args.engine}` for the student pipeline)")
             continue
-        demo_pipeline(task, DEMO_BUDGETS[task])
+        demo_pipeline(envs, DEMO_BUDGETS[task])
 
 
 # Small budgets: the demo shows every step of the pipeline in minutes; docs/results.md has the
@@ -100,7 +101,7 @@ DEMO_BUDGETS = {
 }
 
 
-def demo_pipeline(task: str, budget: dict) -> None:
+def demo_pipeline(envs: EnvFactory, budget: dict) -> None:
     """Shipped teacher -> DAgger student -> leakage-free evaluation (with ONNX export)."""
     import json
 
@@ -108,6 +109,7 @@ def demo_pipeline(task: str, budget: dict) -> None:
     from distillkit.pipeline import dagger_config, train_student
     from distillkit.pipeline import evaluate as run_evaluation
 
+    task = envs.task
     teacher = shipped_teacher(task)
     if not (teacher / "manifest.json").exists():
         print(f"\n(no shipped {task} teacher: `python -m distillkit results --section teachers` makes it)")
@@ -117,11 +119,11 @@ def demo_pipeline(task: str, budget: dict) -> None:
           f"the first driven by the teacher):")
     config = dagger_config(rounds=budget["rounds"], steps_per_round=budget["steps_per_round"], schedule="first",
                            grad_steps=budget["grad_steps"])
-    rounds = train_student(task, teacher, out / "student", config=config, architecture=budget["architecture"],
+    rounds = train_student(envs, teacher, out / "student", config=config, architecture=budget["architecture"],
                            num_envs=budget["num_envs"], options=budget.get("options"))
     print(rounds[["round", "beta", "dataset_steps", "loss", "return_during_collection"]].to_string(index=False))
     print(f"\nEvaluation of the student alone on {budget['seeds']} held-out seed(s), privileged inputs removed:")
-    summary = run_evaluation(task, teacher, out / "student", out / "evaluation", seeds=budget["seeds"],
+    summary = run_evaluation(envs, teacher, out / "student", out / "evaluation", seeds=budget["seeds"],
                              num_envs=budget["num_envs"])
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     checks = json.loads((out / "evaluation" / "evaluation.json").read_text())["leakage_checks"]
@@ -176,8 +178,8 @@ def student(args: argparse.Namespace) -> None:
 
     fixed = {"schedule": "bc"} if args.command == "distill" else {}
     config = config_from_args(DaggerConfig, args, rules=config_from_args(MaskRules, args), **fixed)
-    rounds = train_student(args.task, args.teacher, args.out, config=config, architecture=args.architecture,
-                           num_envs=args.num_envs, seed=args.seed, engine=args.engine, device=args.device)
+    rounds = train_student(EnvFactory(args.task, args.engine, args.device), args.teacher, args.out, config=config,
+                           architecture=args.architecture, num_envs=args.num_envs, seed=args.seed)
     print(rounds.to_string(index=False))
     print(f"wrote {args.out}")
 
@@ -186,19 +188,21 @@ def evaluate(args: argparse.Namespace) -> None:
     from distillkit.pipeline import evaluate as run
 
     pd.set_option("display.width", 200)
-    summary = run(args.task, args.teacher, args.student, args.out, seeds=args.seeds, num_envs=args.num_envs,
-                  engine=args.engine, device=args.device)
+    summary = run(EnvFactory(args.task, args.engine, args.device), args.teacher, args.student, args.out,
+                  seeds=args.seeds, num_envs=args.num_envs)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"wrote {args.out}/evaluation.json (with leakage checks), episodes.csv, summary.csv, panel.png")
 
 
 def export(args: argparse.Namespace) -> None:
-    from distillkit.envs import make_env
     from distillkit.export import export_onnx, export_torchscript
     from distillkit.pipeline import load_student
 
-    env = make_env(args.task, 1, engine=args.engine, device=args.device)
-    model, _ = load_student(args.student, env)
+    env = EnvFactory(args.task, args.engine, args.device)(1)    # the artifact is checked against its schema and spec
+    try:
+        model, _ = load_student(args.student, env)
+    finally:
+        env.close()
     out = Path(args.out)
     print(export_onnx(model, env.schema, out / "student.onnx"))
     print(export_torchscript(model, env.schema, out / "student.torchscript.pt"))

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from distillkit.envs import make_env
+from distillkit.envs import EnvFactory
 from distillkit.envs.base import executed
 from distillkit.policy import forget
 
@@ -74,52 +74,55 @@ PERTURBATIONS = {
 
 
 @torch.no_grad()
-def run_episodes(policy: Callable, task: str, seed: int, *, num_envs: int = 32,
+def run_episodes(policy: Callable, envs: EnvFactory, seed: int, *, num_envs: int = 32,
                  perturbation: Perturbation = Perturbation("nominal"), labeller: Callable | None = None,
-                 observe: Callable = lambda obs: obs, engine: str = "mujoco", device: str = "cpu") -> pd.DataFrame:
-    """One episode per world from ``seed`` on ``engine`` (simulating on ``device``). ``observe`` maps the env's
-    observation to what the policy gets; ``labeller`` (the teacher) labels every visited state, giving the imitation
-    error of the policy on its own states (between executed, i.e. clipped, actions). The policy
-    must be on the env's device. Rows: world, return, length, fell, tracking_error, success, mse.
+                 observe: Callable = lambda obs: obs) -> pd.DataFrame:
+    """One episode per world from ``seed``, in one env of ``num_envs`` worlds built by ``envs`` (and
+    closed). ``observe`` maps the env's observation to what the policy gets; ``labeller`` (the
+    teacher) labels every visited state, giving the imitation error of the policy on its own
+    states (between executed, i.e. clipped, actions). The policy must be on the env's device.
+    Rows: world, return, length, fell, tracking_error, success, mse.
 
     ``tracking_error`` is the episode's mean of the task's ``lin_vel_x_error`` metric (|v_x -
     command|, m/s; NaN for a task that tracks no command). ``success`` is no fall and, where the
     task states a ``tracking_tolerance``, a tracking error within it: standing still is no success."""
-    env = make_env(task, num_envs, engine=engine, device=device)
-    push = None
-    if perturbation.push_step is not None:
-        push = env.feature("push", f"perturbation {perturbation.name!r}")
-    if perturbation.ranges:
-        env.feature("override_ranges", f"perturbation {perturbation.name!r}")(perturbation.ranges)
-    env.noise_scale = perturbation.noise_scale
-    obs = env.reset(seed=seed)
-    forget(policy)
-    ret = torch.zeros(num_envs, device=env.device)
-    length = torch.zeros(num_envs, dtype=torch.long, device=env.device)
-    sq_error = torch.zeros(num_envs, device=env.device)
-    fell = torch.zeros(num_envs, dtype=torch.bool, device=env.device)
-    tracking = torch.zeros(num_envs, device=env.device)
-    tolerance = env.spec.details.get("tracking_tolerance")
-    finished = torch.zeros(num_envs, dtype=torch.bool, device=env.device)
-    step = 0
-    while not finished.all():
-        action = policy(observe(obs))
-        if labeller is not None:
-            sq_error += ((executed(action) - executed(labeller(obs))) ** 2).sum(-1) * ~finished
-        if perturbation.push_step is not None and step == perturbation.push_step:
-            push(np.arange(num_envs), np.tile(perturbation.push, (num_envs, 1)))
-        result = env.step(action)
-        running = ~finished
-        ret[running] += result.reward[running]
-        length[running] += 1
-        fell |= result.terminated & running
-        if TRACKING_METRIC in result.metrics:
-            tracking[running] += result.metrics[TRACKING_METRIC][running]
-        finished |= result.done
-        forget(policy, result.done)
-        obs = result.obs
-        step += 1
-    env.close()
+    env = envs(num_envs)
+    try:
+        push = None
+        if perturbation.push_step is not None:
+            push = env.feature("push", f"perturbation {perturbation.name!r}")
+        if perturbation.ranges:
+            env.feature("override_ranges", f"perturbation {perturbation.name!r}")(perturbation.ranges)
+        env.noise_scale = perturbation.noise_scale
+        obs = env.reset(seed=seed)
+        forget(policy)
+        ret = torch.zeros(num_envs, device=env.device)
+        length = torch.zeros(num_envs, dtype=torch.long, device=env.device)
+        sq_error = torch.zeros(num_envs, device=env.device)
+        fell = torch.zeros(num_envs, dtype=torch.bool, device=env.device)
+        tracking = torch.zeros(num_envs, device=env.device)
+        tolerance = env.spec.details.get("tracking_tolerance")
+        finished = torch.zeros(num_envs, dtype=torch.bool, device=env.device)
+        step = 0
+        while not finished.all():
+            action = policy(observe(obs))
+            if labeller is not None:
+                sq_error += ((executed(action) - executed(labeller(obs))) ** 2).sum(-1) * ~finished
+            if perturbation.push_step is not None and step == perturbation.push_step:
+                push(np.arange(num_envs), np.tile(perturbation.push, (num_envs, 1)))
+            result = env.step(action)
+            running = ~finished
+            ret[running] += result.reward[running]
+            length[running] += 1
+            fell |= result.terminated & running
+            if TRACKING_METRIC in result.metrics:
+                tracking[running] += result.metrics[TRACKING_METRIC][running]
+            finished |= result.done
+            forget(policy, result.done)
+            obs = result.obs
+            step += 1
+    finally:
+        env.close()
     ret, length, fell, sq_error = ret.cpu(), length.cpu(), fell.cpu(), sq_error.cpu()   # on to pandas
     tracking_error = (tracking.cpu() / length).numpy() if step and tolerance is not None else np.full(num_envs, np.nan)
     success = ~fell.numpy()
@@ -133,42 +136,42 @@ def run_episodes(policy: Callable, task: str, seed: int, *, num_envs: int = 32,
     return rows
 
 
-def evaluate_policy(policy: Callable, task: str, seeds: Iterable[int], *, num_envs: int = 32,
+def evaluate_policy(policy: Callable, envs: EnvFactory, seeds: Iterable[int], *, num_envs: int = 32,
                     training_seeds: Iterable[int] = (), **kwargs) -> pd.DataFrame:
     """:func:`run_episodes` for each held-out seed, concatenated."""
-    return pd.concat([run_episodes(policy, task, s, num_envs=num_envs, **kwargs)
+    return pd.concat([run_episodes(policy, envs, s, num_envs=num_envs, **kwargs)
                       for s in check_held_out(seeds, training_seeds)], ignore_index=True)
 
 
-def evaluate_student(student, teacher, task: str, out: str | Path, *, seeds: Iterable[int],
+def evaluate_student(student, teacher, envs: EnvFactory, out: str | Path, *, seeds: Iterable[int],
                      training_seeds: Iterable[int], num_envs: int = 32,
                      perturbations: Iterable[Perturbation] | None = None, export_path: Path | None = None,
-                     extra: dict | None = None, engine: str = "mujoco", device: str = "cpu") -> pd.DataFrame:
+                     extra: dict | None = None) -> pd.DataFrame:
     """The one evaluation artifact: teacher and student on the same held-out panel under each
-    perturbation, imitation error on the student's own states, leakage checks, schema diff.
-    Returns the summary table (one row per perturbation)."""
+    perturbation (default: the task's whole suite), in envs built by ``envs``; imitation error on
+    the student's own states, leakage checks, schema diff. Returns the summary table (one row per
+    perturbation)."""
     from distillkit.artifacts import provenance
     from distillkit.atomic import write_json_atomic
     from distillkit.leakage import StudentOnly, counterfactual_probe, export_check, poison_test, schema_check
 
     seeds = check_held_out(seeds, training_seeds)
-    on_engine = dict(engine=engine, device=device)
-    schema = make_env(task, 1, **on_engine).schema
+    schema = envs.schema
     deployed = StudentOnly(student, schema)
-    perturbations = list(PERTURBATIONS[task] if perturbations is None else perturbations)
+    perturbations = list(PERTURBATIONS[envs.task] if perturbations is None else perturbations)
     episodes = []
     for p in perturbations:
         for s in seeds:
-            t = run_episodes(teacher, task, s, num_envs=num_envs, perturbation=p, **on_engine)
-            st = run_episodes(deployed, task, s, num_envs=num_envs, perturbation=p, labeller=teacher,
-                              observe=lambda obs: StudentOnly.deployable(obs, schema), **on_engine)
+            t = run_episodes(teacher, envs, s, num_envs=num_envs, perturbation=p)
+            st = run_episodes(deployed, envs, s, num_envs=num_envs, perturbation=p, labeller=teacher,
+                              observe=lambda obs: StudentOnly.deployable(obs, schema))
             episodes += [t.assign(policy="teacher", perturbation=p.name), st.assign(policy="student", perturbation=p.name)]
     episodes = pd.concat(episodes, ignore_index=True)
     summary = summarise_panel(episodes)
 
     checks = [schema_check(student.input.names, schema),
-              counterfactual_probe(student, task, seed=seeds[0], **on_engine),
-              poison_test(student, task, seed=seeds[0], **on_engine)]
+              counterfactual_probe(student, envs, seed=seeds[0]),
+              poison_test(student, envs, seed=seeds[0])]
     if export_path is not None:
         checks.append(export_check(export_path, schema))
     diff = schema.compare_groups("teacher", "student")
@@ -177,10 +180,10 @@ def evaluate_student(student, teacher, task: str, out: str | Path, *, seeds: Ite
     out.mkdir(parents=True, exist_ok=True)
     episodes.to_csv(out / "episodes.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
-    plot_panel(summary, out / "panel.png", task)
+    plot_panel(summary, out / "panel.png", envs.task)
     write_json_atomic(out / "evaluation.json", {
-        "task": task, "engine": engine, "device": device, "date": datetime.date.today().isoformat(), "seeds": seeds,
-        "training_seeds": sorted(set(training_seeds)), "num_envs": num_envs,
+        "task": envs.task, "engine": envs.engine, "device": envs.device, "date": datetime.date.today().isoformat(),
+        "seeds": seeds, "training_seeds": sorted(set(training_seeds)), "num_envs": num_envs,
         "perturbations": [asdict(p) for p in perturbations],
         "summary": summary.to_dict("records"),
         "leakage_checks": checks, "all_leakage_checks_passed": all(c["passed"] for c in checks),

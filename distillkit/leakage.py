@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from distillkit.envs import make_env
+from distillkit.envs import EnvFactory
 from distillkit.policy import forget
 from distillkit.schema import ObservationSchema
 
@@ -69,22 +69,24 @@ def schema_check(input_names, schema: ObservationSchema) -> dict:
 
 
 @torch.no_grad()
-def counterfactual_probe(student: nn.Module, task: str, *, seed: int = 0, num_envs: int = 8, warmup: int = 20,
-                         engine: str = "mujoco", device: str = "cpu") -> dict:
+def counterfactual_probe(student: nn.Module, envs: EnvFactory, *, seed: int = 0, num_envs: int = 8,
+                         warmup: int = 20) -> dict:
     """(b) Observe some worlds (sensor noise off), change only privileged quantities in them and
-    observe the same state again: student observations and actions must not change. One env, not
-    two in lockstep, so the probe also runs where an engine allows one simulation per process
-    (Isaac Lab)."""
-    env = make_env(task, num_envs, engine=engine, device=device, noise=False)
-    perturb_privileged = env.feature("perturb_privileged", "the counterfactual leakage probe")
-    env.reset(seed=seed)
-    for _ in range(warmup):
-        env.step(torch.zeros(num_envs, env.action_dim))
-    obs_a = env.observe()
-    perturb_privileged(np.arange(num_envs), seed=seed + 1)
-    obs_b = env.observe()
-    env.close()
-    schema = env.schema
+    observe the same state again: student observations and actions must not change. One env
+    (built by ``envs``, closed), not two in lockstep, so the probe also runs where an engine
+    allows one simulation per process (Isaac Lab)."""
+    env = envs(num_envs, noise=False)
+    try:
+        perturb_privileged = env.feature("perturb_privileged", "the counterfactual leakage probe")
+        env.reset(seed=seed)
+        for _ in range(warmup):
+            env.step(torch.zeros(num_envs, env.action_dim))
+        obs_a = env.observe()
+        perturb_privileged(np.arange(num_envs), seed=seed + 1)
+        obs_b = env.observe()
+        schema = env.schema
+    finally:
+        env.close()
     changed = [n for n in schema.privileged_names if not torch.equal(obs_a[n], obs_b[n])]
     same_inputs = all(torch.equal(obs_a[n], obs_b[n]) for n in schema.group("student"))
     forget(student)
@@ -99,26 +101,29 @@ def counterfactual_probe(student: nn.Module, task: str, *, seed: int = 0, num_en
 
 
 @torch.no_grad()
-def poison_test(student: nn.Module, task: str, *, seed: int = 0, num_envs: int = 8, steps: int = 50,
-                engine: str = "mujoco", device: str = "cpu") -> dict:
-    """(c) The student in closed loop twice from the same seed: once with clean observations,
-    once with every privileged tensor filled with NaN. Its actions must be identical and finite."""
-    env = make_env(task, num_envs, engine=engine, device=device)
-    schema = env.schema
-    traces = []
-    for poison in (False, True):
-        obs = env.reset(seed=seed)
-        forget(student)
-        actions = []
-        for _ in range(steps):
-            seen = {k: (torch.full_like(v, math.nan) if poison and k in schema.privileged_names else v)
-                    for k, v in obs.items()}
-            action = student(seen)
-            actions.append(action)
-            result = env.step(torch.nan_to_num(action))
-            forget(student, result.done)
-            obs = result.obs
-        traces.append(torch.stack(actions))
+def poison_test(student: nn.Module, envs: EnvFactory, *, seed: int = 0, num_envs: int = 8, steps: int = 50) -> dict:
+    """(c) The student in closed loop twice from the same seed (one env built by ``envs``, closed):
+    once with clean observations, once with every privileged tensor filled with NaN. Its actions
+    must be identical and finite."""
+    env = envs(num_envs)
+    try:
+        schema = env.schema
+        traces = []
+        for poison in (False, True):
+            obs = env.reset(seed=seed)
+            forget(student)
+            actions = []
+            for _ in range(steps):
+                seen = {k: (torch.full_like(v, math.nan) if poison and k in schema.privileged_names else v)
+                        for k, v in obs.items()}
+                action = student(seen)
+                actions.append(action)
+                result = env.step(torch.nan_to_num(action))
+                forget(student, result.done)
+                obs = result.obs
+            traces.append(torch.stack(actions))
+    finally:
+        env.close()
     finite = bool(torch.isfinite(traces[1]).all())
     identical = finite and torch.equal(traces[0], traces[1])
     return {"check": "poison", "passed": identical,

@@ -23,7 +23,7 @@ from distillkit.artifacts import (
     save_artifact,
 )
 from distillkit.dagger import DaggerConfig, dagger
-from distillkit.envs import make_env
+from distillkit.envs import EnvFactory
 from distillkit.evaluate import PERTURBATIONS, evaluate_student, held_out_seeds
 from distillkit.masks import MaskRules
 from distillkit.students import make_student
@@ -32,33 +32,34 @@ from distillkit.train import load_actor
 KIND = "student"
 
 
-def train_student(task: str, teacher_folder: str | Path, out: str | Path, *, config: DaggerConfig,
+def train_student(envs: EnvFactory, teacher_folder: str | Path, out: str | Path, *, config: DaggerConfig,
                   architecture: str = "mlp", num_envs: int = 32, seed: int = 0, progress: bool = True,
                   allow_mismatch: bool = False, evaluate_round: Callable | None = None,
-                  engine: str = "mujoco", device: str = "cpu", teacher_fault: float = 0.0,
-                  options: dict | None = None) -> pd.DataFrame:
+                  teacher_fault: float = 0.0, options: dict | None = None) -> pd.DataFrame:
     """DAgger (``schedule="bc"`` for behaviour cloning) from a teacher artifact into a student
-    artifact, on ``engine`` (simulating on ``device``). Returns the per-round table (with
-    ``evaluate_round(student)``'s numbers, if given). A teacher made on another engine is refused
-    unless ``allow_mismatch``. ``options`` override the architecture's defaults
-    (:data:`distillkit.students.ARCHITECTURES`), e.g. ``{"hidden": (128, 64)}``.
-    ``teacher_fault > 0`` makes the teacher imperfect by design
+    artifact, in one env of ``num_envs`` worlds built by ``envs`` (task, engine, device; closed
+    when done). Returns the per-round table (with ``evaluate_round(student)``'s numbers, if
+    given). A teacher made on another engine is refused unless ``allow_mismatch``. ``options``
+    override the architecture's defaults (:data:`distillkit.students.ARCHITECTURES`), e.g.
+    ``{"hidden": (128, 64)}``. ``teacher_fault > 0`` makes the teacher imperfect by design
     (:class:`distillkit.corruption.Faulty`: that fraction of its episodes end in a fault that
     drives the robot down), for the masking lesson."""
     from distillkit.corruption import Faulty
 
-    env = make_env(task, num_envs, engine=engine, device=device)
-    actor, teacher_manifest, overrides = load_actor(teacher_folder, env, allow_mismatch=allow_mismatch)
-    teacher = Faulty(actor, teacher_fault, seed=seed) if teacher_fault > 0 else (lambda obs: actor(obs))
-    torch.manual_seed(seed)                        # the student's initial weights come from the seed too
-    student = make_student(architecture, env.schema, env.action_dim, **(options or {}))
-    rounds = dagger(env, teacher, student, config, seed=seed, progress=progress, evaluate=evaluate_round)
-    env.close()
+    env = envs(num_envs)
+    try:
+        actor, teacher_manifest, overrides = load_actor(teacher_folder, env, allow_mismatch=allow_mismatch)
+        teacher = Faulty(actor, teacher_fault, seed=seed) if teacher_fault > 0 else (lambda obs: actor(obs))
+        torch.manual_seed(seed)                    # the student's initial weights come from the seed too
+        student = make_student(architecture, env.schema, env.action_dim, **(options or {}))
+        rounds = dagger(env, teacher, student, config, seed=seed, progress=progress, evaluate=evaluate_round)
+    finally:
+        env.close()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rounds.to_csv(out / "rounds.csv", index=False)
     save_artifact(out, {"student": student.state_dict()}, {
-        "kind": KIND, "task": task, "engine": engine, "device": device, "architecture": architecture,
+        "kind": KIND, "task": envs.task, "engine": envs.engine, "device": envs.device, "architecture": architecture,
         "options": student.options(), "seed": seed, "num_envs": num_envs,
         "dagger": {**config.to_dict(), "rules": config.rules.to_dict()},
         "teacher": {"folder": str(teacher_folder), "task_spec_digest": teacher_manifest["task_spec_digest"],
@@ -86,30 +87,32 @@ def load_student(folder: str | Path, env, *, allow_mismatch: bool = False):
     return student.to(env.device).eval(), manifest
 
 
-def evaluate(task: str, teacher_folder: str | Path, student_folder: str | Path, out: str | Path, *,
-             seeds: int = 4, num_envs: int = 32, export: bool = True, engine: str = "mujoco",
-             device: str = "cpu", perturbations: list[str] | None = None) -> pd.DataFrame:
+def evaluate(envs: EnvFactory, teacher_folder: str | Path, student_folder: str | Path, out: str | Path, *,
+             seeds: int = 4, num_envs: int = 32, export: bool = True,
+             perturbations: list[str] | None = None) -> pd.DataFrame:
     """The evaluation artifact of a student (and ONNX export + its name check, for MLP and GRU students),
-    on ``engine``: teacher and student must have been made on it. ``perturbations``: names from
-    the task's suite (default: all of it)."""
-    env = make_env(task, 1, engine=engine, device=device)
-    teacher, teacher_manifest, _ = load_actor(teacher_folder, env)
-    student, manifest = load_student(student_folder, env)
+    in envs built by ``envs``: teacher and student must have been made on its engine. ``perturbations``:
+    names from the task's suite (default: all of it)."""
+    suite = {p.name: p for p in PERTURBATIONS[envs.task]}
+    unknown = sorted(set(perturbations or ()) - set(suite))
+    if unknown:
+        raise ValueError(f"{envs.task} has no perturbations {unknown}; its suite is {sorted(suite)}")
+    env = envs(1)                                  # the artifacts are checked against a real env's schema and spec
+    try:
+        teacher, teacher_manifest, _ = load_actor(teacher_folder, env)
+        student, manifest = load_student(student_folder, env)
+    finally:
+        env.close()
     out = Path(out)
     export_path = None
     if export and student.exportable:
         from distillkit.export import export_onnx
 
-        export_path = export_onnx(student, env.schema, out / "student.onnx")
+        export_path = export_onnx(student, envs.schema, out / "student.onnx")
     training = set(manifest["training_seeds"]) | {teacher_manifest["seed"]}
-    suite = {p.name: p for p in PERTURBATIONS[task]}
-    unknown = sorted(set(perturbations or ()) - set(suite))
-    if unknown:
-        raise ValueError(f"{task} has no perturbations {unknown}; its suite is {sorted(suite)}")
     chosen = None if perturbations is None else [suite[name] for name in perturbations]
-    return evaluate_student(student, lambda obs: teacher(obs), task, out, seeds=held_out_seeds(seeds),
+    return evaluate_student(student, lambda obs: teacher(obs), envs, out, seeds=held_out_seeds(seeds),
                             training_seeds=training, num_envs=num_envs, export_path=export_path, perturbations=chosen,
-                            engine=engine, device=device,
                             extra={"teacher": str(teacher_folder), "student": str(student_folder),
                                    "student_manifest": {k: manifest[k] for k in ("architecture", "dagger", "seed")}})
 

@@ -14,8 +14,9 @@ student group; the schema's guard refuses, and the panel shows its reason.
 
 Usage in a notebook::
 
+    from distillkit.envs import EnvFactory
     from distillkit.widgets import PrivilegedFieldPanel
-    PrivilegedFieldPanel("walker_rough")          # shipped teacher; pass student=... to compare
+    PrivilegedFieldPanel(EnvFactory("walker_rough"))   # shipped teacher; pass student=... to compare
 
 Headless use (tests): setting a widget's ``.value`` fires its observers synchronously, and
 ``button.click()`` runs its handlers.
@@ -32,7 +33,7 @@ import ipywidgets as widgets
 import torch
 
 from distillkit.corruption import MODES, Corrupted
-from distillkit.envs import make_env
+from distillkit.envs import EnvFactory
 from distillkit.evaluate import evaluate_policy, held_out_seeds
 from distillkit.leakage import StudentOnly
 from distillkit.schema import ObservationSchema, SchemaError
@@ -47,32 +48,34 @@ TRACES: dict[str, tuple[str, Callable]] = {
 }
 
 
-def load_teacher(task: str, folder: str | Path | None = None, engine: str = "mujoco"):
-    """The trained actor of a teacher artifact (default: the shipped checkpoint of ``task``),
-    checked against ``task`` on ``engine``."""
+def load_teacher(envs: EnvFactory, folder: str | Path | None = None):
+    """The trained actor of a teacher artifact (default: the shipped checkpoint of ``envs.task``),
+    checked against an env of ``envs`` (one world, closed) and on its device."""
     from distillkit.artifacts import shipped_teacher
     from distillkit.train import load_actor
 
-    env = make_env(task, 1, engine=engine)
-    actor, _, _ = load_actor(shipped_teacher(task) if folder is None else folder, env)
-    env.close()
+    env = envs(1)
+    try:
+        actor, _, _ = load_actor(shipped_teacher(envs.task) if folder is None else folder, env)
+    finally:
+        env.close()
     return actor
 
 
 class PrivilegedFieldPanel(widgets.VBox):
     """Args:
-        task: a task name.
+        envs: which env to run (task, engine, device), an :class:`~distillkit.envs.EnvFactory`.
         teacher: the teacher's actor (default: the shipped checkpoint).
         student: optional student module, evaluated alone through :class:`StudentOnly`.
         num_envs: worlds (= episodes) per run, all from the one held-out ``seed``.
         video: add a "record a video" checkbox (MuJoCo CPU engine; a few seconds per run).
     """
 
-    def __init__(self, task: str = "cartpole", teacher=None, student=None, *, engine: str = "mujoco",
-                 num_envs: int = 16, seed: int | None = None, video: bool = False, run: bool = True):
-        self.task, self.engine, self.num_envs = task, engine, num_envs
+    def __init__(self, envs: EnvFactory, teacher=None, student=None, *, num_envs: int = 16, seed: int | None = None,
+                 video: bool = False, run: bool = True):
+        self.envs, self.num_envs = envs, num_envs
         self.seed = held_out_seeds(1)[0] if seed is None else seed
-        self.teacher = load_teacher(task, engine=engine) if teacher is None else teacher
+        self.teacher = load_teacher(envs) if teacher is None else teacher
         self.student = student
         self.schema: ObservationSchema = self.teacher.input.schema
         self.privileged = [n for n in self.teacher.input.names if self.schema.field(n).privileged]
@@ -105,7 +108,7 @@ class PrivilegedFieldPanel(widgets.VBox):
         self.give_button.on_click(lambda _: self.give_student_field(self.give_field.value))
 
         rows = [widgets.HBox([self.checkboxes[n], self.modes[n]]) for n in self.privileged]
-        controls = [widgets.HTML(f"<b>privileged inputs of the {task} teacher</b> (untick to corrupt)"),
+        controls = [widgets.HTML(f"<b>privileged inputs of the {envs.task} teacher</b> (untick to corrupt)"),
                     *rows, self.policy, widgets.HBox([self.run_button, self.auto])]
         if video:
             controls.append(self.record)
@@ -151,7 +154,7 @@ class PrivilegedFieldPanel(widgets.VBox):
         who, label = self.policy.value, self.label()
         self.summary.value = f"running {who} ({html.escape(label)}) on {self.num_envs} held-out episodes…"
         policy, observe = self.current_policy()
-        trace_label, trace_of = TRACES.get(self.task, (None, None))
+        trace_label, trace_of = TRACES.get(self.envs.task, (None, None))
         trace: list[float] = []
 
         def record(obs):                  # world 0's true state, whatever the policy is shown
@@ -160,8 +163,7 @@ class PrivilegedFieldPanel(widgets.VBox):
             return observe(obs)
 
         with torch.no_grad():
-            episodes = evaluate_policy(policy, self.task, [self.seed], num_envs=self.num_envs, observe=record,
-                                       engine=self.engine)
+            episodes = evaluate_policy(policy, self.envs, [self.seed], num_envs=self.num_envs, observe=record)
         length0 = int(episodes.loc[episodes.world == 0, "length"].iloc[0])
         result = {"policy": who, "label": label, "return": float(episodes["return"].mean()),
                   "success": float(episodes["success"].mean()), "fall_rate": float(episodes["fell"].mean()),
@@ -197,9 +199,9 @@ class PrivilegedFieldPanel(widgets.VBox):
     def render_video(self, policy: Callable, observe: Callable) -> bytes:
         from distillkit.video import render_rollout, to_mp4
 
-        if self.engine != "mujoco":
-            raise ValueError(f"videos are rendered by the MuJoCo CPU engine; this panel runs on {self.engine!r}")
-        frames, fps = render_rollout(policy, self.task, self.seed, seconds=6.0, observe=observe)
+        if self.envs.engine != "mujoco":
+            raise ValueError(f"videos are rendered by the MuJoCo CPU engine; this panel runs on {self.envs.engine!r}")
+        frames, fps = render_rollout(policy, self.envs.task, self.seed, seconds=6.0, observe=observe)
         return to_mp4(frames, fps)
 
     def figure_png(self) -> bytes:

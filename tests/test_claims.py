@@ -8,7 +8,7 @@ from scipy import stats
 
 from distillkit.artifacts import CHECKPOINTS
 from distillkit.claims import comparisons, headline, mean_ci, paired, per_seed, summarise
-from distillkit.envs import make_env
+from distillkit.envs import EnvFactory, make_env
 from distillkit.evaluate import Perturbation, run_episodes
 from distillkit.train import load_actor
 
@@ -70,10 +70,10 @@ def test_a_walker_that_walks_at_the_wrong_speed_does_not_succeed():
     teacher, _, _ = load_actor(CHECKPOINTS / "walker_rough_teacher", env)
     env.close()
     slow = Perturbation("slow command", ranges={"command_vx": [0.4, 0.5]})
-    honest = run_episodes(lambda o: teacher(o), "walker_rough", seed=1_000_000, num_envs=4, perturbation=slow)
+    honest = run_episodes(lambda o: teacher(o), EnvFactory("walker_rough"), seed=1_000_000, num_envs=4, perturbation=slow)
     # the same teacher told the command is 1.2 m/s: it walks, too fast for what was asked
     told_fast = lambda o: teacher({**o, "velocity_commands": torch.full_like(o["velocity_commands"], 1.2)})
-    hurried = run_episodes(told_fast, "walker_rough", seed=1_000_000, num_envs=4, perturbation=slow)
+    hurried = run_episodes(told_fast, EnvFactory("walker_rough"), seed=1_000_000, num_envs=4, perturbation=slow)
     assert honest["success"].mean() >= 0.75 and (honest["tracking_error"] < 0.25).mean() >= 0.75
     upright = hurried[~hurried.fell]
     assert len(upright) >= 2, "the hurried teacher should mostly stay up for this test to mean anything"
@@ -81,7 +81,7 @@ def test_a_walker_that_walks_at_the_wrong_speed_does_not_succeed():
 
 
 def test_the_cartpole_tracks_no_command_so_success_is_not_falling():
-    cartpole = run_episodes(lambda obs: torch.zeros(obs["joint_pos_rel"].shape[0], 1), "cartpole", seed=1_000_000,
-                            num_envs=4)
+    cartpole = run_episodes(lambda obs: torch.zeros(obs["joint_pos_rel"].shape[0], 1), EnvFactory("cartpole"),
+                            seed=1_000_000, num_envs=4)
     assert cartpole["tracking_error"].isna().all()
     assert (cartpole["success"] == ~cartpole["fell"]).all()

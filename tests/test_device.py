@@ -11,7 +11,7 @@ import torch
 from distillkit.artifacts import CHECKPOINTS
 from distillkit.corruption import Corrupted
 from distillkit.dagger import DaggerConfig, dagger
-from distillkit.envs import make_env
+from distillkit.envs import EnvFactory, make_env
 from distillkit.evaluate import held_out_seeds, run_episodes
 from distillkit.ppo import PPO, PPOConfig, run_iteration
 from distillkit.rollouts import collect
@@ -86,12 +86,12 @@ def test_dagger_moves_the_student_to_the_env_device_and_keeps_its_data_there(dev
 def test_evaluation_and_corruption_run_on_the_env_device_and_return_plain_numbers(device):
     env = make_env("cartpole", 1, device=device)
     teacher, _, _ = load_actor(CHECKPOINTS / "cartpole_teacher", env)
-    seed = held_out_seeds(1)[0]
-    rows = run_episodes(teacher, "cartpole", seed, num_envs=3, labeller=teacher, device=device)
+    seed, envs = held_out_seeds(1)[0], EnvFactory("cartpole", device=device)
+    rows = run_episodes(teacher, envs, seed, num_envs=3, labeller=teacher)
     assert len(rows) == 3 and rows["mse"].notna().all()
     for mode in ("zeroed", "noise", "stale", "shuffled"):
         corrupted = Corrupted(teacher, ["joint_vel_rel"], mode)
-        rows = run_episodes(corrupted, "cartpole", seed, num_envs=3, device=device)
+        rows = run_episodes(corrupted, envs, seed, num_envs=3)
         assert len(rows) == 3, mode
 
 

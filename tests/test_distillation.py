@@ -9,7 +9,7 @@ from distillkit.artifacts import CHECKPOINTS, ArtifactError
 from distillkit.corruption import Corrupted
 from distillkit.dagger import DaggerConfig, beta, dagger
 from distillkit.distill import distillation_loss, episode_starts, fit
-from distillkit.envs import make_env
+from distillkit.envs import EnvFactory, make_env
 from distillkit.envs.mujoco_cpu import MujocoEnv
 from distillkit.evaluate import evaluate_policy, held_out_seeds
 from distillkit.masks import MaskRules, make_mask, steps_before_falls
@@ -20,6 +20,7 @@ from distillkit.tasks.cartpole import Cartpole
 from distillkit.train import load_actor
 
 TEACHER = CHECKPOINTS / "cartpole_teacher"
+CARTPOLE = EnvFactory("cartpole")
 
 
 def synthetic(fell, episode, timeout=None, transient=None, labels=None, teacher_acted=None):
@@ -202,7 +203,7 @@ def test_every_architecture_trains_saves_reloads_and_exports_through_the_protoco
 
     config = dagger_config(rounds=2, steps_per_round=20, grad_steps=5, schedule="linear")
     options = {"hidden_size": 8, "head": [8]} if architecture == "gru" else {"hidden": [16]}
-    train_student("cartpole", TEACHER, tmp_path / "s", config=config, architecture=architecture, num_envs=4,
+    train_student(CARTPOLE, TEACHER, tmp_path / "s", config=config, architecture=architecture, num_envs=4,
                   progress=False, options=options)
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert manifest["options"] == {**ARCHITECTURES[architecture].defaults, **options}
@@ -230,7 +231,7 @@ class LinearStudent(MLPStudent):
 
 
 def test_a_student_artifact_without_options_is_refused_by_name(tmp_path):
-    train_student("cartpole", TEACHER, tmp_path / "s", config=dagger_config(rounds=1, steps_per_round=5, grad_steps=1),
+    train_student(CARTPOLE, TEACHER, tmp_path / "s", config=dagger_config(rounds=1, steps_per_round=5, grad_steps=1),
                   num_envs=2, progress=False)
     manifest_file = tmp_path / "s" / "manifest.json"
     manifest = json.loads(manifest_file.read_text())
@@ -245,11 +246,11 @@ def test_a_new_student_type_is_one_class_and_one_row(tmp_path, monkeypatch):
 
     monkeypatch.setitem(ARCHITECTURES, "linear", Architecture(LinearStudent, "a linear policy"))
     config = dagger_config(rounds=2, steps_per_round=20, grad_steps=5)
-    train_student("cartpole", TEACHER, tmp_path / "s", config=config, architecture="linear", num_envs=4,
+    train_student(CARTPOLE, TEACHER, tmp_path / "s", config=config, architecture="linear", num_envs=4,
                   progress=False)
     student, manifest = load_student(tmp_path / "s", make_env("cartpole", 1))
     assert isinstance(student, LinearStudent) and manifest["architecture"] == "linear"
-    assert export_onnx(student, make_env("cartpole", 1).schema, tmp_path / "s.onnx").exists()
+    assert export_onnx(student, CARTPOLE.schema, tmp_path / "s.onnx").exists()
     with pytest.raises(ValueError, match="architecture must be one of .*'linear'"):
         make_student("tcn", student.input.schema, 1)
     with pytest.raises(ValueError, match=r"'gru' student has no options \['hidden'\]; its options are \['hidden_size', 'head'"):
@@ -291,8 +292,8 @@ def test_teacher_collapses_without_its_privileged_velocity():
     env = make_env("cartpole", 1)
     teacher, _, _ = load_actor(TEACHER, env)
     seeds = held_out_seeds(1)
-    full = evaluate_policy(lambda o: teacher(o), "cartpole", seeds)["return"].mean()
-    blind = evaluate_policy(Corrupted(teacher, ["joint_vel_rel"], "zeroed"), "cartpole", seeds)["return"].mean()
+    full = evaluate_policy(lambda o: teacher(o), CARTPOLE, seeds)["return"].mean()
+    blind = evaluate_policy(Corrupted(teacher, ["joint_vel_rel"], "zeroed"), CARTPOLE, seeds)["return"].mean()
     assert blind < 0.5 * full, (full, blind)
 
 
@@ -301,8 +302,8 @@ def test_dagger_student_nears_the_teacher_and_passes_every_leakage_check(tmp_pat
     results = {}
     for schedule in ("first",):
         config = dagger_config(rounds=5, steps_per_round=150, schedule=schedule, grad_steps=300)
-        train_student("cartpole", TEACHER, tmp_path / schedule, config=config, progress=False)
-        summary = evaluate("cartpole", TEACHER, tmp_path / schedule, tmp_path / f"eval_{schedule}", seeds=1)
+        train_student(CARTPOLE, TEACHER, tmp_path / schedule, config=config, progress=False)
+        summary = evaluate(CARTPOLE, TEACHER, tmp_path / schedule, tmp_path / f"eval_{schedule}", seeds=1)
         results[schedule] = summary.set_index("perturbation").loc["nominal", "return_ratio"]
     # behaviour cloning varies a lot across seeds (docs/results.md); DAgger, whose data come from the
     # student's own states, is reliably close to the teacher
@@ -314,7 +315,7 @@ def test_dagger_student_nears_the_teacher_and_passes_every_leakage_check(tmp_pat
 
 def test_student_artifact_refuses_another_task_version(tmp_path):
     config = dagger_config(rounds=1, steps_per_round=10, grad_steps=2)
-    train_student("cartpole", TEACHER, tmp_path / "s", config=config, num_envs=4, progress=False)
+    train_student(CARTPOLE, TEACHER, tmp_path / "s", config=config, num_envs=4, progress=False)
     student, manifest = load_student(tmp_path / "s", make_env("cartpole", 2))
     assert manifest["dagger"]["rules"]["fall_horizon"] == 10 and manifest["teacher"]["task_spec_digest"]
 
@@ -331,11 +332,11 @@ def test_a_faulty_teacher_falls_only_after_its_fault_strikes():
     teacher, _, _ = load_actor(TEACHER, env)
     env.close()
     seeds = held_out_seeds(1)
-    intact = evaluate_policy(lambda o: teacher(o), "cartpole", seeds, num_envs=8)
-    faulty = evaluate_policy(Faulty(teacher, rate=1.0, onset=(20, 40)), "cartpole", seeds, num_envs=8)
+    intact = evaluate_policy(lambda o: teacher(o), CARTPOLE, seeds, num_envs=8)
+    faulty = evaluate_policy(Faulty(teacher, rate=1.0, onset=(20, 40)), CARTPOLE, seeds, num_envs=8)
     assert faulty["fell"].all() and intact["fell"].mean() < 0.5
     assert (faulty["length"] > 20).all() and (faulty["length"] < intact["length"]).all()
-    never = evaluate_policy(Faulty(teacher, rate=0.0), "cartpole", seeds, num_envs=8)
+    never = evaluate_policy(Faulty(teacher, rate=0.0), CARTPOLE, seeds, num_envs=8)
     assert never["return"].tolist() == intact["return"].tolist()
     with pytest.raises(ValueError, match="fault rate"):
         Faulty(teacher, rate=1.5)

@@ -23,7 +23,7 @@ from pxr import Usd, UsdPhysics  # noqa: E402
 
 from distillkit.assets import build_assets, use_isaac_assets  # noqa: E402
 from distillkit.assets.usd import ASSETS  # noqa: E402
-from distillkit.envs import make_env  # noqa: E402
+from distillkit.envs import EnvFactory, make_env  # noqa: E402
 from distillkit.leakage import LeakageError, StudentOnly  # noqa: E402
 from distillkit.schema import ObservationSchema, SchemaError  # noqa: E402
 
@@ -205,10 +205,11 @@ def test_cartpole_teacher_dagger_student_and_leakage_free_evaluation(tmp_path):
     log = train_teacher("cartpole", teacher, 32 * 24 * 2, num_envs=32, engine=ENGINE, progress=False,
                         config=PPOConfig(actor_hidden=(32, 32), critic_hidden=(32, 32)))
     assert len(log) == 2 and log["env_steps"].iloc[-1] == 32 * 24 * 2
-    rounds = train_student("cartpole", teacher, student, num_envs=8, engine=ENGINE, progress=False,
+    envs = EnvFactory("cartpole", ENGINE)
+    rounds = train_student(envs, teacher, student, num_envs=8, progress=False,
                            config=dagger_config(rounds=2, steps_per_round=40, grad_steps=20))
     assert len(rounds) == 2
-    summary = evaluate("cartpole", teacher, student, report, seeds=1, num_envs=4, engine=ENGINE)
+    summary = evaluate(envs, teacher, student, report, seeds=1, num_envs=4)
     assert list(summary["perturbation"]) == ["nominal", "push", "heavy_pole"]
     result = json.loads((report / "evaluation.json").read_text())
     assert result["engine"] == ENGINE and result["all_leakage_checks_passed"], result["leakage_checks"]

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from distillkit.envs import make_env
+from distillkit.envs import EnvFactory, make_env
 from distillkit.export import MEMORY, ExportError, OnnxStudent, export_onnx, export_torchscript
 from distillkit.leakage import (
     LeakageError,
@@ -47,23 +47,23 @@ def test_schema_check(task):
 @pytest.mark.parametrize("task", ["cartpole", "walker_rough"])
 def test_counterfactual_probe(task):
     schema, honest, leaky = students(task)
-    ok = counterfactual_probe(honest, task)
+    ok = counterfactual_probe(honest, EnvFactory(task))
     assert ok["passed"], ok
-    bad = counterfactual_probe(leaky, task)
+    bad = counterfactual_probe(leaky, EnvFactory(task))
     assert not bad["passed"] and "student inputs identical: True" in bad["detail"], bad
 
 
 def test_counterfactual_probe_changes_terrain_only_beyond_the_student_scan():
     schema, honest, _ = students("walker_rough")
-    result = counterfactual_probe(honest, "walker_rough")
+    result = counterfactual_probe(honest, EnvFactory("walker_rough"))
     assert "height_scan" in result["detail"] and "friction" in result["detail"]
 
 
 @pytest.mark.parametrize("task", ["cartpole", "walker_rough"])
 def test_poison_test(task):
     schema, honest, leaky = students(task)
-    assert poison_test(honest, task, steps=20)["passed"]
-    bad = poison_test(leaky, task, steps=20)
+    assert poison_test(honest, EnvFactory(task), steps=20)["passed"]
+    bad = poison_test(leaky, EnvFactory(task), steps=20)
     assert not bad["passed"] and "finite: False" in bad["detail"]
 
 

@@ -31,7 +31,7 @@ import torch
 
 from distillkit.artifacts import CHECKPOINTS, ArtifactError
 from distillkit.dagger import DaggerConfig, dagger
-from distillkit.envs import EngineFeatureError, make_env
+from distillkit.envs import EngineFeatureError, EnvFactory, make_env
 from distillkit.envs.mujoco_cpu import MujocoEnv
 from distillkit.evaluate import Perturbation, run_episodes
 from distillkit.ppo import PPOConfig
@@ -172,7 +172,7 @@ def test_a_teacher_from_the_c_engine_is_refused_naming_the_engine(pairs):
 def test_perturbations_run_on_warp_and_a_missing_feature_names_the_engine():
     push = Perturbation("push", push_step=2, push=(2.0,))
     zero = lambda obs: torch.zeros(len(obs["pole_mass"]), 1)
-    rows = run_episodes(zero, "cartpole", 1_000_000, num_envs=2, perturbation=push, engine="mujoco_warp")
+    rows = run_episodes(zero, EnvFactory("cartpole", "mujoco_warp"), 1_000_000, num_envs=2, perturbation=push)
     assert len(rows) == 2
 
     class NoPush(MujocoEnv):          # a real engine without the optional push

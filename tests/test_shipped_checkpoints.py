@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from distillkit.artifacts import CHECKPOINTS, ArtifactError, shipped_teacher
-from distillkit.envs import make_env
+from distillkit.envs import EnvFactory, make_env
 from distillkit.evaluate import evaluate_policy, held_out_seeds
 from distillkit.tasks import TASKS
 from distillkit.train import load_actor
@@ -26,7 +26,7 @@ def test_shipped_quick_task_teacher_balances_on_held_out_seeds():
     env = make_env("cartpole", 1)
     actor, _, _ = load_actor(CHECKPOINTS / "cartpole_teacher", env)
     with torch.no_grad():
-        episodes = evaluate_policy(lambda obs: actor(obs), "cartpole", held_out_seeds(1), num_envs=32)
+        episodes = evaluate_policy(lambda obs: actor(obs), EnvFactory("cartpole"), held_out_seeds(1), num_envs=32)
     assert episodes["return"].mean() > 200, episodes["return"].describe()
 
 

@@ -3,14 +3,17 @@
 import pytest
 import torch
 
+from distillkit.envs import EnvFactory
 from distillkit.students import MLPStudent
 from distillkit.widgets import PrivilegedFieldPanel
+
+CARTPOLE = EnvFactory("cartpole")
 
 
 @pytest.fixture(scope="module")
 def panel():
     torch.set_num_threads(1)
-    return PrivilegedFieldPanel("cartpole", num_envs=8)
+    return PrivilegedFieldPanel(CARTPOLE, num_envs=8)
 
 
 def untick_and_compare(panel: PrivilegedFieldPanel, field: str) -> tuple[dict, dict]:
@@ -44,7 +47,7 @@ def test_the_check_catches_a_panel_that_ignores_its_checkboxes():
             return {}
 
     with pytest.raises(AssertionError, match="left the teacher's metrics unchanged"):
-        untick_and_compare(DeafPanel("cartpole", num_envs=8), "joint_vel_rel")
+        untick_and_compare(DeafPanel(CARTPOLE, num_envs=8), "joint_vel_rel")
 
 
 def test_corruption_mode_changes_the_run(panel):
@@ -71,9 +74,9 @@ def test_the_schema_refuses_to_give_the_student_a_privileged_field(panel):
 
 def test_the_student_runs_alone_on_deployable_fields():
     torch.manual_seed(0)
-    schema = PrivilegedFieldPanel("cartpole", run=False).schema
+    schema = CARTPOLE.schema
     student = MLPStudent(schema, 1, hidden=(16,)).eval()
-    p = PrivilegedFieldPanel("cartpole", student=student, num_envs=8)
+    p = PrivilegedFieldPanel(CARTPOLE, student=student, num_envs=8)
     p.policy.value = "student"
     assert p.last["policy"] == "student" and "deployable fields only" in p.summary.value
     assert all(box.disabled for box in p.checkboxes.values())      # the student never sees them
@@ -81,7 +84,7 @@ def test_the_student_runs_alone_on_deployable_fields():
 
 @pytest.mark.slow
 def test_video_of_one_rollout():
-    p = PrivilegedFieldPanel("cartpole", num_envs=4, video=True, run=False)
+    p = PrivilegedFieldPanel(CARTPOLE, num_envs=4, video=True, run=False)
     p.record.value = True                         # re-runs the panel and records one rollout
     assert p.video.value[4:8] == b"ftyp"          # an MP4 file
     assert p.video.layout.display == ""

@@ -1,7 +1,9 @@
 """Batched environments: one contract (:class:`BatchedEnv`), one module per engine, one registry
-(:mod:`distillkit.envs.registry`) naming them."""
+(:mod:`distillkit.envs.registry`) naming them, and :class:`EnvFactory`, the one value that says
+which env to build (task, engine, device) and knows its task's schema."""
 
 from distillkit.envs.base import VALIDITY_SIGNALS, ActionError, BatchedEnv, EngineFeatureError, StepResult
+from distillkit.envs.factory import EnvFactory
 from distillkit.envs.registry import ENGINES, REGISTRY, get_engine
 
 
@@ -11,5 +13,5 @@ def make_env(task: str = "cartpole", num_envs: int = 64, engine: str = "mujoco",
     return get_engine(engine).load()(task, num_envs, **kwargs)
 
 
-__all__ = ["ENGINES", "REGISTRY", "VALIDITY_SIGNALS", "ActionError", "BatchedEnv", "EngineFeatureError", "StepResult",
-           "get_engine", "make_env"]
+__all__ = ["ENGINES", "REGISTRY", "VALIDITY_SIGNALS", "ActionError", "BatchedEnv", "EngineFeatureError", "EnvFactory",
+           "StepResult", "get_engine", "make_env"]

@@ -26,6 +26,7 @@ class Engine:
     tasks: tuple[str, ...]      # task names it offers (its env class may accept aliases too)
     requires: tuple[str, ...]   # top-level packages it imports
     about: str
+    repo_tasks: bool = False    # runs distillkit.tasks (a HostEnv): a task's schema is its class's make_schema()
 
     def missing(self) -> list[str]:
         """The packages it needs that are not installed (checked without importing them)."""
@@ -47,9 +48,10 @@ class Engine:
 
 REGISTRY: dict[str, Engine] = {engine.name: engine for engine in (
     Engine("mujoco", "distillkit.envs.mujoco_cpu", "MujocoEnv", tuple(REPO_TASKS), ("mujoco",),
-           "MuJoCo C on the CPU, worlds on a C thread pool"),
+           "MuJoCo C on the CPU, worlds on a C thread pool", repo_tasks=True),
     Engine("mujoco_warp", "distillkit.envs.mujoco_warp", "MujocoWarpEnv", tuple(REPO_TASKS),
-           ("mujoco_warp", "warp"), "MuJoCo Warp, all worlds together on a GPU (or the Warp CPU device)"),
+           ("mujoco_warp", "warp"), "MuJoCo Warp, all worlds together on a GPU (or the Warp CPU device)",
+           repo_tasks=True),
     # Isaac Lab 3.0 kit-less (Newton physics); offline it runs on generated assets (distillkit.assets).
     Engine("isaaclab", "distillkit.envs.isaaclab", "IsaacLabEnv", ("cartpole", "anymal_rough"),
            ("isaaclab", "isaaclab_tasks"), "Isaac Lab's stock manager-based tasks, on the CPU or a GPU"),

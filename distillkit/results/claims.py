@@ -34,11 +34,13 @@ class PanelJob:
 def _unprivileged_panel(job: PanelJob) -> str:
     import torch
 
+    from distillkit.envs import EnvFactory
     from distillkit.evaluate import PERTURBATIONS, held_out_seeds, run_episodes
 
     torch.set_num_threads(1)
-    actor, _ = teacher_policy(job.folder, job.task)
-    episodes = [run_episodes(lambda o: actor(o), job.task, s, num_envs=job.budget.eval_worlds, perturbation=p)
+    envs = EnvFactory(job.task)
+    actor, _ = teacher_policy(job.folder, envs)
+    episodes = [run_episodes(lambda o: actor(o), envs, s, num_envs=job.budget.eval_worlds, perturbation=p)
                 .assign(policy="unprivileged", perturbation=p.name)
                 for p in PERTURBATIONS[job.task] for s in held_out_seeds(job.budget.eval_seeds)]
     job.out.parent.mkdir(parents=True, exist_ok=True)

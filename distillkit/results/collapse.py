@@ -14,22 +14,24 @@ from distillkit.results.report import measured, render, write_section
 
 def run(tasks: list[str], runs: Path, workers: int) -> None:
     from distillkit.corruption import MODES, Corrupted
+    from distillkit.envs import EnvFactory
     from distillkit.evaluate import evaluate_policy, held_out_seeds
 
     runs = runs / "teachers"
     for task in tasks:
+        envs = EnvFactory(task)
         budget = BUDGETS[task]
         seeds = held_out_seeds(budget.eval_seeds)
         rows = []
         for seed in TRAINING_SEEDS[task]:
-            actor, manifest = teacher_policy(run_folder(runs, task, "teacher", seed), task)
+            actor, manifest = teacher_policy(run_folder(runs, task, "teacher", seed), envs)
             privileged = [n for n in actor.input.names if actor.input.schema.field(n).privileged]
-            baseline, _ = teacher_policy(run_folder(runs, task, "unprivileged", seed), task)
+            baseline, _ = teacher_policy(run_folder(runs, task, "unprivileged", seed), envs)
             policies = {"intact": lambda o, a=actor: a(o),
                         **{mode: Corrupted(actor, privileged, mode, seed=seed) for mode in MODES},
                         "unprivileged PPO": lambda o, a=baseline: a(o)}
             for name, policy in policies.items():
-                ep = evaluate_policy(policy, task, seeds, num_envs=budget.eval_worlds, training_seeds=[seed])
+                ep = evaluate_policy(policy, envs, seeds, num_envs=budget.eval_worlds, training_seeds=[seed])
                 rows.append({"seed": seed, "policy": name, "return": ep["return"].mean(),
                              "success": ep["success"].mean()})
         frame = pd.DataFrame(rows)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from distillkit.artifacts import read_manifest
+from distillkit.envs import EnvFactory
 from distillkit.ppo import PPOConfig
 from distillkit.results.budgets import TRAINING_SEEDS, Budget, StudentBudget
 
@@ -72,15 +73,16 @@ def _distil(job: StudentJob) -> str:
     from distillkit.pipeline import dagger_config, evaluate, train_student
 
     b = job.budget
+    envs = EnvFactory(job.task)
     torch.set_num_threads(1)          # one run per core: torch's own threads would only contend
     if not (job.out / "manifest.json").exists():
         config = dagger_config(rounds=b.rounds, steps_per_round=b.steps_per_round, schedule=job.schedule,
                                grad_steps=b.grad_steps, **job.rules)
-        train_student(job.task, job.teacher, job.out, config=config, architecture=b.architecture, num_envs=b.num_envs,
+        train_student(envs, job.teacher, job.out, config=config, architecture=b.architecture, num_envs=b.num_envs,
                       seed=job.seed, progress=False, teacher_fault=job.fault_rate, options=b.options,
-                      evaluate_round=partial(held_out_score, task=job.task, seed=job.seed, b=b) if job.curve else None)
+                      evaluate_round=partial(held_out_score, envs=envs, seed=job.seed, b=b) if job.curve else None)
     if not job.finished():
-        evaluate(job.task, job.teacher, job.out, job.out / "evaluation", seeds=b.eval_seeds, num_envs=b.eval_worlds,
+        evaluate(envs, job.teacher, job.out, job.out / "evaluation", seeds=b.eval_seeds, num_envs=b.eval_worlds,
                  export=job.curve, perturbations=job.perturbations)
     return str(job.out)
 
@@ -98,46 +100,47 @@ def run_jobs(jobs: list[TeacherJob] | list[StudentJob], workers: int, what: str)
             pass
 
 
-def held_out_score(student, *, task: str, seed: int, b: StudentBudget) -> dict:
+def held_out_score(student, *, envs: EnvFactory, seed: int, b: StudentBudget) -> dict:
     """The student alone (student-only wrapper) on the held-out seeds: one point of the BC/DAgger curve."""
-    from distillkit.envs import make_env
     from distillkit.evaluate import evaluate_policy, held_out_seeds
     from distillkit.leakage import StudentOnly
 
-    schema = make_env(task, 1).schema
-    episodes = evaluate_policy(StudentOnly(student, schema), task, held_out_seeds(b.eval_seeds),
+    schema = envs.schema
+    episodes = evaluate_policy(StudentOnly(student, schema), envs, held_out_seeds(b.eval_seeds),
                                num_envs=b.curve_worlds, training_seeds=[seed],
                                observe=lambda o: StudentOnly.deployable(o, schema))
     return {"eval_return": episodes["return"].mean()}
 
 
-def teacher_policy(folder: Path, task: str):
-    """A run's actor, checked against the task as it is now (a run of an older task version is refused)."""
-    from distillkit.envs import make_env
+def teacher_policy(folder: Path, envs: EnvFactory):
+    """A run's actor, checked against an env of ``envs`` as the task is now (a run of an older task
+    version is refused)."""
     from distillkit.train import load_actor
 
-    env = make_env(task, 1)
-    actor, manifest, _ = load_actor(folder, env)
-    env.close()
+    env = envs(1)
+    try:
+        actor, manifest, _ = load_actor(folder, env)
+    finally:
+        env.close()
     return actor, manifest
 
 
-def evaluate_run(folder: Path, task: str, budget: Budget) -> pd.DataFrame:
+def evaluate_run(folder: Path, envs: EnvFactory, budget: Budget) -> pd.DataFrame:
     from distillkit.evaluate import evaluate_policy, held_out_seeds
 
-    actor, manifest = teacher_policy(folder, task)
-    return evaluate_policy(lambda obs: actor(obs), task, held_out_seeds(budget.eval_seeds),
+    actor, manifest = teacher_policy(folder, envs)
+    return evaluate_policy(lambda obs: actor(obs), envs, held_out_seeds(budget.eval_seeds),
                            num_envs=budget.eval_worlds, training_seeds=[manifest["seed"]])
 
 
 def summarise_runs(runs: Path, task: str, variants: list[str], budget: Budget) -> pd.DataFrame:
     """One row per (variant, training seed): held-out mean return, success, fall rate, tracking
     error, episode length."""
-    rows = []
+    rows, envs = [], EnvFactory(task)
     for variant in variants:
         for seed in TRAINING_SEEDS[task]:
             folder = run_folder(runs, task, variant, seed)
-            ep = evaluate_run(folder, task, budget)
+            ep = evaluate_run(folder, envs, budget)
             manifest = read_manifest(folder)
             rows.append({"task": task, "variant": variant, "seed": seed, "env_steps": manifest["env_steps"],
                          "return": ep["return"].mean(), "success": ep["success"].mean(),

@@ -17,18 +17,19 @@ SCHEDULES = {"bc": "BC (β = 1)", "first": "DAgger (β = 1(i=1))"}
 
 
 def run(tasks: list[str], runs: Path, workers: int) -> None:
+    from distillkit.envs import EnvFactory
     from distillkit.evaluate import evaluate_policy, held_out_seeds
 
     run_jobs([StudentJob(task, run_folder(runs / "teachers", task, "teacher", seed),
                          run_folder(runs / "students", task, schedule, seed), schedule, seed, STUDENT_BUDGETS[task])
               for task in tasks for seed in TRAINING_SEEDS[task] for schedule in SCHEDULES], workers, "student runs")
     for task in tasks:
-        b = STUDENT_BUDGETS[task]
+        b, envs = STUDENT_BUDGETS[task], EnvFactory(task)
         seeds = held_out_seeds(b.eval_seeds)
         panels, curves, leak_checks = [], [], []
         for seed in TRAINING_SEEDS[task]:
-            teacher, _ = teacher_policy(run_folder(runs / "teachers", task, "teacher", seed), task)
-            teacher_return = evaluate_policy(lambda o: teacher(o), task, seeds, num_envs=b.curve_worlds,
+            teacher, _ = teacher_policy(run_folder(runs / "teachers", task, "teacher", seed), envs)
+            teacher_return = evaluate_policy(lambda o: teacher(o), envs, seeds, num_envs=b.curve_worlds,
                                              training_seeds=[seed])["return"].mean()
             for schedule in SCHEDULES:
                 out = run_folder(runs / "students", task, schedule, seed)

@@ -10,9 +10,11 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from distillkit.envs import make_env
+from distillkit.envs import EnvFactory
 
 TASK = "cartpole"
+#: The quick task on the default engine: every check's envs and schema come from here.
+ENVS = EnvFactory(TASK)
 
 
 class CheckFailed(AssertionError):
@@ -104,7 +106,7 @@ def student_return(policy, *, observe=lambda obs: obs, num_envs: int = 32) -> fl
     """Mean return of ``policy`` alone, one episode per world, on the first held-out seed."""
     from distillkit.evaluate import evaluate_policy, held_out_seeds
 
-    return float(evaluate_policy(policy, TASK, held_out_seeds(1), num_envs=num_envs, observe=observe)["return"].mean())
+    return float(evaluate_policy(policy, ENVS, held_out_seeds(1), num_envs=num_envs, observe=observe)["return"].mean())
 
 
 # Closed-loop budgets: DAgger on the quick task (4 rounds, the first driven by the teacher) takes
@@ -120,7 +122,7 @@ def dagger_student(loss: Callable | None = None):
     from distillkit.dagger import DaggerConfig, dagger
     from distillkit.students import MLPStudent
 
-    env = make_env(TASK, NUM_ENVS)
+    env = ENVS(NUM_ENVS)
     teacher, _ = shipped_teacher(env)
     torch.manual_seed(0)
     student = MLPStudent(env.schema, env.action_dim)

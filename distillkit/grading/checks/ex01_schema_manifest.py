@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from distillkit.envs import make_env
-from distillkit.grading.checks.common import TASK, Checks, shipped_teacher_on, student_return
+from distillkit.grading.checks.common import ENVS, Checks, shipped_teacher_on, student_return
 
 
 def check_manifest(cartpole_manifest: Callable) -> None:
@@ -13,7 +12,7 @@ def check_manifest(cartpole_manifest: Callable) -> None:
     from distillkit.schema import ObservationSchema
 
     checks = Checks("manifest")
-    env = make_env(TASK, 4)
+    env = ENVS(4)
     obs = env.reset(seed=0)
 
     def manifest() -> ObservationSchema:
@@ -55,7 +54,7 @@ def check_privileged_inputs(privileged_inputs: Callable) -> None:
     from distillkit.schema import Field, ObservationSchema
 
     checks = Checks("privileged_inputs")
-    schema = make_env(TASK, 1).schema
+    schema = ENVS.schema
     with checks.case("a student reading the student group leaks nothing", "return [] when every input is a student field"):
         got = privileged_inputs(list(schema.group("student")), schema)
         assert list(got) == [], f"expected [], got {got!r}"
@@ -89,7 +88,7 @@ def check_manifest_closed_loop(cartpole_manifest: Callable, privileged_inputs: C
     from distillkit.students import MLPStudent
 
     checks = Checks("manifest_closed_loop")
-    env = make_env(TASK, 1)
+    env = ENVS(1)
     with checks.case("the shipped teacher balances through your manifest's teacher group (return >= 200)",
                      "same fields, roles and order as the env: the teacher was trained on joint_pos_rel, "
                      "joint_vel_rel, pole_mass concatenated in that order"):
@@ -108,7 +107,7 @@ def check_manifest_closed_loop(cartpole_manifest: Callable, privileged_inputs: C
                      "changing only privileged state (the pole mass) must not change what the student sees"):
         from distillkit.leakage import counterfactual_probe
 
-        result = counterfactual_probe(MLPStudent(cartpole_manifest(), env.action_dim), TASK)
+        result = counterfactual_probe(MLPStudent(cartpole_manifest(), env.action_dim), ENVS)
         assert result["passed"], result["detail"]
     env.close()
     checks.report()

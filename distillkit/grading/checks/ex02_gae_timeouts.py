@@ -7,8 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from distillkit.envs import make_env
-from distillkit.grading.checks.common import TASK, Checks, assert_close, shipped_teacher
+from distillkit.grading.checks.common import ENVS, TASK, Checks, assert_close, shipped_teacher
 
 
 def reference_gae(rewards, values, dones, last_values, gamma, lam):
@@ -89,7 +88,7 @@ def check_gae_closed_loop(gae: Callable, bootstrap_timeouts: Callable) -> None:
     from distillkit.ppo import bootstrap_timeouts as reference_bootstrap
 
     checks = Checks("gae_closed_loop")
-    env = make_env(TASK, 16)
+    env = ENVS(16)
     actor, critic = shipped_teacher(env)
     config = dataclasses.replace(PPOConfig(**read_manifest(shipped_folder(TASK))["ppo"]),
                                  steps_per_env=310, gamma=0.99, lam=0.95)     # episodes last 300 control steps

@@ -7,10 +7,9 @@ from collections.abc import Callable
 
 import torch
 
-from distillkit.envs import make_env
 from distillkit.grading.checks.common import (
+    ENVS,
     STUDENT_RETURN_THRESHOLD,
-    TASK,
     Checks,
     assert_close,
     dagger_student,
@@ -62,7 +61,7 @@ def check_masked_loss_closed_loop(masked_loss: Callable) -> None:
     with checks.case(f"a DAgger student trained with your loss balances alone (return >= {STUDENT_RETURN_THRESHOLD:g})",
                      "the loss must fall as the student's action approaches the teacher's executed action"):
         student = dagger_student(masked_loss)
-        schema = make_env(TASK, 1).schema
+        schema = ENVS.schema
         score = student_return(StudentOnly(student, schema), observe=lambda obs: StudentOnly.deployable(obs, schema))
         assert math.isfinite(score) and score >= STUDENT_RETURN_THRESHOLD, \
             f"mean return {score:.1f} on a held-out seed (the package's loss gives ~233, doing nothing ~8)"

@@ -6,14 +6,13 @@ from collections.abc import Callable
 
 import torch
 
-from distillkit.envs import make_env
 from distillkit.grading.checks.common import (
     DAGGER_ROUNDS,
+    ENVS,
     GRAD_STEPS,
     NUM_ENVS,
     STEPS_PER_ROUND,
     STUDENT_RETURN_THRESHOLD,
-    TASK,
     Checks,
     assert_close,
     shipped_teacher,
@@ -51,7 +50,7 @@ def check_mix_actions(mix_actions: Callable) -> None:
 @torch.no_grad()
 def driven_trajectory(policy, steps: int, seed: int, num_envs: int) -> torch.Tensor:
     """joint_pos_rel along ``steps`` steps of the quick task driven by ``policy`` alone."""
-    env = make_env(TASK, num_envs)
+    env = ENVS(num_envs)
     obs = env.reset(seed=seed)
     seen = []
     for _ in range(steps):
@@ -66,7 +65,7 @@ def check_dagger_round(dagger_round: Callable) -> None:
 
     checks = Checks("dagger_round")
     steps, N, seed = 40, 8, 11
-    env = make_env(TASK, N)
+    env = ENVS(N)
     teacher, _ = shipped_teacher(env)
     torch.manual_seed(0)
     student = MLPStudent(env.schema, env.action_dim).eval()
@@ -130,7 +129,7 @@ def check_dagger_closed_loop(mix_actions: Callable) -> None:
                      f"that balances alone (return >= {STUDENT_RETURN_THRESHOLD:g})",
                      "the teacher acts where the coin is below beta: with beta = 0 the student drives and meets "
                      "its own mistakes"):
-        env = make_env(TASK, NUM_ENVS)
+        env = ENVS(NUM_ENVS)
         teacher, _ = shipped_teacher(env)
         torch.manual_seed(0)
         student = MLPStudent(env.schema, env.action_dim)

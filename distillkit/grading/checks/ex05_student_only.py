@@ -7,10 +7,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from distillkit.envs import make_env
 from distillkit.grading.checks.common import (
+    ENVS,
     STUDENT_RETURN_THRESHOLD,
-    TASK,
     Checks,
     assert_close,
     dagger_student,
@@ -23,7 +22,7 @@ def check_student_only(deployable: Callable, StudentOnlyPolicy: type) -> None:
     from distillkit.students import MLPStudent
 
     checks = Checks("student_only")
-    env = make_env(TASK, 4)
+    env = ENVS(4)
     obs = env.reset(seed=0)
     schema = env.schema
     torch.manual_seed(0)
@@ -72,7 +71,7 @@ def check_student_only(deployable: Callable, StudentOnlyPolicy: type) -> None:
 
 def probe_env():
     """The quick task without sensor noise: two observations of one state then differ only where the state does."""
-    return make_env(TASK, 8, noise=False)
+    return ENVS(8, noise=False)
 
 
 @torch.no_grad()
@@ -80,9 +79,11 @@ def check_counterfactual_probe(action_change_without_privilege: Callable) -> Non
     from distillkit.students import MLPStudent
 
     checks = Checks("counterfactual_probe")
-    teacher, _ = shipped_teacher(probe_env())
+    env = probe_env()
+    teacher, _ = shipped_teacher(env)
+    env.close()
     torch.manual_seed(0)
-    student = MLPStudent(probe_env().schema, 1).eval()
+    student = MLPStudent(ENVS.schema, 1).eval()
 
     def reference(policy, seed: int = 0, warmup: int = 20) -> float:
         env = probe_env()
@@ -115,7 +116,7 @@ def check_counterfactual_probe(action_change_without_privilege: Callable) -> Non
 
 def check_student_only_closed_loop(deployable: Callable, StudentOnlyPolicy: type) -> None:
     checks = Checks("student_only_closed_loop")
-    schema = make_env(TASK, 1).schema
+    schema = ENVS.schema
     student = dagger_student()
     with checks.case(f"a DAgger student evaluated through your wrapper balances (return >= {STUDENT_RETURN_THRESHOLD:g})",
                      "deployable(obs, schema) is what the wrapper is handed at every step"):
@@ -124,7 +125,9 @@ def check_student_only_closed_loop(deployable: Callable, StudentOnlyPolicy: type
     with checks.case("the shipped teacher cannot be evaluated through your wrapper",
                      "the teacher needs joint_vel_rel and pole_mass: handed the full observation the wrapper must "
                      "refuse them"):
-        teacher, _ = shipped_teacher(make_env(TASK, 1))
+        env = ENVS(1)
+        teacher, _ = shipped_teacher(env)
+        env.close()
         try:
             student_return(StudentOnlyPolicy(teacher, schema))
         except Exception as err:

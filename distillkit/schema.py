@@ -49,17 +49,34 @@ class SchemaError(ValueError):
 
 @dataclass(frozen=True)
 class Noise:
-    """Additive sensor noise: ``gaussian`` (``scale`` = std) or ``uniform`` (on ±``scale``).
-    The env draws it every step for every world when its ``noise`` flag is on."""
+    """Sensor noise: additive ``gaussian`` (``scale`` = std) or ``uniform`` (on ±``scale``), and
+    optionally outliers: each reading, with probability ``outliers``, is replaced by a draw
+    uniform on ±``outlier_range`` (a depth sensor's reflections and missed returns). The env
+    draws it every step for every world when its ``noise`` flag is on."""
 
     kind: str
     scale: float
+    outliers: float = 0.0
+    outlier_range: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in NOISE_KINDS:
             raise SchemaError(f"noise kind {self.kind!r} is unknown; expected one of {NOISE_KINDS}")
         if not (isinstance(self.scale, (int, float)) and self.scale >= 0):
             raise SchemaError(f"noise scale must be a number >= 0, got {self.scale!r}")
+        if not (isinstance(self.outliers, (int, float)) and 0 <= self.outliers <= 1):
+            raise SchemaError(f"noise outliers must be a probability in [0, 1], got {self.outliers!r}")
+        if not (isinstance(self.outlier_range, (int, float)) and self.outlier_range >= 0):
+            raise SchemaError(f"noise outlier_range must be a number >= 0, got {self.outlier_range!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Outlier keys only when there are outliers, so schemas without them keep their form."""
+        outliers = {"outliers": self.outliers, "outlier_range": self.outlier_range} if self.outliers else {}
+        return {"kind": self.kind, "scale": self.scale, **outliers}
+
+    def describe(self) -> str:
+        outliers = f"+outliers({self.outliers:g}, ±{self.outlier_range:g})" if self.outliers else ""
+        return f"{self.kind}({self.scale:g}){outliers}"
 
 
 @dataclass(frozen=True)
@@ -121,13 +138,13 @@ class Field:
             "shape": list(self.shape),
             "role": self.role,
             "reason": self.reason,
-            "noise": None if self.noise is None else {"kind": self.noise.kind, "scale": self.noise.scale},
+            "noise": None if self.noise is None else self.noise.to_dict(),
             "history_length": self.history_length,
         }
 
     def describe(self) -> str:
         """A short text of everything that defines the field, for diffs."""
-        noise = "none" if self.noise is None else f"{self.noise.kind}({self.noise.scale:g})"
+        noise = "none" if self.noise is None else self.noise.describe()
         return f"shape={list(self.shape)} role={self.role} noise={noise} history={self.history_length}"
 
 
@@ -257,9 +274,11 @@ class ObservationSchema:
             noise = fd["noise"]
             try:
                 if noise is not None:
-                    if not (isinstance(noise, dict) and set(noise) == {"kind", "scale"}):
-                        raise SchemaError(f"noise must be null or {{kind, scale}}, got {noise!r}")
-                    noise = Noise(noise["kind"], noise["scale"])
+                    if not (isinstance(noise, dict) and set(noise) in ({"kind", "scale"},
+                                                                      {"kind", "scale", "outliers", "outlier_range"})):
+                        raise SchemaError(f"noise must be null, {{kind, scale}} or {{kind, scale, outliers, "
+                                          f"outlier_range}}, got {noise!r}")
+                    noise = Noise(**noise)
                 shape = fd["shape"]
                 fields.append(Field(
                     name=fd["name"],

@@ -60,7 +60,7 @@ class HostEnv(BatchedEnv):
         self.reset_transient_steps = task.reset_transient_steps
         super().__init__(task.num_envs, device=device, noise=noise)
         num_envs = task.num_envs
-        self.noise_scale = 1.0          # multiplies every noise model (a sensor-noise perturbation)
+        self.noise_scale = 1.0          # multiplies every noise scale and outlier rate (a sensor-noise perturbation)
         self.action_dim = self.spec.action_dim
         self.max_episode_steps = self.spec.max_episode_steps
         self.frame_skip = self.spec.frame_skip
@@ -98,6 +98,9 @@ class HostEnv(BatchedEnv):
                 self._noise_blocks.append(
                     (kind, slice(block_start, start), torch.tensor(scales, dtype=torch.float32)))
         self._width = start
+        # Fields whose readings are sometimes replaced by outliers: (columns, probability, range).
+        self._outlier_blocks = [(self._columns[f.name], f.noise.outliers, f.noise.outlier_range)
+                                for f in self._layout if f.noise and f.noise.outliers > 0]
         self._widths = [self._columns[f.name].stop - self._columns[f.name].start for f in self._layout]
         self._layout_names = [f.name for f in self._layout]
         # Fields with the same history length share one (N, history, columns) buffer.
@@ -282,6 +285,11 @@ class HostEnv(BatchedEnv):
                 else:
                     draw = torch.rand(shape, generator=self._noise_gen) * 2 - 1
                 sample[:, columns].addcmul_(draw, scale if self.noise_scale == 1.0 else scale * self.noise_scale)
+            for columns, probability, spread in self._outlier_blocks:
+                shape = (n, columns.stop - columns.start)
+                hit = torch.rand(shape, generator=self._noise_gen) < min(1.0, probability * self.noise_scale)
+                outlier = (torch.rand(shape, generator=self._noise_gen) * 2 - 1) * spread
+                sample[:, columns] = torch.where(hit, outlier, sample[:, columns])
         return sample
 
     def _fields(self, sample: torch.Tensor) -> Obs:

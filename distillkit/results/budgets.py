@@ -26,7 +26,7 @@ BUDGETS = {
     "cartpole": Budget(300_000, 64, PPOConfig(entropy_coef=0.005)),
     # (128, 64) networks: PPO's update costs as much CPU as the physics with rsl_rl's (256, 128, 64)
     # default, and a planar walker with 6 joints does not need them.
-    "walker_rough": Budget(2_500_000, 128, PPOConfig(entropy_coef=0.005, init_std=0.5, actor_hidden=(128, 64),
+    "walker_rough": Budget(6_000_000, 128, PPOConfig(entropy_coef=0.005, init_std=0.5, actor_hidden=(128, 64),
                                                      critic_hidden=(128, 64)), eval_seeds=1, eval_worlds=16),
 }
 

@@ -6,12 +6,16 @@ Like Isaac Lab's terrain generator, the profiles are made once, when the env is 
 stay cheap and the terrain of every episode is known from the config alone.
 
 A profile starts with a flat platform (the robot spawns there) and continues with segments of
-two kinds, whose size grows with the difficulty ``d`` in [0, 1]:
+three kinds, equally likely, whose size grows with the difficulty ``d`` in [0, 1]:
 
 - ``rough``: smooth random bumps (amplitude 2 cm + 6 cm·d);
-- ``steps``: stairs up and down with risers of up to 2 cm + 13 cm·d and treads of 0.4–0.9 m.
+- ``steps``: stairs up and down with risers of up to 2 cm + 13 cm·d and treads of 0.4–0.9 m;
+- ``gaps``: flat ground broken by holes ``gap_depth`` deep and 15 cm + 15 cm·d wide, every
+  0.6–1.2 m. A foot that lands in one drops out from under the robot.
 
-Steps are where exact heights ahead pay off: a walker that cannot see a riser coming trips on it.
+Gaps are where seeing the ground ahead decides the episode: a walker that sees one coming
+lengthens or shortens its step; a blind one finds it with its foot. A riser trips a walker that
+does not see it, but can also be felt and recovered from.
 MuJoCo stores the profile as a heightfield whose rows are identical, so the ground is linear
 between samples along x and constant along y, and :func:`height_at` reproduces MuJoCo's
 surface exactly.
@@ -33,6 +37,9 @@ class TerrainConfig:
     levels: int = 6               # difficulty levels 0 .. levels-1, d = level / (levels - 1)
     max_height: float = 0.6       # |height| bound (m); the heightfield spans ±max_height
     segment_length: tuple[float, float] = (2.0, 5.0)
+    gap_spacing: tuple[float, float] = (0.6, 1.2)   # m of ground between two gaps
+    gap_width: tuple[float, float] = (0.15, 0.30)   # m, at difficulty 0 and 1
+    gap_depth: float = 0.5                          # m below the ground around it
     variants: int = 10            # profiles per level in the bank
     seed: int = 0                 # the bank's seed
 
@@ -56,7 +63,17 @@ def make_profile(cfg: TerrainConfig, level: int, rng: np.random.Generator) -> np
     while k < n:
         seg = int(round(rng.uniform(*cfg.segment_length) / cfg.resolution))
         end = min(n, k + seg)
-        if rng.random() < 0.5:
+        kind = rng.random()
+        if kind < 1 / 3:
+            h[k:end] = base
+            j = k
+            while j < end:
+                j += int(round(rng.uniform(*cfg.gap_spacing) / cfg.resolution))
+                low, high = cfg.gap_width
+                width = int(round(rng.uniform(low, low + (high - low) * d) / cfg.resolution))
+                h[j:min(end, j + width)] = base - cfg.gap_depth
+                j += width
+        elif kind < 2 / 3:
             amp = 0.02 + 0.06 * d
             knots = rng.uniform(-amp, amp, size=(end - k) // 4 + 2)
             xs = np.linspace(0, len(knots) - 1, end - k)

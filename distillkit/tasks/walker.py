@@ -1,23 +1,30 @@
 """The flagship: a planar biped tracking a forward-velocity command over procedurally generated
-rough terrain (bumps and stairs), with rewards in the style of Isaac Lab's velocity task.
+rough terrain (bumps, stairs and gaps), with rewards in the style of Isaac Lab's velocity task.
 
 Why planar: its physics is cheap (a handful of contacts: each foot touches the ground through a
 heel and a toe sphere, which MuJoCo collides with the heightfield about twice as fast as a
-capsule foot), so a PPO teacher learns a gait on a 2-core CPU, and stairs still make terrain
-knowledge matter.
+capsule foot), so a PPO teacher learns a gait on a 2-core CPU, and gaps and stairs still make
+terrain knowledge matter.
 
-Version 2 is built so that the privileged information *decides* the result and is *partly
-inferable from history*, as in Lee et al. 2020 (a proprioceptive student of a privileged teacher):
+Version 3 is built so that the privileged information *decides* the result and is *partly
+recoverable* by a student, as in Lee et al. 2020 and Miki et al. 2022 (a student with
+proprioception and a noisy terrain sensor, distilled from a teacher that reads the exact state):
 
-- the **student** is proprioceptive: joint encoders, IMU (pitch rate, gravity direction), the
-  speed command and its own last actions, each with a 6-step history. No terrain sensor at all:
-  what lies ahead it can only feel through its legs.
+- the **student** reads what the robot carries: joint encoders, IMU (pitch rate, gravity
+  direction), the speed command, its own last actions, and its own short depth scan
+  (``scan_ahead``: 7 heights up to 0.6 m ahead, 3 cm noise, and 15 % of readings replaced by
+  outliers), each with a 6-step history. A gap shows in that scan, through the outliers, to a
+  policy that learns which readings to trust over its history. Whether a student supervised by
+  a teacher that knows learns that better than reinforcement learning on the same inputs is
+  what the course's teacher and imitation claims measure (``docs/results.md``).
 - the **teacher** also reads, from the simulator:
 
-  * ``height_scan``: exact terrain heights 0.1 m apart from 0.5 m behind to 1.5 m ahead. A riser
-    (up to 10 cm on the nominal levels 0-3, 15 cm on the hardest) trips a walker that does not
-    lift its foot in time; the teacher sees it coming, the student only feels it when it hits
-    (then its history shows the stumble).
+  * ``height_scan``: exact terrain heights 0.1 m apart from 0.5 m behind to 1.5 m ahead. It
+    decides episodes: a third of the track is broken by gaps (0.15-0.24 m wide on the nominal
+    levels 0-3, 0.5 m deep) that a foot must step over: the teacher sees them exactly and
+    early, the student only in its short, noisy scan. A riser (up to 10 cm nominal, 15 cm on the hardest levels)
+    trips a walker that does not lift its foot in time; that one the student can feel and
+    recover from (its history shows the stumble).
   * ``base_lin_vel``: the true base velocity. The reward is for tracking the commanded speed;
     a real robot only estimates its speed (from leg kinematics, with slip and drift). History
     makes it partly inferable (joint velocities during stance).
@@ -113,7 +120,7 @@ MJCF = """
 
 class WalkerRough(MujocoTask):
     name = "walker_rough"
-    version = 2
+    version = 3                    # 3: gaps in the terrain (2: proprioceptive student)
     physics_dt = 0.01              # stable with these gains and contacts; 0.005 costs 1.7x the CPU time
     control_dt = 0.02              # Isaac Lab's velocity task: 50 Hz control
     episode_length_s = 20.0
@@ -146,6 +153,9 @@ class WalkerRough(MujocoTask):
     }
     randomisation_ranges = {"friction": [0.3, 1.2], "payload_mass": [0.0, 10.0]}
     scan_teacher = np.round(np.arange(-0.5, 1.5001, 0.1), 3)    # 21 exact points, 0.1 m apart
+    scan_student = np.round(np.arange(0.0, 0.6001, 0.1), 3)     # 7 points of the robot's own sensor
+    scan_noise = Noise("gaussian", 0.03, outliers=0.15, outlier_range=0.5)
+    unseen_from = 0.8              # m ahead of the base: beyond the student's scan (perturb_privileged)
     proprio_history = 6            # control steps of proprioceptive history the student reads
 
     def __init__(self, num_envs: int, terrain: TerrainConfig | None = None):
@@ -176,6 +186,10 @@ class WalkerRough(MujocoTask):
                   noise=Noise("gaussian", 0.02), **proprio),
             Field("velocity_commands", (1,), "student", "the operator's forward-speed command (m/s)"),
             Field("actions", (6,), "student", "the policy's own last actions", **proprio),
+            Field("scan_ahead", (len(cls.scan_student),), "student",
+                  "the robot's own depth sensor: terrain heights 0.1 m apart up to 0.6 m ahead, "
+                  "3 cm noise and 15 % outliers (reflections, missed returns)",
+                  noise=cls.scan_noise, **proprio),
             Field("height_scan", (len(cls.scan_teacher),), "teacher_only",
                   "exact terrain heights 0.1 m apart up to 1.5 m ahead, read from the simulator's map; "
                   "the robot has no terrain sensor"),
@@ -227,7 +241,8 @@ class WalkerRough(MujocoTask):
                 "terrain": self.terrain.to_dict(),
                 "action_scale": self.action_scale, "kp": self.kp, "max_torque": self.max_torque,
                 "default_joint_pos": DEFAULT_JOINT_POS.tolist(),
-                "scan_teacher": self.scan_teacher.tolist(), "proprio_history": self.proprio_history,
+                "scan_teacher": self.scan_teacher.tolist(), "scan_student": self.scan_student.tolist(),
+                "unseen_from": self.unseen_from, "proprio_history": self.proprio_history,
                 "tracking_sigma": self.tracking_sigma, "tracking_tolerance": self.tracking_tolerance,
                 "air_time_target": self.air_time_target,
                 "fail_height": self.fail_height, "fail_pitch": self.fail_pitch,
@@ -260,8 +275,9 @@ class WalkerRough(MujocoTask):
         return qpos, qvel
 
     def perturb_privileged(self, s, ids, rng, models):
-        """New friction and payload, and new terrain from 0.3 m ahead of the base on (the feet
-        stand on what is nearer): everything the teacher can sense and the student cannot."""
+        """New friction and payload, and new terrain from ``unseen_from`` ahead of the base on
+        (beyond the student's scan, within the teacher's): everything the teacher can sense and the
+        student cannot."""
         t = self.terrain
         self.friction[ids] = uniform(rng, self.randomisation_ranges["friction"], len(ids))
         self.payload[ids] = uniform(rng, self.randomisation_ranges["payload_mass"], len(ids))
@@ -269,7 +285,7 @@ class WalkerRough(MujocoTask):
             models[i].geom_friction[:, 0] = self.friction[i]
             models[i].body_mass[self.torso_body] = self.nominal_torso_mass + self.payload[i]
             base_x = s.qpos[row, 0]
-            first = int(np.ceil((base_x + 0.3 - t.x_start) / t.resolution))
+            first = int(np.ceil((base_x + self.unseen_from - t.x_start) / t.resolution))
             bumps = rng.uniform(-0.15, 0.15, size=self.profiles.shape[1] - first)
             self.profiles[i, first:] = np.clip(self.profiles[i, first:] + bumps, -t.max_height, t.max_height)
             normalised = ((self.profiles[i] + t.max_height) / (2 * t.max_height)).astype(np.float32)
@@ -288,8 +304,10 @@ class WalkerRough(MujocoTask):
 
     def observe(self, s: PhysicsState, last_actions):
         x, z, pitch, sn, c, vx_b, vz_b = self._base(s)
-        ground = height_at(self.profiles[s.ids], self.terrain, x[:, None] + self.scan_teacher)
-        scan = (z - self.nominal_height)[:, None] - ground
+        offsets = np.concatenate([self.scan_teacher, self.scan_student])
+        ground = height_at(self.profiles[s.ids], self.terrain, x[:, None] + offsets)
+        scans = (z - self.nominal_height)[:, None] - ground
+        scan, scan_ahead = scans[:, :len(self.scan_teacher)], scans[:, len(self.scan_teacher):]
         return {
             "joint_pos": s.qpos[:, 3:] - DEFAULT_JOINT_POS,
             "joint_vel": s.qvel[:, 3:],
@@ -297,6 +315,7 @@ class WalkerRough(MujocoTask):
             "projected_gravity": np.stack([sn, -c], axis=1),
             "velocity_commands": self.command[s.ids, None],
             "actions": last_actions,
+            "scan_ahead": scan_ahead,
             "height_scan": scan,
             "base_lin_vel": np.stack([vx_b, vz_b], axis=1),
             "foot_contact_forces": s.sensordata[:, self.touch_sensors],

@@ -10,6 +10,10 @@ Round i (Ross, Gordon and Bagnell 2011):
    the newest round);
 4. take ``grad_steps`` steps of masked distillation on the dataset.
 
+Before the first round the student takes what it reuses from the teacher (``Student.adopt``: a
+latent student, the teacher's action head); every round records the teacher's other labels too
+(``Rollouts.targets``) for the students that learn from more than actions.
+
 beta schedules: ``bc`` beta = 1 (behaviour cloning: the teacher always drives), ``linear``
 1 - i/(R-1), ``exponential`` p^i, ``first`` 1 in the first round then 0 (the paper's beta_i =
 1(i = 1)), ``student`` 0 from the start. rsl_rl's Distillation runner is ``student`` with
@@ -93,6 +97,7 @@ def dagger(env: BatchedEnv, teacher: Policy, student: Student, config: DaggerCon
     generator = torch.Generator().manual_seed(seed)     # CPU: the same draws on every device
     torch.manual_seed(seed)
     student.to(env.device)
+    student.adopt(teacher)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.lr)
     obs = env.reset(seed=seed)
     data = []

@@ -17,12 +17,17 @@ The students themselves, and the protocol through which :func:`fit` trains any o
 
 ``loss`` may also be a function ``(pred, target, mask) -> scalar``: a learner's own loss then
 trains inside this very loop (the exercises grade it that way).
+
+Beyond action matching, a student may learn from more named targets (its ``learns_from``: the
+teacher's latent, true privileged values), which :func:`distillkit.rollouts.collect` records in
+``Rollouts.targets``. :func:`fit` hands the student every target it names, sliced to the window,
+with the action target and ``loss``; the student's ``training_loss`` adds one ``loss`` term per
+target (action matching alone by default).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -30,12 +35,10 @@ from torch import nn
 
 from distillkit.envs.base import executed
 from distillkit.rollouts import Rollouts
-from distillkit.students import Student
+from distillkit.students import LossFn, Student
 
 LOSSES = ("mse", "huber")
 TARGETS = ("executed", "teacher")
-#: a loss function: (predicted actions, target actions, mask) -> the scalar to minimise
-LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def episode_starts(rollouts: Rollouts) -> torch.Tensor:
@@ -71,6 +74,11 @@ def fit(student: Student, data: list[tuple[Rollouts, torch.Tensor]], grad_steps:
         loss = functools.partial(distillation_loss, kind=loss)
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    for rollouts, _ in data:
+        missing = [name for name in student.learns_from if name not in rollouts.targets]
+        if missing:
+            raise ValueError(f"a {type(student).__name__} learns from targets {missing}, which these rollouts lack "
+                             f"(they hold {sorted(rollouts.targets)}); an encoder teacher labels 'latent'")
     optimizer = optimizer or torch.optim.Adam(student.parameters(), lr=lr)
     starts = [episode_starts(r) for r, _ in data]
     prepared = [student.prepare(r.obs, s) for (r, _), s in zip(data, starts)]
@@ -83,9 +91,11 @@ def fit(student: Student, data: list[tuple[Rollouts, torch.Tensor]], grad_steps:
         t0 = int(torch.randint(T - length + 1, (1,), generator=generator))
         worlds = torch.randperm(N, generator=generator)[:batch_worlds].to(mask.device)
         window = slice(t0, t0 + length)
-        pred = student.forward_window(rollouts.obs, starts[i], window, worlds, prepared[i])
         label = rollouts.teacher_actions[window][:, worlds]
-        value = loss(pred, executed(label) if target == "executed" else label, mask[window][:, worlds])
+        targets = {"action": executed(label) if target == "executed" else label,
+                   **{name: rollouts.targets[name][window][:, worlds] for name in student.learns_from}}
+        value = student.training_loss(rollouts.obs, starts[i], window, worlds, prepared[i], targets,
+                                      mask[window][:, worlds], loss)
         optimizer.zero_grad()
         value.backward()
         nn.utils.clip_grad_norm_(student.parameters(), 1.0)

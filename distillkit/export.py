@@ -9,6 +9,12 @@ A recurrent (GRU) student is exported as one step of its recurrence: one more in
 feeds back on the next call (zeros at an episode start). The memory is not an observation: it is
 the student's own output, so the graph still reads nothing but student fields. Stacked-history
 students keep a buffer of past fields outside any graph and are not exported.
+
+Before tracing, :func:`check_student_only` refuses a network holding any privileged part: a
+layer that reads a privileged field (a teacher's actor or its encoder's input), or, given an
+encoder teacher, a tensor of the teacher's encoder (shared or copied). A latent student carries
+the teacher's action head, never its encoder: the deployed graph estimates the latent from
+student fields alone.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from distillkit.models import EncoderActor, GroupInput
 from distillkit.schema import ObservationSchema
 from distillkit.students import Student
 
@@ -68,7 +75,33 @@ def on_cpu(student: Student) -> Student:
     return copy.deepcopy(student).cpu()
 
 
-def export_onnx(student: Student, schema: ObservationSchema, path: str | os.PathLike) -> Path:
+def check_student_only(student: nn.Module, teacher: EncoderActor | None = None) -> None:
+    """Refuse a network that holds a privileged part: a :class:`~distillkit.models.GroupInput`
+    anywhere in it that reads a privileged field, or, given the ``teacher``, a parameter or
+    buffer that is one of its encoder's parameters, shared or with the same values (copied)."""
+    for path, module in student.named_modules():
+        if isinstance(module, GroupInput):
+            privileged = [n for n in module.names if module.schema.field(n).privileged]
+            if privileged:
+                raise ExportError(f"{type(student).__name__}.{path or 'self'} reads privileged fields {privileged}: "
+                                  f"a deployed student reads student fields only")
+    if teacher is None:
+        return
+    encoder = dict(teacher.encoder.named_parameters())
+    for name, tensor in [*student.named_parameters(), *student.named_buffers()]:
+        for theirs, value in encoder.items():
+            if (tensor.shape, tensor.dtype) != (value.shape, value.dtype):
+                continue
+            if tensor.data_ptr() == value.data_ptr() or torch.equal(tensor.detach().cpu(), value.detach().cpu()):
+                raise ExportError(f"{type(student).__name__}.{name} is the teacher's encoder.{theirs}: the teacher's "
+                                  f"encoder reads privileged fields and must not be in a deployed student")
+
+
+def export_onnx(student: Student, schema: ObservationSchema, path: str | os.PathLike, *,
+                teacher: EncoderActor | None = None) -> Path:
+    """``student`` as an ONNX graph at ``path``, one input per student field (plus its memory),
+    after :func:`check_student_only` (with the ``teacher`` whose encoder it must not contain, if
+    given)."""
     # what the network reads is checked first: a teacher's actor offered for export is refused for its inputs
     names = list(student.input.names)
     if names != list(schema.group("student")):
@@ -79,6 +112,7 @@ def export_onnx(student: Student, schema: ObservationSchema, path: str | os.Path
     if not isinstance(student, Student):
         raise ExportError(f"a {type(student).__name__} is not a distillkit.students.Student: export needs its one-step "
                           f"function and memory size")
+    check_student_only(student, teacher)
     model = NamedInputStudent(on_cpu(student)).eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,7 +126,10 @@ def export_onnx(student: Student, schema: ObservationSchema, path: str | os.Path
     return path
 
 
-def export_torchscript(student: Student, schema: ObservationSchema, path: str | os.PathLike) -> Path:
+def export_torchscript(student: Student, schema: ObservationSchema, path: str | os.PathLike, *,
+                       teacher: EncoderActor | None = None) -> Path:
+    """``student`` as a TorchScript trace at ``path``, after the same check as :func:`export_onnx`."""
+    check_student_only(student, teacher)
     model = NamedInputStudent(on_cpu(student)).eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

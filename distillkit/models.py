@@ -1,5 +1,5 @@
-"""Networks: a running observation normaliser, a Gaussian actor and a critic, each reading one
-schema group by name.
+"""Networks: a running observation normaliser, Gaussian actors (an MLP, or an encoder of the
+privileged fields then an MLP) and a critic, each reading one schema group by name.
 
 Every network starts with ``schema.flatten(obs, group)``: the only place named fields become one
 tensor, so which fields a network sees is decided by the schema, nowhere else.
@@ -85,9 +85,21 @@ class GroupInput(nn.Module):
         return self.normalizer(self.flat(obs))
 
 
-class Actor(nn.Module):
-    """Gaussian policy on one schema group: a ~ N(mu(o), diag(sigma^2)), sigma learned and
-    state-independent (rsl_rl's default)."""
+class GaussianActor(nn.Module):
+    """What PPO needs of an actor: ``input`` (the schema group it reads, normalised), the mean
+    action ``forward(obs)`` and a learned, state-independent std (rsl_rl's default):
+    a ~ N(mu(o), diag(sigma^2))."""
+
+    input: GroupInput
+    log_std: nn.Parameter
+
+    def distribution(self, obs: Obs) -> torch.distributions.Normal:
+        mean = self(obs)
+        return torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean))
+
+
+class Actor(GaussianActor):
+    """Gaussian policy: an MLP on one schema group."""
 
     def __init__(self, schema: ObservationSchema, group: str, action_dim: int,
                  hidden: Sequence[int] = (256, 128, 64), init_std: float = 1.0):
@@ -100,9 +112,46 @@ class Actor(nn.Module):
         """The mean action mu(o): what a deployed policy executes."""
         return self.mlp(self.input(obs))
 
-    def distribution(self, obs: Obs) -> torch.distributions.Normal:
-        mean = self(obs)
-        return torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean))
+
+class EncoderActor(GaussianActor):
+    """Gaussian policy whose privileged fields pass through an encoder first (Lee et al. 2020;
+    RMA, Kumar et al. 2021): z = encoder(o_privileged), mu = mlp([o_plain, z]).
+
+    The group is read and normalised as one vector, as for :class:`Actor` (so PPO, corruption
+    and the widgets treat both alike), then split by column: the privileged fields feed the
+    encoder, the others (``plain_names``: the student's fields for the default teacher group)
+    go to the MLP beside z. The latent z is what the teacher knows that the student cannot
+    observe, compressed: a training target for the students (``targets``), never their input.
+    """
+
+    def __init__(self, schema: ObservationSchema, group: str, action_dim: int, hidden: Sequence[int],
+                 init_std: float, latent_size: int, encoder_hidden: Sequence[int]):
+        super().__init__()
+        self.input = GroupInput(schema, group)
+        self.privileged_names = tuple(n for n in self.input.names if schema.field(n).privileged)
+        self.plain_names = tuple(n for n in self.input.names if not schema.field(n).privileged)
+        if not self.privileged_names:
+            raise ValueError(f"an encoder reads privileged fields; group {group!r} has none ({list(self.input.names)})")
+        columns = [schema.field(n).privileged for n in self.input.names for _ in range(schema.field(n).size)]
+        # a buffer, so it moves with the actor to the env's device; not persistent: not a weight
+        self.register_buffer("privileged_columns", torch.tensor(columns), persistent=False)
+        self.hidden, self.latent_size = tuple(hidden), latent_size
+        self.encoder = mlp(sum(columns), encoder_hidden, latent_size)
+        self.mlp = mlp(len(columns) - sum(columns) + latent_size, self.hidden, action_dim)
+        self.log_std = nn.Parameter(torch.full((action_dim,), math.log(init_std)))
+
+    def latent(self, obs: Obs) -> torch.Tensor:
+        """z: (N, latent_size), the encoder's summary of the privileged fields."""
+        return self.encoder(self.input(obs)[:, self.privileged_columns])
+
+    def forward(self, obs: Obs) -> torch.Tensor:
+        x = self.input(obs)
+        z = self.encoder(x[:, self.privileged_columns])
+        return self.mlp(torch.cat([x[:, ~self.privileged_columns], z], dim=-1))
+
+    def targets(self, obs: Obs) -> dict[str, torch.Tensor]:
+        """What this teacher labels besides its action (:class:`distillkit.policy.Labeller`)."""
+        return {"latent": self.latent(obs)}
 
 
 class Critic(nn.Module):

@@ -49,7 +49,7 @@ def train_student(envs: EnvFactory, teacher_folder: str | Path, out: str | Path,
     env = envs(num_envs)
     try:
         actor, teacher_manifest, overrides = load_actor(teacher_folder, env, allow_mismatch=allow_mismatch)
-        teacher = Faulty(actor, teacher_fault, seed=seed) if teacher_fault > 0 else (lambda obs: actor(obs))
+        teacher = Faulty(actor, teacher_fault, seed=seed) if teacher_fault > 0 else actor
         torch.manual_seed(seed)                    # the student's initial weights come from the seed too
         student = make_student(architecture, env.schema, env.action_dim, **(options or {}))
         rounds = dagger(env, teacher, student, config, seed=seed, progress=progress, evaluate=evaluate_round)

@@ -23,7 +23,9 @@ One iteration:
    policy that is optimised is the one that collected the data.
 
 The actor reads the schema group ``actor_group`` ("teacher"; "student" gives the unprivileged baseline),
-the critic ``critic_group`` ("critic": the asymmetric critic sees even more).
+the critic ``critic_group`` ("critic": the asymmetric critic sees even more). With
+``encoder_latent`` > 0 the actor first encodes its privileged fields into a latent z
+(:func:`build_actor`); the loss and the update are the same.
 
 Steps 2 and 3 are plain functions, :func:`bootstrap_timeouts` and :func:`compute_gae`, that
 :class:`PPO` takes as parameters: a learner's own versions run inside this very loop.
@@ -43,7 +45,8 @@ import torch
 from torch import nn
 
 from distillkit.envs.base import BatchedEnv, Obs
-from distillkit.models import Actor, Critic
+from distillkit.models import Actor, Critic, EncoderActor, GaussianActor
+from distillkit.schema import ObservationSchema
 
 TIMEOUT_BOOTSTRAPS = ("final_obs", "current_obs", "none")
 
@@ -64,6 +67,8 @@ class PPOConfig:
     init_std: float = 1.0
     actor_hidden: tuple[int, ...] = (256, 128, 64)
     critic_hidden: tuple[int, ...] = (256, 128, 64)
+    encoder_latent: int = 0           # > 0: the actor encodes its privileged fields into a latent this big first
+    encoder_hidden: tuple[int, ...] = (64, 32)
     actor_group: str = "teacher"
     critic_group: str = "critic"
     timeout_bootstrap: str = "final_obs"
@@ -74,8 +79,10 @@ class PPOConfig:
     def __post_init__(self) -> None:
         if self.timeout_bootstrap not in TIMEOUT_BOOTSTRAPS:
             raise ValueError(f"timeout_bootstrap must be one of {TIMEOUT_BOOTSTRAPS}, got {self.timeout_bootstrap!r}")
-        object.__setattr__(self, "actor_hidden", tuple(self.actor_hidden))
-        object.__setattr__(self, "critic_hidden", tuple(self.critic_hidden))
+        if self.encoder_latent < 0:
+            raise ValueError(f"encoder_latent must be >= 0 (0: no encoder), got {self.encoder_latent}")
+        for name in ("actor_hidden", "critic_hidden", "encoder_hidden"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def to_dict(self) -> dict:
         """JSON form (tuples as lists), as stored in artifacts."""
@@ -105,6 +112,17 @@ def compute_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor
     return advantages, advantages + values
 
 
+def build_actor(schema: ObservationSchema, action_dim: int, config: PPOConfig) -> GaussianActor:
+    """The actor ``config`` describes: an MLP on ``actor_group``, or with ``encoder_latent`` > 0 an
+    :class:`~distillkit.models.EncoderActor` (privileged fields -> latent, then an MLP on the rest
+    and the latent). PPO trains either end to end; :func:`distillkit.train.load_actor` rebuilds it
+    from the config an artifact records."""
+    if config.encoder_latent == 0:
+        return Actor(schema, config.actor_group, action_dim, config.actor_hidden, config.init_std)
+    return EncoderActor(schema, config.actor_group, action_dim, config.actor_hidden, config.init_std,
+                        config.encoder_latent, config.encoder_hidden)
+
+
 #: (rewards, truncated, final_values, gamma) -> bootstrapped rewards, like :func:`bootstrap_timeouts`
 BootstrapFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor]
 #: (rewards, values, dones, last_values, gamma, lam) -> (advantages, returns), like :func:`compute_gae`
@@ -128,8 +146,7 @@ class PPO:
         # Networks and buffers live where the env hands out its tensors (a GPU engine: the GPU).
         self.device = env.device
         torch.manual_seed(seed)
-        self.actor = Actor(env.schema, config.actor_group, env.action_dim, config.actor_hidden,
-                           config.init_std).to(self.device)
+        self.actor = build_actor(env.schema, env.action_dim, config).to(self.device)
         self.critic = Critic(env.schema, config.critic_group, config.critic_hidden).to(self.device)
         if is_distributed():                       # every rank starts from rank 0's weights
             for p in self.parameters():

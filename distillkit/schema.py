@@ -212,6 +212,12 @@ class ObservationSchema:
     def privileged_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields if f.privileged)
 
+    def names_with_role(self, role: str) -> tuple[str, ...]:
+        """Names of the fields of one role, in schema order (e.g. ``teacher_only``: what an estimator may regress)."""
+        if role not in ROLES:
+            raise SchemaError(f"role {role!r} is unknown; expected one of {ROLES}")
+        return tuple(f.name for f in self.fields if f.role == role)
+
     # ------------------------------------------------------------------------ checking tensors
     def validate_obs(self, obs: Mapping[str, torch.Tensor], num_envs: int) -> None:
         """Raise if ``obs`` is not exactly this schema's fields with the declared shapes."""

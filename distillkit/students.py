@@ -7,6 +7,10 @@ Every student type implements :class:`Student`, and only through it do training
   started a new episode (so a student with memory forgets them);
 - **training**: ``forward_window`` gives the actions for a window of recorded steps of some worlds,
   with whatever past the student needs (``prepare`` computes that past once per dataset);
+  ``training_loss`` is what :func:`~distillkit.distill.fit` minimises on such a window: action
+  matching by default, plus terms for the named targets in ``learns_from`` (the teacher's latent,
+  privileged field values) for the students that go beyond action matching; ``adopt`` takes what
+  a student reuses from the teacher (the latent student: the teacher's action head);
 - **export**: ``step(obs, memory)`` is one step as a pure function; ``memory_size`` is the size of
   the memory that function carries (0: none), ``exportable`` says whether a graph can hold the
   whole student.
@@ -25,11 +29,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from distillkit.models import GroupInput, mlp
-from distillkit.policy import Obs
+from distillkit.models import EncoderActor, GroupInput, RunningNorm, mlp
+from distillkit.policy import Obs, Policy
 from distillkit.schema import ObservationSchema
 
 RSL_RL_HIDDEN = (256, 128, 64)     # rsl_rl's default MLP widths
+#: a loss function: (predicted, target, mask) -> the scalar to minimise; masked over (T, N) steps,
+#: any width: fit applies it to actions, and the students beyond action matching to their other targets too
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class Student(nn.Module, ABC):
@@ -41,6 +48,8 @@ class Student(nn.Module, ABC):
     memory_size: int = 0
     #: False where past inputs live outside any graph (a stacked history): such a student is not exported
     exportable: bool = True
+    #: named targets besides the teacher's action that ``training_loss`` reads (keys of ``Rollouts.targets``)
+    learns_from: tuple[str, ...] = ()
 
     @abstractmethod
     def forward(self, obs: Obs) -> torch.Tensor:
@@ -70,6 +79,20 @@ class Student(nn.Module, ABC):
     def options(self) -> dict:
         """The constructor options a manifest records, so the loader rebuilds this student."""
         return {}
+
+    def adopt(self, teacher: Policy) -> None:
+        """Take what this student reuses from ``teacher`` (:func:`distillkit.dagger.dagger` calls
+        it before training); nothing by default."""
+
+    def training_loss(self, obs: Obs, starts: torch.Tensor, window: slice, worlds: torch.Tensor,
+                      prepared: torch.Tensor | None, targets: dict[str, torch.Tensor], mask: torch.Tensor,
+                      loss: LossFn) -> torch.Tensor:
+        """The scalar :func:`~distillkit.distill.fit` minimises on one window (arguments as for
+        ``forward_window``): ``targets`` holds ``"action"`` and each name in ``learns_from``, sliced
+        to the window; ``loss`` is the action-matching loss (a named one or a learner's). By
+        default: action matching alone. A student that learns from more adds one ``loss`` term
+        per target."""
+        return loss(self.forward_window(obs, starts, window, worlds, prepared), targets["action"], mask)
 
 
 class MLPStudent(Student):
@@ -167,27 +190,31 @@ class HistoryStudent(Student):
         return {"hidden": list(self.hidden), "history": self.history}
 
 
-class GRUStudent(Student):
-    """A GRU over the normalised student group, then an MLP head; trained with truncated
-    back-propagation through time (the memory is carried along each world's sequence, zeroed at
-    episode starts)."""
+class RecurrentStudent(Student):
+    """A GRU over the normalised student group, trained with truncated back-propagation through
+    time (the memory is carried along each world's sequence, zeroed at episode starts); what the
+    memory becomes (the action, a latent, an estimate) is each subclass's ``readout``."""
 
-    def __init__(self, schema: ObservationSchema, action_dim: int, hidden_size: int = 128,
-                 head: Sequence[int] = (128, 64)):
+    def __init__(self, schema: ObservationSchema, hidden_size: int):
         super().__init__()
         self.input = GroupInput(schema, "student")
         self.gru = nn.GRU(self.input.size, hidden_size)
-        self.head = mlp(hidden_size, head, action_dim)
-        self.hidden_size, self.head_widths = hidden_size, tuple(head)
-        self.memory_size = hidden_size
+        self.hidden_size = self.memory_size = hidden_size
         self._hidden: torch.Tensor | None = None
 
-    def forward_sequence(self, obs: Obs, starts: torch.Tensor,
-                         hidden: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Actions for a (T, N) sequence from initial ``hidden`` (zeros if None); the memory is
-        zeroed at episode starts. Returns actions and the memory before each step."""
+    @abstractmethod
+    def readout(self, raw: torch.Tensor, out: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named outputs, ``"action"`` and whatever ``training_loss`` compares with targets, from
+        the raw (unnormalised) student group ``raw`` (..., D) and the GRU's output ``out`` at the
+        same step (..., hidden_size)."""
+
+    def outputs_sequence(self, obs: Obs, starts: torch.Tensor, hidden: torch.Tensor | None = None
+                         ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """``readout`` for a (T, N) sequence from initial ``hidden`` (zeros if None); the memory is
+        zeroed at episode starts. Returns the outputs and the memory before each step."""
         T, N = starts.shape
-        x = self.input({k: v.reshape(T * N, *v.shape[2:]) for k, v in obs.items()}).reshape(T, N, -1)
+        raw = self.input.flat({k: v.reshape(T * N, *v.shape[2:]) for k, v in obs.items()}).reshape(T, N, -1)
+        x = self.input.normalizer(raw)
         h = torch.zeros(1, N, self.hidden_size, device=x.device) if hidden is None else hidden.unsqueeze(0)
         outputs, before = [], []
         for t in range(T):
@@ -195,21 +222,32 @@ class GRUStudent(Student):
             before.append(h[0])
             out, h = self.gru(x[t:t + 1], h)
             outputs.append(out[0])
-        return self.head(torch.stack(outputs)), torch.stack(before)
+        return self.readout(raw, torch.stack(outputs)), torch.stack(before)
+
+    def forward_sequence(self, obs: Obs, starts: torch.Tensor,
+                         hidden: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actions for a (T, N) sequence and the memory before each step."""
+        outputs, before = self.outputs_sequence(obs, starts, hidden)
+        return outputs["action"], before
 
     @torch.no_grad()
     def prepare(self, obs, starts):
         # TBPTT: the memory at each chunk's start comes from one pass over the whole sequence with
         # the weights training starts from (as rsl_rl stores hidden states during a rollout).
-        return self.forward_sequence(obs, starts)[1]
+        return self.outputs_sequence(obs, starts)[1]
+
+    def outputs_window(self, obs, starts, window, worlds, prepared) -> dict[str, torch.Tensor]:
+        """``readout`` for a window of recorded steps (arguments as for ``forward_window``)."""
+        chunk = {k: v[window][:, worlds] for k, v in obs.items()}
+        return self.outputs_sequence(chunk, starts[window][:, worlds], prepared[window.start][worlds])[0]
 
     def forward_window(self, obs, starts, window, worlds, prepared):
-        chunk = {k: v[window][:, worlds] for k, v in obs.items()}
-        return self.forward_sequence(chunk, starts[window][:, worlds], prepared[window.start][worlds])[0]
+        return self.outputs_window(obs, starts, window, worlds, prepared)["action"]
 
     def step(self, obs, memory):
-        out, h = self.gru(self.input(obs).unsqueeze(0), memory.unsqueeze(0))
-        return self.head(out[0]), h[0]
+        raw = self.input.flat(obs)
+        out, h = self.gru(self.input.normalizer(raw).unsqueeze(0), memory.unsqueeze(0))
+        return self.readout(raw, out[0])["action"], h[0]
 
     def forward(self, obs: Obs) -> torch.Tensor:
         any_field = next(iter(obs.values()))
@@ -224,8 +262,156 @@ class GRUStudent(Student):
         else:
             self._hidden[done] = 0.0
 
+
+class GRUStudent(RecurrentStudent):
+    """A GRU over the student fields, then an MLP head: actions from the memory alone."""
+
+    def __init__(self, schema: ObservationSchema, action_dim: int, hidden_size: int = 128,
+                 head: Sequence[int] = (128, 64)):
+        super().__init__(schema, hidden_size)
+        self.head = mlp(hidden_size, head, action_dim)
+        self.head_widths = tuple(head)
+
+    def readout(self, raw, out):
+        return {"action": self.head(out)}
+
     def options(self) -> dict:
         return {"hidden_size": self.hidden_size, "head": list(self.head_widths)}
+
+
+def latent_teacher(kind: str, teacher: Policy, latent_size: int) -> EncoderActor:
+    """``teacher`` if it labels latents of ``latent_size`` (an encoder teacher), else a clear error."""
+    if not isinstance(teacher, EncoderActor):
+        raise TypeError(f"the {kind!r} student learns the latent of a teacher with a privileged encoder: give the "
+                        f"teacher's EncoderActor itself (load_actor of a teacher trained with PPOConfig.encoder_latent "
+                        f"> 0), not a {type(teacher).__name__}")
+    if teacher.latent_size != latent_size:
+        raise ValueError(f"the teacher's latent has {teacher.latent_size} values; build the {kind!r} student with "
+                         f"latent_size={teacher.latent_size}, not {latent_size}")
+    return teacher
+
+
+class LatentStudent(RecurrentStudent):
+    """RMA's phase 2 (Kumar et al. 2021): an adaptation module, here the GRU over the student
+    fields, regresses the teacher's latent z, and the teacher's own action head, frozen, acts on
+    [student fields, z estimate]. Only the latent is learnt (loss: latent error through ``loss``):
+    the head already maps a good latent to good actions, so the student's actions are as good as
+    its estimate of z. ``hidden`` are the teacher's actor widths (``PPOConfig.actor_hidden``)."""
+
+    learns_from = ("latent",)
+
+    def __init__(self, schema: ObservationSchema, action_dim: int, latent_size: int = 8, hidden_size: int = 64,
+                 hidden: Sequence[int] = RSL_RL_HIDDEN):
+        super().__init__(schema, hidden_size)
+        self.latent_size, self.hidden = latent_size, tuple(hidden)
+        self.to_latent = nn.Linear(hidden_size, latent_size)
+        # the teacher's head and its normalisation of the student fields: copied by `adopt`, never trained
+        self.head_input = RunningNorm(self.input.size)
+        self.head = mlp(self.input.size + latent_size, self.hidden, action_dim).requires_grad_(False)
+
+    def readout(self, raw, out):
+        latent = self.to_latent(out)
+        return {"action": self.head(torch.cat([self.head_input(raw), latent], dim=-1)), "latent": latent}
+
+    def adopt(self, teacher):
+        teacher = latent_teacher("latent", teacher, self.latent_size)
+        if teacher.plain_names != self.input.names:
+            raise ValueError(f"the teacher's head reads {list(teacher.plain_names)} beside its latent; this student "
+                             f"reads {list(self.input.names)}: they must be the same fields")
+        if teacher.hidden != self.hidden:
+            raise ValueError(f"the teacher's head has widths {list(teacher.hidden)}; build the 'latent' student with "
+                             f"hidden={list(teacher.hidden)}")
+        self.head.load_state_dict(teacher.mlp.state_dict())
+        plain, norm = ~teacher.privileged_columns, teacher.input.normalizer
+        self.head_input.mean.copy_(norm.mean[plain])
+        self.head_input.var.copy_(norm.var[plain])
+        self.head_input.count.copy_(norm.count)
+
+    def training_loss(self, obs, starts, window, worlds, prepared, targets, mask, loss):
+        # a trained teacher's normaliser has seen data; a head never adopted has not
+        if self.head_input.count == 0:
+            raise RuntimeError("this latent student's action head is not the teacher's yet: call "
+                               "student.adopt(teacher) first (dagger does)")
+        return loss(self.outputs_window(obs, starts, window, worlds, prepared)["latent"], targets["latent"], mask)
+
+    def options(self) -> dict:
+        return {"latent_size": self.latent_size, "hidden_size": self.hidden_size, "hidden": list(self.hidden)}
+
+
+class ActionLatentStudent(RecurrentStudent):
+    """Lee et al. 2020's student: a history encoder (here the GRU over the student fields)
+    estimates the teacher's latent, and the student's own MLP acts on [student fields, latent
+    estimate]; both are learnt at once: loss = action error + ``latent_weight`` * latent error
+    (each through ``loss``). The latent term shapes the memory into the teacher's summary of the
+    privileged state; the action term lets the policy make up for what the estimate misses."""
+
+    learns_from = ("latent",)
+
+    def __init__(self, schema: ObservationSchema, action_dim: int, latent_size: int = 8, latent_weight: float = 1.0,
+                 hidden_size: int = 64, hidden: Sequence[int] = RSL_RL_HIDDEN):
+        super().__init__(schema, hidden_size)
+        self.latent_size, self.latent_weight, self.hidden = latent_size, latent_weight, tuple(hidden)
+        self.to_latent = nn.Linear(hidden_size, latent_size)
+        self.policy = mlp(self.input.size + latent_size, self.hidden, action_dim)
+
+    def readout(self, raw, out):
+        latent = self.to_latent(out)
+        return {"action": self.policy(torch.cat([self.input.normalizer(raw), latent], dim=-1)), "latent": latent}
+
+    def adopt(self, teacher):
+        latent_teacher("action_latent", teacher, self.latent_size)     # checked now, not after a round of rollouts
+
+    def training_loss(self, obs, starts, window, worlds, prepared, targets, mask, loss):
+        out = self.outputs_window(obs, starts, window, worlds, prepared)
+        return loss(out["action"], targets["action"], mask) + self.latent_weight * loss(out["latent"], targets["latent"], mask)
+
+    def options(self) -> dict:
+        return {"latent_size": self.latent_size, "latent_weight": self.latent_weight, "hidden_size": self.hidden_size,
+                "hidden": list(self.hidden)}
+
+
+class EstimatorStudent(RecurrentStudent):
+    """An explicit estimator (Ji et al. 2022; walk-these-ways, Margolis and Agrawal 2022): the GRU
+    over the student fields regresses the true values of named ``teacher_only`` fields (in their
+    own units), and an MLP acts on [student fields, estimate]. Loss = action error + estimation
+    error (each through ``loss``).
+
+    The policy reads the estimate *detached*: the estimator learns from the estimation error
+    alone, so the estimate stays what its name says (a friction, a mass) and can be checked as
+    such, where gradients from the action error would bend it into one more free latent.
+    ``fields``: None is every ``teacher_only`` field of at most 2 values (the hidden physics
+    parameters and velocities, not a height scan); the manifest records the option as given, the
+    schema it records resolves it."""
+
+    def __init__(self, schema: ObservationSchema, action_dim: int, fields: Sequence[str] | None = None,
+                 hidden_size: int = 64, hidden: Sequence[int] = RSL_RL_HIDDEN):
+        super().__init__(schema, hidden_size)
+        allowed = schema.names_with_role("teacher_only")
+        self.fields_option = None if fields is None else list(fields)
+        chosen = tuple(n for n in allowed if schema.field(n).size <= 2) if fields is None else tuple(fields)
+        unknown = [n for n in chosen if n not in allowed]
+        if unknown:
+            raise ValueError(f"estimator fields {unknown} are not teacher_only fields of schema {schema.name!r}; "
+                             f"those are {list(allowed)}")
+        if not chosen:
+            raise ValueError(f"an estimator needs teacher_only fields to estimate: name them (fields=...) from "
+                             f"{list(allowed)}")
+        self.learns_from, self.hidden = chosen, tuple(hidden)
+        self.estimator = nn.Linear(hidden_size, sum(schema.field(n).size for n in chosen))
+        self.policy = mlp(self.input.size + self.estimator.out_features, self.hidden, action_dim)
+
+    def readout(self, raw, out):
+        estimate = self.estimator(out)
+        return {"action": self.policy(torch.cat([self.input.normalizer(raw), estimate.detach()], dim=-1)),
+                "estimate": estimate}
+
+    def training_loss(self, obs, starts, window, worlds, prepared, targets, mask, loss):
+        out = self.outputs_window(obs, starts, window, worlds, prepared)
+        truth = torch.cat([targets[n].reshape(*mask.shape, -1) for n in self.learns_from], dim=-1)
+        return loss(out["action"], targets["action"], mask) + loss(out["estimate"], truth, mask)
+
+    def options(self) -> dict:
+        return {"fields": self.fields_option, "hidden_size": self.hidden_size, "hidden": list(self.hidden)}
 
 
 @dataclass(frozen=True)
@@ -242,6 +428,13 @@ ARCHITECTURES: dict[str, Architecture] = {
     "mlp": Architecture(MLPStudent, "an MLP on the current student fields"),
     "history": Architecture(HistoryStudent, "an MLP on the last 4 student observations stacked", {"history": 4}),
     "gru": Architecture(GRUStudent, "a GRU over the student fields, trained with truncated BPTT"),
+    "latent": Architecture(LatentStudent, "RMA phase 2: a GRU regresses the encoder teacher's latent, its action "
+                                          "head acts (frozen)", {"latent_size": 8, "hidden_size": 64}),
+    "action_latent": Architecture(ActionLatentStudent, "Lee et al. 2020: a GRU estimates the encoder teacher's "
+                                                       "latent, an MLP acts; action + latent loss",
+                                  {"latent_size": 8, "latent_weight": 1.0, "hidden_size": 64}),
+    "estimator": Architecture(EstimatorStudent, "a GRU estimates privileged values, an MLP acts on them; action + "
+                                                "estimation loss", {"fields": None, "hidden_size": 64}),
 }
 
 

@@ -31,7 +31,7 @@ from distillkit.artifacts import (
 )
 from distillkit.envs import make_env
 from distillkit.evaluate import EVAL_SEED_BASE
-from distillkit.ppo import PPO, PPOConfig, is_distributed, run_iteration
+from distillkit.ppo import PPO, PPOConfig, build_actor, is_distributed, run_iteration
 
 KIND = "teacher_ppo"
 
@@ -158,9 +158,11 @@ def resume(out: Path, ppo: PPO, env, run: dict) -> tuple[int, list[dict]]:
     if manifest.get("kind") != KIND:
         raise ArtifactError(f"{out}: holds a {manifest.get('kind')!r} artifact, not a {KIND!r} to resume")
     check_compatible(manifest, env.schema, env.spec, str(out))
+    # read through PPOConfig: a checkpoint from before a config field existed has that field's default
+    recorded = {**manifest, "ppo": PPOConfig(**manifest["ppo"]).to_dict()}
     for key in ("task", "engine", "seed", "num_envs", "world_size", "unprivileged", "ppo"):
-        if manifest.get(key) != run[key]:
-            raise ArtifactError(f"{out}: cannot resume: the checkpoint has {key}={manifest.get(key)!r}, "
+        if recorded.get(key) != run[key]:
+            raise ArtifactError(f"{out}: cannot resume: the checkpoint has {key}={recorded.get(key)!r}, "
                                 f"this run asks for {run[key]!r}; use another --out folder")
     ppo.actor.load_state_dict(load_tensors(out, "actor", manifest))
     ppo.critic.load_state_dict(load_tensors(out, "critic", manifest))
@@ -173,13 +175,14 @@ def resume(out: Path, ppo: PPO, env, run: dict) -> tuple[int, list[dict]]:
 
 
 def load_actor(folder: str | os.PathLike, env=None, *, allow_mismatch: bool = False):
-    """The trained actor of a teacher artifact (e.g. :func:`distillkit.artifacts.shipped_teacher`).
+    """The trained actor of a teacher artifact (e.g. :func:`distillkit.artifacts.shipped_teacher`): an
+    :class:`~distillkit.models.Actor`, or an :class:`~distillkit.models.EncoderActor` where its PPO
+    config has ``encoder_latent`` > 0.
     With ``env``: checked against its schema and task spec and put on its device (the weights are
     stored on the CPU and load onto any device). Without: built on the schema the manifest
     records, on the CPU - no env needed to read a teacher.
     Returns ``(actor, manifest, overrides)``; ``overrides`` lists the differences accepted
     with ``allow_mismatch=True`` (record them in whatever you produce with this actor)."""
-    from distillkit.models import Actor
     from distillkit.schema import ObservationSchema
 
     manifest = read_manifest(folder)
@@ -189,8 +192,7 @@ def load_actor(folder: str | os.PathLike, env=None, *, allow_mismatch: bool = Fa
         schema, overrides = ObservationSchema.from_dict(manifest["schema"], source=f"{folder} (schema)"), []
     else:
         schema, overrides = env.schema, check_compatible(manifest, env.schema, env.spec, str(folder), allow_mismatch)
-    ppo = PPOConfig(**manifest["ppo"])
-    actor = Actor(schema, ppo.actor_group, manifest["task_spec"]["action_dim"], ppo.actor_hidden, ppo.init_std)
+    actor = build_actor(schema, manifest["task_spec"]["action_dim"], PPOConfig(**manifest["ppo"]))
     try:
         actor.load_state_dict(load_tensors(folder, "actor", manifest))
     except RuntimeError as err:

@@ -155,6 +155,46 @@ def test_noise_touches_only_fields_with_a_noise_model():
         assert same == (f.noise is None), f.name
 
 
+def test_outlier_noise_replaces_the_stated_share_of_readings_within_its_range():
+    """The walker's own scan: 3 cm gaussian noise, and 15 % of readings replaced by outliers on ±0.5 m."""
+    clean, noisy = make_env("walker_rough", 64, noise=False), make_env("walker_rough", 64, noise=True)
+    noise = clean.schema.field("scan_ahead").noise
+    a, b = clean.reset(seed=4), noisy.reset(seed=4)
+    errors = []
+    for _ in range(20):
+        action = torch.zeros(64, 6)
+        a, b = clean.step(action).obs, noisy.step(action).obs
+        errors.append((b["scan_ahead"][:, -1] - a["scan_ahead"][:, -1]).abs())
+    errors = torch.cat(errors)
+    outliers = errors > 5 * noise.scale          # a gaussian reading is never 5 sigma off here
+    # An outlier lands within 5 sigma of the true reading (near 0 on the start platform) with
+    # probability 10 sigma / (2 range): those look like ordinary noise.
+    visible = noise.outliers * (1 - 10 * noise.scale / (2 * noise.outlier_range))
+    assert abs(outliers.float().mean().item() - visible) < 0.02
+    assert (b["scan_ahead"][:, -1].abs() <= noise.outlier_range + 1.0).all()
+    # the rest is the gaussian: median |error| = 0.674 sigma (the hidden outliers move it by ~5 %)
+    assert errors[~outliers].median().item() == pytest.approx(0.674 * noise.scale, rel=0.1)
+
+
+def test_gaps_are_in_the_terrain_as_configured():
+    from distillkit.tasks.terrain import TerrainConfig, make_bank
+
+    cfg = TerrainConfig()
+    bank = make_bank(cfg)
+    drops = np.diff(bank, axis=-1) < -0.8 * cfg.gap_depth           # a gap's near edge
+    assert drops.any(axis=-1).mean() > 0.9, "most profiles hold at least one gap"
+    # A gap's width at level 0 is cfg.gap_width[0] (to the grid), wider on harder levels.
+    def widths(level):
+        out = []
+        for profile in bank[level]:
+            low = profile < profile.max() - 0.8 * cfg.gap_depth
+            edges = np.flatnonzero(np.diff(low.astype(int)))
+            out += [(b - a) * cfg.resolution for a, b in zip(edges[::2], edges[1::2])]
+        return np.array(out)
+    assert widths(0).max() <= cfg.gap_width[0] + 2 * cfg.resolution
+    assert widths(cfg.levels - 1).max() > widths(0).max()
+
+
 def test_per_world_randomisation_reaches_the_physics_and_the_privileged_fields():
     env = make_env("walker_rough", 4)
     obs = env.reset(seed=3)
@@ -192,7 +232,9 @@ def test_terrain_bank_is_reproducible_from_its_seed_and_harder_with_level():
     a, b = make_bank(TerrainConfig(seed=3)), make_bank(TerrainConfig(seed=3))
     c = make_bank(TerrainConfig(seed=4))
     assert np.array_equal(a, b) and not np.array_equal(a, c)
-    roughness = np.abs(np.diff(a, axis=-1)).sum(axis=-1).mean(axis=1)   # per level
+    steps = np.abs(np.diff(a, axis=-1))
+    steps[steps > 0.8 * TerrainConfig().gap_depth] = 0.0                # a gap's edges are as deep on every level
+    roughness = steps.sum(axis=-1).mean(axis=1)                         # per level
     assert np.all(np.diff(roughness) > 0)
 
 

@@ -74,6 +74,10 @@ def test_bad_noise_and_duplicate_names_are_refused():
         Noise("laplace", 0.1)
     with pytest.raises(SchemaError, match="noise scale must be a number >= 0"):
         Noise("gaussian", -1)
+    with pytest.raises(SchemaError, match="noise outliers must be a probability in \\[0, 1\\], got 1.5"):
+        Noise("gaussian", 0.1, outliers=1.5, outlier_range=0.5)
+    with pytest.raises(SchemaError, match="noise outlier_range must be a number >= 0"):
+        Noise("gaussian", 0.1, outliers=0.1, outlier_range=-1)
     f = Field("a", (1,), "student", "r")
     with pytest.raises(SchemaError, match="duplicate field name 'a'"):
         ObservationSchema("dup", (f, f))
@@ -94,7 +98,7 @@ def test_save_load_roundtrip(tmp_path):
     (lambda d: d["fields"][1].update(role="secret"), "fields\\[1\\]: field 'height_scan': role 'secret' is unknown"),
     (lambda d: d["fields"][0].update(shape=[2, -1]), "fields\\[0\\]: field 'joint_pos': shape must be"),
     (lambda d: d["fields"][0].pop("reason"), "fields\\[0\\] \\('joint_pos'\\) must have keys"),
-    (lambda d: d["fields"][0].update(noise={"kind": "gaussian"}), "noise must be null or \\{kind, scale\\}"),
+    (lambda d: d["fields"][0].update(noise={"kind": "gaussian"}), "noise must be null, \\{kind, scale\\} or"),
     (lambda d: d["group_overrides"].update(student=["height_scan"]), "would see field 'height_scan'"),
     (lambda d: d["fields"].append(dict(d["fields"][0])), "duplicate field name 'joint_pos'"),
 ])
@@ -162,3 +166,17 @@ def test_validate_obs_names_the_wrong_field():
         s.validate_obs({**good, "height_scan": torch.zeros(4, 5)}, 4)
     with pytest.raises(SchemaError, match="unknown \\['extra'\\]"):
         s.validate_obs({**good, "extra": torch.zeros(4, 1)}, 4)
+
+
+def test_outlier_noise_round_trips_and_plain_noise_keeps_its_form():
+    plain = Field("a", (2,), "student", "r", noise=Noise("gaussian", 0.1))
+    scan = Field("b", (3,), "student", "r", noise=Noise("gaussian", 0.03, outliers=0.15, outlier_range=0.5))
+    schema = ObservationSchema("s", (plain, scan))
+    data = json.loads(json.dumps(schema.to_dict()))
+    assert data["fields"][0]["noise"] == {"kind": "gaussian", "scale": 0.1}     # as before outliers existed
+    assert ObservationSchema.from_dict(data) == schema
+    data["fields"][1]["noise"]["outliers"] = 0.2
+    assert ObservationSchema.from_dict(data) != schema
+    del data["fields"][1]["noise"]["outlier_range"]
+    with pytest.raises(SchemaError, match="noise must be null, \\{kind, scale\\} or"):
+        ObservationSchema.from_dict(data)

@@ -154,7 +154,8 @@ def train_teacher(args: argparse.Namespace) -> None:
             device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"      # each process simulates on its own GPU
     config = config_from_args(PPOConfig, args)
     metrics = train(args.task, args.out, args.steps, seed=args.seed, num_envs=args.num_envs, unprivileged=args.unprivileged,
-                    config=config, engine=args.engine, device=device, checkpoint_every=args.checkpoint_every)
+                    config=config, engine=args.engine, device=device, checkpoint_every=args.checkpoint_every,
+                    curriculum=args.curriculum)
     if not distributed or torch.distributed.get_rank() == 0:
         tail = metrics.tail(10)
         print(f"{args.out}: {int(metrics.env_steps.iloc[-1]):,} env steps, last 10 iterations: "
@@ -319,6 +320,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--num-envs", type=int, default=64, help="worlds per process")
     p.add_argument("--unprivileged", action="store_true",
                    help="actor on the student's fields only: the unprivileged PPO baseline")
+    p.add_argument("--curriculum", action="store_true",
+                   help="train under the task's curriculum (the walker's terrain levels); evaluation is unchanged")
     add_engine_options(p)
     p.add_argument("--checkpoint-every", type=int, default=50, help="iterations between checkpoints")
     add_config_options(p, PPOConfig, skip=("actor_group", "critic_group"))      # the groups follow --unprivileged

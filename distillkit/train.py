@@ -30,6 +30,7 @@ from distillkit.artifacts import (
     save_artifact,
 )
 from distillkit.envs import make_env
+from distillkit.envs.host import HostEnv
 from distillkit.evaluate import EVAL_SEED_BASE
 from distillkit.ppo import PPO, PPOConfig, build_actor, is_distributed, run_iteration
 
@@ -64,24 +65,33 @@ def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, 
 def train_teacher(task: str, out: str | os.PathLike, env_steps: int, *, seed: int = 0, num_envs: int = 64,
                   unprivileged: bool = False, config: PPOConfig | None = None, engine: str = "mujoco",
                   checkpoint_every: int = 50, progress: bool = True, nthread: int | None = None,
-                  device: str = "cpu") -> pd.DataFrame:
+                  device: str = "cpu", curriculum: bool = False) -> pd.DataFrame:
     """Train a PPO teacher (``unprivileged=True``: the actor sees only the student's fields - the
     unprivileged PPO baseline, RL directly on what the student observes)
     for ``env_steps`` env steps in total (all processes together) on ``engine``, simulating and
     training on ``device`` (checkpoints are saved on the CPU). Returns the metrics table.
-    ``nthread``: C threads stepping the worlds of the "mujoco" engine (results do not depend on it)."""
+    ``nthread``: C threads stepping the worlds of the "mujoco" engine (results do not depend on it).
+    ``curriculum``: train under the task's curriculum (e.g. the walker's terrain levels); its
+    settings are recorded in the artifact, and evaluation keeps the task's own reset distribution."""
     config = config or PPOConfig()
     if unprivileged:
         config = PPOConfig(**{**config.to_dict(), "actor_group": "student"})
     rank, world = rank_and_world()
     torch.set_num_threads(1)        # rollouts of small networks: torch's threads only add latency
     env = make_env(task, num_envs, engine=engine, device=device, **({} if nthread is None else {"nthread": nthread}))
+    curriculum_settings = None
+    if curriculum:
+        if not isinstance(env, HostEnv):
+            raise ValueError(f"engine {engine!r} runs {task!r} without a repo task's curriculum; "
+                             "train with curriculum on the 'mujoco' or 'mujoco_warp' engine")
+        curriculum_settings = env.task.start_curriculum()
     ppo = PPO(env, config, seed=seed)
     out = Path(out)
     steps_per_iteration = config.steps_per_env * num_envs * world
     iterations = math.ceil(env_steps / steps_per_iteration)
     run = {"kind": KIND, "task": task, "engine": engine, "seed": seed, "num_envs": num_envs,
            "world_size": world, "unprivileged": unprivileged, "env_steps_target": env_steps, "ppo": config.to_dict(),
+           "curriculum": curriculum_settings,
            "device": device}     # recorded, not checked on resume: a run may continue on another device
 
     log: list[dict] = []
@@ -160,7 +170,7 @@ def resume(out: Path, ppo: PPO, env, run: dict) -> tuple[int, list[dict]]:
     check_compatible(manifest, env.schema, env.spec, str(out))
     # read through PPOConfig: a checkpoint from before a config field existed has that field's default
     recorded = {**manifest, "ppo": PPOConfig(**manifest["ppo"]).to_dict()}
-    for key in ("task", "engine", "seed", "num_envs", "world_size", "unprivileged", "ppo"):
+    for key in ("task", "engine", "seed", "num_envs", "world_size", "unprivileged", "ppo", "curriculum"):
         if recorded.get(key) != run[key]:
             raise ArtifactError(f"{out}: cannot resume: the checkpoint has {key}={recorded.get(key)!r}, "
                                 f"this run asks for {run[key]!r}; use another --out folder")

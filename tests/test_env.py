@@ -259,3 +259,38 @@ def test_range_overrides_change_the_spec_and_unknown_ranges_are_refused():
     assert env.spec.digest() != digest and env.spec.randomisation["friction"] == [0.3, 0.4]
     with pytest.raises(KeyError, match="no range 'gravity'"):
         env.override_ranges({"gravity": [0.0, 1.0]})
+
+
+def test_the_terrain_curriculum_moves_worlds_by_how_their_episode_went():
+    """Isaac Lab's terrain_levels_vel rule: up a level after walking far enough without falling,
+    down after a fall, a random level after mastering the top; off, resets draw from the spec."""
+    env = make_env("walker_rough", 6)
+    task = env.task
+    spec = env.spec.digest()
+    settings = task.start_curriculum()
+    assert settings["start_level"] == 0 and env.spec.digest() == spec, "evaluation's task spec is unchanged"
+    env.reset(seed=0)
+    assert (task.level == 0).all()
+    top = task.terrain.levels - 1
+    task.curriculum_levels[:] = [2, 2, 2, 0, top, top]
+    far = task.curriculum_promote * task.command * task.episode_length_s
+    task.base_x[:] = far + np.array([0.1, -0.5, 0.1, 0.1, 0.1, -0.5])
+    task.fell[:] = [False, False, True, True, False, False]
+    levels = task._curriculum_step(np.arange(6), np.random.default_rng(0))
+    assert levels[:4].tolist() == [3, 2, 1, 0] and levels[5] == top
+    assert 0 <= levels[4] <= top, "mastering the top level restarts anywhere"
+    # a fall during a real episode: the world that falls is demoted at its reset
+    env.reset(seed=1)
+    before = task.level.copy()
+    for _ in range(300):
+        result = env.step(torch.full((6, 6), 1.0))         # every joint at its limit: the robot falls
+        if result.terminated.any():
+            break
+    fell = result.terminated.numpy()
+    assert fell.any() and (task.level[fell] == np.maximum(before[fell] - 1, 0)).all()
+    assert (task.level[~fell] == before[~fell]).all()
+
+
+def test_a_task_without_a_curriculum_says_so():
+    with pytest.raises(ValueError, match="task 'cartpole' has no curriculum"):
+        make_env("cartpole", 2).task.start_curriculum()

@@ -208,3 +208,14 @@ def test_shipping_a_teacher_keeps_weights_and_records_a_repository_path(teacher,
     env = make_env("cartpole", 1)
     original, shipped_actor = load_actor(teacher, env)[0], load_actor(shipped, env)[0]
     assert all(torch.equal(a, b) for a, b in zip(original.state_dict().values(), shipped_actor.state_dict().values()))
+
+
+def test_a_curriculum_run_records_it_and_refuses_to_resume_without_it(tmp_path):
+    out = tmp_path / "run"
+    walker = PPOConfig(steps_per_env=4, epochs=1, minibatches=1, actor_hidden=(16,), critic_hidden=(16,))
+    train_teacher("walker_rough", out, env_steps=4 * 4 * 2, num_envs=4, config=walker, progress=False, curriculum=True)
+    manifest = read_manifest(out)
+    assert manifest["curriculum"]["kind"] == "terrain_levels"
+    assert manifest["task_spec_digest"] == make_env("walker_rough", 1).spec.digest(), "evaluation envs still load it"
+    with pytest.raises(ArtifactError, match="cannot resume: the checkpoint has curriculum="):
+        train_teacher("walker_rough", out, env_steps=4 * 4 * 3, num_envs=4, config=walker, progress=False)

@@ -13,11 +13,13 @@ TRAINING_SEEDS = {"cartpole": (0, 1, 2), "walker_rough": (0, 1, 2, 3, 4)}
 
 @dataclass(frozen=True)
 class Budget:
-    """A PPO run: env steps, worlds, settings, and its held-out evaluation."""
+    """A PPO run: env steps, worlds, settings, whether it trains under the task's curriculum,
+    and its held-out evaluation."""
 
     env_steps: int
     num_envs: int
     config: PPOConfig = field(default_factory=PPOConfig)
+    curriculum: bool = False
     eval_seeds: int = 4          # held-out seeds, each with `eval_worlds` episodes
     eval_worlds: int = 32
 
@@ -27,7 +29,8 @@ BUDGETS = {
     # (128, 64) networks: PPO's update costs as much CPU as the physics with rsl_rl's (256, 128, 64)
     # default, and a planar walker with 6 joints does not need them.
     "walker_rough": Budget(6_000_000, 128, PPOConfig(entropy_coef=0.005, init_std=0.5, actor_hidden=(128, 64),
-                                                     critic_hidden=(128, 64)), eval_seeds=1, eval_worlds=16),
+                                                     critic_hidden=(128, 64)),
+                           curriculum=True, eval_seeds=1, eval_worlds=16),
 }
 
 

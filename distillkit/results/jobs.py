@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from distillkit.artifacts import read_manifest
+from distillkit.artifacts import ArtifactError, read_manifest
 from distillkit.envs import EnvFactory
 from distillkit.ppo import PPOConfig
 from distillkit.results.budgets import TRAINING_SEEDS, Budget, StudentBudget
@@ -31,7 +31,15 @@ class TeacherJob:
     budget: Budget
 
     def finished(self) -> bool:
-        return (self.out / "manifest.json").exists() and read_manifest(self.out)["env_steps"] >= self.budget.env_steps
+        if not (self.out / "manifest.json").exists():
+            return False
+        manifest = read_manifest(self.out)
+        if bool(manifest.get("curriculum")) != self.budget.curriculum:
+            # a run of the same length under another training recipe must not stand in for this one
+            raise ArtifactError(f"{self.out}: trained {'with' if manifest.get('curriculum') else 'without'} a "
+                                f"curriculum, this budget trains {'with' if self.budget.curriculum else 'without'}; "
+                                "move it away or use another runs folder")
+        return manifest["env_steps"] >= self.budget.env_steps
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,8 @@ def _train(job: TeacherJob) -> str:
     if job.variant.startswith("timeout_"):
         config = PPOConfig(**{**config.to_dict(), "timeout_bootstrap": job.variant.removeprefix("timeout_")})
     train_teacher(job.task, job.out, job.budget.env_steps, seed=job.seed, num_envs=job.budget.num_envs,
-                  unprivileged=job.variant == "unprivileged", config=config, progress=False, nthread=1)
+                  unprivileged=job.variant == "unprivileged", config=config, progress=False, nthread=1,
+                  curriculum=job.budget.curriculum)
     return str(job.out)
 
 

@@ -98,6 +98,12 @@ class MujocoTask(ABC):
             adr = int(model.sensor_adr[sid])
             self._sensor_slices[name] = slice(adr, adr + int(model.sensor_dim[sid]))
 
+    def start_curriculum(self) -> dict[str, Any]:
+        """Training only: from the next resets on, draw each world's difficulty from how its last
+        episode went instead of from the reset distribution. Returns the curriculum's settings (the
+        trainer records them in its artifact; the task spec, and so evaluation, is unchanged)."""
+        raise ValueError(f"task {self.name!r} has no curriculum")
+
     def override_ranges(self, ranges: dict[str, list]) -> None:
         """Change entries of the reset distribution or the randomisation (e.g. only the hardest
         terrain, low friction) for the next resets. The engine then rebuilds its spec, so results

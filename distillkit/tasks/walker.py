@@ -157,6 +157,10 @@ class WalkerRough(MujocoTask):
     scan_noise = Noise("gaussian", 0.03, outliers=0.15, outlier_range=0.5)
     unseen_from = 0.8              # m ahead of the base: beyond the student's scan (perturb_privileged)
     proprio_history = 6            # control steps of proprioceptive history the student reads
+    # Training's terrain curriculum (start_curriculum), as Isaac Lab's terrain_levels_vel: a world
+    # moves one level up after an episode that walked this share of command x episode length
+    # without falling, one level down after a fall; one that masters the top level restarts anywhere.
+    curriculum_promote = 0.8
 
     def __init__(self, num_envs: int, terrain: TerrainConfig | None = None):
         super().__init__(num_envs)
@@ -171,6 +175,9 @@ class WalkerRough(MujocoTask):
         self.friction = np.ones(n)
         self.payload = np.zeros(n)
         self.air_time = np.zeros((n, 2))
+        self.base_x = np.zeros(n)                 # where each world's robot is (it spawns at x = 0)
+        self.fell = np.zeros(n, dtype=bool)       # whether its last step was a fall
+        self.curriculum_levels: np.ndarray | None = None
 
     @classmethod
     def make_schema(cls) -> ObservationSchema:
@@ -250,10 +257,31 @@ class WalkerRough(MujocoTask):
         }
 
     # ------------------------------------------------------------------------------ episodes
+    def start_curriculum(self):
+        self.curriculum_levels = np.zeros(self.num_envs, dtype=np.int64)
+        return {"kind": "terrain_levels", "start_level": 0, "levels": self.terrain.levels,
+                "promote_after_walking": self.curriculum_promote, "demote_after": "fall"}
+
+    def _curriculum_step(self, ids, rng):
+        """The next level of worlds ``ids`` from the episode they just ended."""
+        levels = self.curriculum_levels[ids]
+        walked = self.base_x[ids] >= self.curriculum_promote * self.command[ids] * self.episode_length_s
+        up = walked & ~self.fell[ids] & (self.command[ids] > 0)     # command 0: no episode yet
+        levels = levels + up - self.fell[ids]
+        top = self.terrain.levels - 1
+        mastered = levels > top
+        levels[mastered] = rng.integers(0, top + 1, size=int(mastered.sum()))
+        levels = np.clip(levels, 0, top)
+        self.curriculum_levels[ids] = levels
+        return levels
+
     def reset_worlds(self, ids, rng, models):
         n = len(ids)
         r, t = self.reset_ranges, self.terrain
-        levels = rng.integers(r["terrain_level"][0], r["terrain_level"][1] + 1, size=n)
+        if self.curriculum_levels is None:
+            levels = rng.integers(r["terrain_level"][0], r["terrain_level"][1] + 1, size=n)
+        else:
+            levels = self._curriculum_step(ids, rng)
         variants = rng.integers(0, t.variants, size=n)
         for row, i in enumerate(ids):
             self.profiles[i] = self.bank[levels[row], variants[row]]
@@ -266,6 +294,7 @@ class WalkerRough(MujocoTask):
             models[i].geom_friction[:, 0] = self.friction[i]
             models[i].body_mass[self.torso_body] = self.nominal_torso_mass + self.payload[i]
         self.air_time[ids] = 0.0
+        self.base_x[ids], self.fell[ids] = 0.0, False
 
         qpos = np.zeros((n, 9))
         qpos[:, 1] = self.nominal_height + 0.02       # spawn on the flat platform, just above it
@@ -330,6 +359,7 @@ class WalkerRough(MujocoTask):
         x, z, pitch, sn, c, vx_b, vz_b = self._base(s)
         height = z - height_at(self.profiles, self.terrain, x[:, None])[:, 0]
         failed = (height < self.fail_height) | (np.abs(pitch) > self.fail_pitch)
+        self.base_x[s.ids], self.fell[s.ids] = x, failed
 
         contact = s.sensordata[:, self.touch_sensors] > 1.0
         first_contact = contact & (self.air_time > 0.0)

@@ -43,6 +43,12 @@ and a forward-speed command.
 
 Success (:attr:`WalkerRough.tracking_tolerance`): the episode does not fall *and* its mean
 absolute forward-speed error stays within the tolerance; a robot that stands still fails.
+
+Training may use a terrain curriculum (:meth:`WalkerRough.start_curriculum`, as Isaac Lab's
+``terrain_levels_vel``): every world starts on level 0 and moves up after an episode that walked
+far enough without falling, down after a fall, up to the hardest level (5; evaluation draws
+levels 0-3). It is a setting of the training run, recorded in the teacher's artifact; the task
+spec, and so every evaluation, is the same with or without it.
 """
 
 from __future__ import annotations

@@ -388,11 +388,12 @@ def main(argv: list[str] | None = None) -> None:
     from distillkit.envs.base import ActionError
     from distillkit.export import ExportError
     from distillkit.schema import SchemaError
+    from distillkit.students import StudentError
     from distillkit.tasks.spec import TaskSpecError
 
     try:
         args.run(args)
-    except (ArtifactError, SchemaError, TaskSpecError, ActionError, ExportError, EngineFeatureError,
+    except (ArtifactError, SchemaError, TaskSpecError, ActionError, ExportError, EngineFeatureError, StudentError,
             FileNotFoundError) as err:
         parser.exit(2, f"distillkit {args.command}: error: {err}\n")
 

@@ -103,3 +103,44 @@ def test_only_a_corruption_that_hurts_is_drawn_as_a_failure(panel):
     assert ratio >= 0.8, f"pole_mass zeroed kept {ratio:.2f}: pick another harmless corruption for this test"
     assert panel.colour(harmless) == "tab:gray" and "no real harm" in panel.verdict(panel.results[harmless])
     assert "success" in panel.summary.value
+
+
+@pytest.mark.parametrize("platform, environ, expected", [
+    ("linux", {}, "egl"),                                       # a server, CI, a container: offscreen EGL
+    ("linux", {"DISPLAY": ":0"}, None),                         # a desktop: MuJoCo's default (GLFW)
+    ("linux", {"WAYLAND_DISPLAY": "wayland-0"}, None),
+    ("linux", {"MUJOCO_GL": "osmesa"}, "osmesa"),               # the user's choice is kept
+    ("linux", {"DISPLAY": ":0", "MUJOCO_GL": "egl"}, "egl"),
+    ("darwin", {}, None),                                       # the case that failed: egl set unconditionally,
+    ("win32", {}, None),                                        # which MuJoCo rejects outside Linux
+    ("darwin", {"MUJOCO_GL": "cgl"}, "cgl"),
+])
+def test_mujoco_gl_is_chosen_per_platform(platform, environ, expected):
+    from distillkit.video import choose_mujoco_gl
+
+    assert choose_mujoco_gl(platform, environ) == expected
+
+
+def test_configure_rendering_leaves_the_users_choice_and_sets_nothing_off_linux(monkeypatch):
+    import distillkit.video as video
+
+    monkeypatch.setenv("MUJOCO_GL", "osmesa")
+    assert video.configure_rendering() == "osmesa"
+    monkeypatch.delenv("MUJOCO_GL")
+    monkeypatch.setattr(video.sys, "platform", "darwin")
+    assert video.configure_rendering() is None and "MUJOCO_GL" not in video.os.environ
+
+
+def test_no_renderer_gives_a_message_not_an_error(monkeypatch):
+    import distillkit.video as video
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("Cannot initialize a EGL device display")
+
+    monkeypatch.setattr(video, "renderer", broken)
+    video.rendering_problem.cache_clear()
+    try:
+        problem = video.rendering_problem()
+    finally:
+        video.rendering_problem.cache_clear()
+    assert problem.startswith("MuJoCo cannot render offscreen here") and "EGL device" in problem

@@ -6,7 +6,9 @@ variable. Which value works depends on the platform, so a notebook calls
 
 - the user's own ``MUJOCO_GL`` is always kept;
 - Linux without a display (no ``DISPLAY`` or ``WAYLAND_DISPLAY``: a server, CI, a container):
-  ``egl``, offscreen rendering (Mesa's llvmpipe on a CPU-only machine);
+  ``egl``, offscreen rendering (Mesa's llvmpipe on a CPU-only machine); ``osmesa`` when there is
+  no EGL library but OSMesa; ``disable`` when there is neither (``import mujoco`` would fail with
+  either: PyOpenGL cannot load the library), so simulation works and videos are skipped;
 - Linux with a display, macOS, Windows: left unset, so MuJoCo uses its default (GLFW; CGL on
   macOS). MuJoCo rejects ``egl`` outside Linux.
 
@@ -23,6 +25,7 @@ This module imports mujoco only when it renders, so importing it to configure re
 
 from __future__ import annotations
 
+import ctypes.util
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -36,16 +39,21 @@ if TYPE_CHECKING:
     import mujoco
 
 
-def choose_mujoco_gl(platform: str | None = None, environ: Mapping[str, str] | None = None) -> str | None:
+def choose_mujoco_gl(platform: str | None = None, environ: Mapping[str, str] | None = None,
+                     find_library: Callable[[str], str | None] = ctypes.util.find_library) -> str | None:
     """The ``MUJOCO_GL`` value for ``platform`` (``sys.platform`` style: "linux", "darwin",
-    "win32") and environment ``environ`` (default: this process's): the user's own value when set,
-    ``"egl"`` on Linux without a display, ``None`` (leave it unset: MuJoCo's default) otherwise."""
+    "win32") and environment ``environ`` (default: this process's): the user's own value when set;
+    on Linux without a display ``"egl"``, else ``"osmesa"``, else ``"disable"``, by which GL
+    library ``find_library`` finds; ``None`` (leave it unset: MuJoCo's default) otherwise."""
     platform = sys.platform if platform is None else platform
     environ = os.environ if environ is None else environ
     if environ.get("MUJOCO_GL"):
         return environ["MUJOCO_GL"]
     if platform.startswith("linux") and not environ.get("DISPLAY") and not environ.get("WAYLAND_DISPLAY"):
-        return "egl"
+        for value, library in (("egl", "EGL"), ("osmesa", "OSMesa")):
+            if find_library(library):
+                return value
+        return "disable"
     return None
 
 
@@ -64,6 +72,10 @@ def rendering_problem() -> str | None:
     """``None`` when MuJoCo can render offscreen here; otherwise one line saying why not and what
     to try. Tries one 8x8 frame (once per process)."""
     gl = os.environ.get("MUJOCO_GL") or "default (GLFW)"
+    if gl in ("disable", "disabled", "off", "false", "0"):
+        return (f"MuJoCo's rendering is off (MUJOCO_GL={gl}; on Linux without a display it is chosen when neither "
+                f"an EGL nor an OSMesa library is installed). Install one (Debian/Ubuntu: libegl1 or libosmesa6) "
+                f"and restart the kernel for videos.")
     try:
         import mujoco
 
@@ -92,7 +104,7 @@ def renderer(model: mujoco.MjModel, width: int, height: int) -> mujoco.Renderer:
     import mujoco
     from mujoco.rendering.classic import gl_context
 
-    headless_linux = choose_mujoco_gl(environ={**os.environ, "MUJOCO_GL": ""}) == "egl"
+    headless_linux = choose_mujoco_gl(environ={**os.environ, "MUJOCO_GL": ""}, find_library=lambda _: "found") == "egl"
     if headless_linux and os.environ.get("MUJOCO_GL", "") in ("", "glfw"):
         from mujoco.egl import GLContext
 

@@ -15,11 +15,14 @@ from distillkit.grading.checks.common import (
     STUDENT_RETURN_THRESHOLD,
     Checks,
     assert_close,
+    fresh,
     shipped_teacher,
     student_return,
 )
+from distillkit.grading.record import graded
 
 
+@graded
 def check_mix_actions(mix_actions: Callable) -> None:
     checks = Checks("mix_actions")
     N, A = 4000, 2
@@ -27,22 +30,22 @@ def check_mix_actions(mix_actions: Callable) -> None:
     student = torch.arange(N * A, dtype=torch.float32).reshape(N, A) * -1.0 - 1.0    # all distinct, all < 0
     gen = lambda: torch.Generator().manual_seed(5)
     with checks.case("beta = 1: the teacher acts everywhere", "keep the teacher's action with probability beta"):
-        assert_close(mix_actions(teacher, student, 1.0, gen()), teacher, "mixed actions")
+        assert_close(mix_actions(*fresh(teacher, student), 1.0, gen()), teacher, "mixed actions")
     with checks.case("beta = 0: the student acts everywhere", "with probability 1 - beta the student's action is executed"):
-        assert_close(mix_actions(teacher, student, 0.0, gen()), student, "mixed actions")
+        assert_close(mix_actions(*fresh(teacher, student), 0.0, gen()), student, "mixed actions")
     with checks.case("whole action vectors are chosen per world",
                      "draw one coin per world (torch.rand(N, generator=generator) < beta) and pick the whole row"):
-        mixed = mix_actions(teacher, student, 0.3, gen())
+        mixed = mix_actions(*fresh(teacher, student), 0.3, gen())
         from_teacher = (mixed == teacher).all(-1)
         from_student = (mixed == student).all(-1)
         assert bool((from_teacher | from_student).all()), "some rows mix teacher and student components"
     with checks.case("beta = 0.3: about 30 % of the worlds follow the teacher",
                      "one coin per world, not one for the whole batch: True (teacher) with probability beta"):
-        share = float((mix_actions(teacher, student, 0.3, gen()) == teacher).all(-1).float().mean())
+        share = float((mix_actions(*fresh(teacher, student), 0.3, gen()) == teacher).all(-1).float().mean())
         assert 0.27 <= share <= 0.33, f"the teacher acts in {share:.1%} of the worlds"
     with checks.case("the same generator state gives the same mixture",
                      "draw the coins from the generator passed in (torch.rand(..., generator=generator))"):
-        assert_close(mix_actions(teacher, student, 0.3, gen()), mix_actions(teacher, student, 0.3, gen()),
+        assert_close(mix_actions(*fresh(teacher, student), 0.3, gen()), mix_actions(*fresh(teacher, student), 0.3, gen()),
                      "mixed actions of a second call")
     checks.report()
 
@@ -60,6 +63,7 @@ def driven_trajectory(policy, steps: int, seed: int, num_envs: int) -> torch.Ten
     return torch.stack(seen)
 
 
+@graded
 def check_dagger_round(dagger_round: Callable) -> None:
     from distillkit.students import MLPStudent
 
@@ -75,7 +79,8 @@ def check_dagger_round(dagger_round: Callable) -> None:
     def one_round(beta, dataset):
         obs = env.reset(seed=seed)
         with torch.no_grad():
-            return obs, dagger_round(env, teach, act, dataset, beta, obs, torch.Generator().manual_seed(1), steps=steps)
+            return obs, dagger_round(env, teach, act, dataset, beta, *fresh(obs), torch.Generator().manual_seed(1),
+                                    steps=steps)
 
     dataset: list = []
     with checks.case("one round appends (observations, labels) with one row per step and world",
@@ -119,6 +124,7 @@ def check_dagger_round(dagger_round: Callable) -> None:
     checks.report()
 
 
+@graded
 def check_dagger_closed_loop(mix_actions: Callable) -> None:
     """The package's DAgger with the learner's mixture inside: a student that balances alone."""
     from distillkit.dagger import DaggerConfig, dagger

@@ -37,7 +37,6 @@ from nbformat.corpus.words import generate_corpus_id
 
 from distillkit.grading import sandbox
 from distillkit.grading.generate import CHECK_MARKER, check_name, is_check_cell
-from distillkit.grading.record import RECORDS_ENV
 
 CELL_TIMEOUT_S = 600
 # The sandboxed pytest's conftest.py: nbval waits for a dead kernel's reply forever (past its cell
@@ -199,7 +198,7 @@ def run_nbval(notebook: nbformat.NotebookNode, name: str, work: Path, exercise: 
     (work / "progress").mkdir(exist_ok=True)
     cmd = ["python", "run_pytest.py", "-p", "nbval", "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={timeout_s}",
            "-p", "no:cacheprovider", "-q", "--junitxml=report.xml", name]
-    run = sandbox.run(cmd, work, exercise, limits, {RECORDS_ENV: str(sandbox.INSIDE / "records"),
+    run = sandbox.run(cmd, work, exercise, limits, {sandbox.RECORDS_ENV: str(sandbox.INSIDE / "records"),
                                                     "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
     report = work / "report.xml"
     results: dict[int, str | None] = {}
@@ -237,7 +236,7 @@ def start_replay(checks: list[tuple[int, nbformat.NotebookNode]], work: Path, cw
     (work / "records").mkdir()
     (work / "progress").mkdir()
     cmd = [sys.executable, "-m", "distillkit.grading.replay", json.dumps(spec)]
-    env = {k: v for k, v in os.environ.items() if k != RECORDS_ENV}
+    env = {k: v for k, v in os.environ.items() if k != sandbox.RECORDS_ENV}
     return subprocess.Popen(cmd, cwd=cwd, env=env, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
 

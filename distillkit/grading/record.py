@@ -43,7 +43,7 @@ from safetensors.torch import load_file, save_file
 
 from distillkit.schema import ObservationSchema
 
-RECORDS_ENV = "DISTILLKIT_GRADING_RECORDS"
+RECORDS_ENV = "DISTILLKIT_GRADING_RECORDS"          # the same as distillkit.grading.sandbox.RECORDS_ENV
 
 
 class ReplayError(AssertionError):

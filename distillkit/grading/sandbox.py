@@ -33,6 +33,8 @@ from pathlib import Path
 import distillkit
 
 PACKAGE = Path(distillkit.__file__).resolve().parent
+#: where the sandboxed run writes its records (:mod:`distillkit.grading.record`); set only there
+RECORDS_ENV = "DISTILLKIT_GRADING_RECORDS"
 INSIDE = Path("/sandbox")                       # the work folder, as the sandbox sees it
 SYSTEM = ("/usr", "/bin", "/lib", "/lib32", "/lib64", "/libx32", "/sbin", "/etc")
 

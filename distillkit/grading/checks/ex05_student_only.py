@@ -129,11 +129,18 @@ def check_counterfactual_probe(action_change_without_privilege: Callable) -> Non
 
 @graded
 def check_student_only_closed_loop(deployable: Callable, StudentOnlyPolicy: type) -> None:
+    from distillkit.students import MLPStudent
+
     checks = Checks("student_only_closed_loop")
     schema = ENVS.schema
-    student = dagger_student()
     with checks.case(f"a DAgger student evaluated through your wrapper balances (return >= {STUDENT_RETURN_THRESHOLD:g})",
                      "deployable(obs, schema) is what the wrapper is handed at every step"):
+        env = ENVS(1)
+        obs = env.reset(seed=0)
+        env.close()
+        torch.manual_seed(0)
+        StudentOnlyPolicy(MLPStudent(schema, 1).eval(), schema)(deployable(*fresh(obs), schema))  # runs at all?
+        student = dagger_student()        # only then is the student trained (in the sandbox and in the replay)
         score = student_return(StudentOnlyPolicy(student, schema), observe=lambda obs: deployable(obs, schema))
         assert score >= STUDENT_RETURN_THRESHOLD, f"mean return {score:.1f} on a held-out seed"
     with checks.case("the shipped teacher cannot be evaluated through your wrapper",

@@ -91,11 +91,16 @@ def _forge(cell_lines):
 get_ipython().input_transformers_post.append(_forge)
 """,
         # builtins.__import__ hands the check cells a module of PASS printers
+        # (written into every solution cell: the real import is kept once, or the second cell's
+        # hook would call the first one's, itself, forever)
         "patched builtins": fake_module + """
 import builtins
-_real_import = builtins.__import__
+if not hasattr(builtins, "_real_import"):
+    builtins._real_import = builtins.__import__
 def _import(name, globals=None, locals=None, fromlist=(), level=0):
-    return _fake if name == "distillkit.grading.checks" else _real_import(name, globals, locals, fromlist, level)
+    if name == "distillkit.grading.checks":
+        return _fake
+    return builtins._real_import(name, globals, locals, fromlist, level)
 builtins.__import__ = _import
 """,
         # rewrite the installed package's checker (an editable install: the repository's own file)
@@ -129,8 +134,12 @@ get_ipython().events.register("post_run_cell", _forge_records)
 
 def attacked(name: str, attack: str) -> nbformat.NotebookNode:
     """The exercise as shipped with the attack written into every solution cell, right after the
-    stub it leaves in place (so the attack's definitions are the ones the check cells get)."""
+    stub it leaves in place (so the attack's definitions are the ones the check cells get). Only
+    the setup, solution and check cells are kept: a demo cell (exercise 04 runs DAgger once more)
+    adds grading time and no way in."""
     nb = read(EXERCISES / name)
+    nb.cells = [c for c in nb.cells if c.cell_type == "code" and (c.id == "setup" or c.id.startswith("solution-")
+                                                                   or is_check_cell(c))]
     for cell in nb.cells:
         if cell.id.startswith("solution-"):
             lines = cell.source.split("\n")

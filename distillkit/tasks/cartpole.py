@@ -120,10 +120,11 @@ class Cartpole(MujocoTask):
         else:                              # an overridden range that uniform refuses, with its error
             draw = np.stack([uniform(rng, pair, len(ids)) for pair in low])
         qpos, qvel, scale = draw[0:2].T, draw[2:4].T, draw[4]
-        for i, k in zip(ids, scale):
-            models[i].body_mass[self.pole_body] = self.nominal_pole_mass * k
-            models[i].body_inertia[self.pole_body] = self.nominal_inertia * k
-        self.pole_mass[ids] = self.nominal_pole_mass * scale
+        mass, inertia = self.nominal_pole_mass * scale, scale[:, None] * self.nominal_inertia
+        for row, i in enumerate(ids):
+            models[i].body_mass[self.pole_body] = mass[row]
+            models[i].body_inertia[self.pole_body] = inertia[row]
+        self.pole_mass[ids] = mass
         return qpos, qvel
 
     def _draw_ranges(self):

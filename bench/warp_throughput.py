@@ -18,6 +18,7 @@ the min-max of the paired ratio.
     python bench/warp_throughput.py                                   # Warp CPU device, 8 worlds
     python bench/warp_throughput.py --device cuda --worlds 4096 --out bench/out/warp_throughput_cuda.json
     python bench/warp_throughput.py --update-docs      # and its table in docs/benchmarks.md (one per device kind)
+    python bench/warp_throughput.py --from-json gpu_check.json   # the table from bench/gpu_check.sh's result
 
 On the CPU keep the worlds few: each world-step costs ~130-190 us there. The first
 run compiles Warp's kernels (10-30 s on the CPU, more for CUDA), cached afterwards; the build
@@ -137,7 +138,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="paired repeats of env and raw")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "warp_throughput.json"))
     parser.add_argument("--update-docs", action="store_true", help="rewrite this device kind's table in docs/benchmarks.md")
+    parser.add_argument("--from-json", help="only write the docs table from this result (this script's JSON, or the "
+                                            "gpu_check.json that bench/gpu_check.sh brings back)")
     args = parser.parse_args()
+    if args.from_json:
+        result = json.loads(Path(args.from_json).read_text())
+        result = result.get("mujoco_warp_walker_rough", {}).get("result") or result
+        update_docs(result, "cpu" if result["device"] == "Warp CPU device" else "cuda")
+        return
     torch.set_num_threads(1)
 
     rows = []

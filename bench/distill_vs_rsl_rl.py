@@ -31,6 +31,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -188,7 +189,7 @@ def main() -> None:
                              "teacher_return": float(teacher_return), "distillkit_return": float(ours_return),
                              "rsl_rl_return": float(rsl_return)})
                 print(json.dumps(rows[-1]), flush=True)
-    result = {"command": "python " + " ".join(sys.argv), "date": datetime.date.today().isoformat(),
+    result = {"command": "python " + shlex.join(sys.argv), "date": datetime.date.today().isoformat(),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()} "
                          f"(1-min load average at the end: {os.getloadavg()[0]:.1f})",
               "torch_threads": 1, "rows": rows}

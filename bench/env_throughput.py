@@ -35,6 +35,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -226,7 +227,7 @@ def main() -> None:
                       flush=True)
 
     result = {
-        "command": "python " + " ".join(sys.argv),
+        "command": "python " + shlex.join(sys.argv),
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
                    + (f" ({args.machine_note})" if args.machine_note else ""),

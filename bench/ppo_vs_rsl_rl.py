@@ -40,6 +40,7 @@ import json
 import os
 import platform
 import pstats
+import shlex
 import statistics
 import sys
 import time
@@ -205,7 +206,7 @@ def main() -> None:
                                                       for k, v in t.items()), flush=True)
         out = Path(args.out).with_name("ppo_profile.json")
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"command": "python " + " ".join(sys.argv), "date": datetime.date.today().isoformat(),
+        out.write_text(json.dumps({"command": "python " + shlex.join(sys.argv), "date": datetime.date.today().isoformat(),
                                    "load_average_1min": os.getloadavg()[0], "profiles": profiles}, indent=2) + "\n")
         return
     rows = []
@@ -238,7 +239,7 @@ def main() -> None:
                      "rsl_rl_return": statistics.mean(rsl_returns), "rsl_rl_return_std": spread(rsl_returns),
                      "distillkit_returns": ours_returns, "rsl_rl_returns": rsl_returns})
         print(json.dumps(rows[-1]), flush=True)
-    result = {"command": "python " + " ".join(sys.argv), "date": datetime.date.today().isoformat(),
+    result = {"command": "python " + shlex.join(sys.argv), "date": datetime.date.today().isoformat(),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
               "load_average_1min_at_end": os.getloadavg()[0], "torch_threads": 1, "rows": rows}
     out = Path(args.out)

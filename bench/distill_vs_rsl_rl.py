@@ -17,7 +17,9 @@ the same size on the ``student`` group, for the same number of env steps and wor
 
 Reported per task: student-training env-steps/s (collection, labelling and updates, no
 evaluation) and the ratio distillkit / rsl_rl; each student's return alone on the same held-out
-seeds, beside the teacher's.
+seeds, beside the teacher's. Each training seed is a paired repeat: rsl_rl's run of the seed and
+the three distillkit runs one after the other, rsl_rl first on even seeds and last on odd ones;
+the table gives medians and the min-max of the paired ratios over seeds.
 
     python bench/distill_vs_rsl_rl.py --update-docs
 """
@@ -29,6 +31,8 @@ import datetime
 import json
 import os
 import platform
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -159,13 +163,25 @@ def main() -> None:
         teacher, _, _ = load_actor(shipped_teacher(task), env)
         env.close()
         teacher_return = evaluate_policy(lambda o: teacher(o), envs, seeds, num_envs=32)["return"].mean()
-        for seed in args.seeds:
-            rsl_steps, rsl_seconds, theirs = run_rsl_rl(task, seed)
-            rsl_return = evaluate_policy(theirs, envs, seeds, num_envs=32, observe=deployable)["return"].mean()
-            for name, config in distillkit_configs(task).items():
-                steps, seconds, ours = run_distillkit(task, config, seed)
+        for k, seed in enumerate(args.seeds):
+            # rsl_rl's run of the seed first on even repeats, last on odd ones: the pairs see the same load
+            order = ["rsl_rl", *distillkit_configs(task)]
+            if k % 2:
+                order = order[1:] + order[:1]
+            measured = {}
+            for name in order:
+                if name == "rsl_rl":
+                    steps, seconds, theirs = run_rsl_rl(task, seed)
+                    measured[name] = steps, seconds, evaluate_policy(theirs, envs, seeds, num_envs=32,
+                                                                     observe=deployable)["return"].mean()
+                else:
+                    steps, seconds, ours = run_distillkit(task, distillkit_configs(task)[name], seed)
+                    measured[name] = steps, seconds, evaluate_policy(ours, envs, seeds, num_envs=32,
+                                                                     observe=deployable)["return"].mean()
+            rsl_steps, rsl_seconds, rsl_return = measured["rsl_rl"]
+            for name in distillkit_configs(task):
+                steps, seconds, ours_return = measured[name]
                 assert steps == rsl_steps, f"{name}: {steps} env steps, rsl_rl {rsl_steps}: the comparison needs equal steps"
-                ours_return = evaluate_policy(ours, envs, seeds, num_envs=32, observe=deployable)["return"].mean()
                 rows.append({"task": task, "distillkit": name, "seed": seed, "num_envs": SETTINGS[task][0],
                              "env_steps": steps, "distillkit_steps_per_s": steps / seconds,
                              "rsl_rl_steps_per_s": rsl_steps / rsl_seconds,
@@ -173,7 +189,7 @@ def main() -> None:
                              "teacher_return": float(teacher_return), "distillkit_return": float(ours_return),
                              "rsl_rl_return": float(rsl_return)})
                 print(json.dumps(rows[-1]), flush=True)
-    result = {"command": "python bench/distill_vs_rsl_rl.py --update-docs", "date": datetime.date.today().isoformat(),
+    result = {"command": "python " + shlex.join(sys.argv), "date": datetime.date.today().isoformat(),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()} "
                          f"(1-min load average at the end: {os.getloadavg()[0]:.1f})",
               "torch_threads": 1, "rows": rows}
@@ -184,19 +200,22 @@ def main() -> None:
         import pandas as pd
 
         table = pd.DataFrame(rows).groupby(["task", "distillkit"], sort=False).agg(
-            worlds=("num_envs", "first"), env_steps=("env_steps", "first"), ours_sps=("distillkit_steps_per_s", "mean"),
-            rsl_sps=("rsl_rl_steps_per_s", "mean"), ratio=("speed_ratio", "mean"), ratio_std=("speed_ratio", "std"),
+            worlds=("num_envs", "first"), env_steps=("env_steps", "first"), ours_sps=("distillkit_steps_per_s", "median"),
+            rsl_sps=("rsl_rl_steps_per_s", "median"), ratio=("speed_ratio", "median"), ratio_min=("speed_ratio", "min"),
+            ratio_max=("speed_ratio", "max"),
             teacher=("teacher_return", "first"), ours=("distillkit_return", "mean"), ours_std=("distillkit_return", "std"),
             rsl=("rsl_rl_return", "mean"), rsl_std=("rsl_rl_return", "std"))
         lines = [f"Measured {result['date']} on {result['machine']}, one torch thread. "
-                 f"Command: `{result['command']}`. Mean ± std over training seeds {args.seeds}; each student's return "
-                 f"is its mean over {args.eval_seeds} held-out seeds × 32 episodes, the student alone.", "",
+                 f"Command: `{result['command']}`. Each training seed {args.seeds} is a paired repeat (rsl_rl's run first "
+                 f"on even ones, last on odd ones): median env-steps/s and paired ratio (min-max over seeds); returns "
+                 f"mean ± std over seeds, each student's return its mean over {args.eval_seeds} held-out seeds × 32 "
+                 f"episodes, the student alone.", "",
                  "| task | distillkit run | worlds | env steps | distillkit env-steps/s | rsl_rl env-steps/s | ratio | "
                  "teacher return | distillkit student | rsl_rl student |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for (task, name), r in table.iterrows():
             lines.append(f"| {task} | {name} | {r.worlds:.0f} | {r.env_steps:,.0f} | {r.ours_sps:,.0f} | {r.rsl_sps:,.0f} | "
-                         f"**{r.ratio:.2f}** ± {r.ratio_std:.2f} | {r.teacher:.1f} | {r.ours:.1f} ± {r.ours_std:.1f} | "
-                         f"{r.rsl:.1f} ± {r.rsl_std:.1f} |")
+                         f"**{r.ratio:.2f}** ({r.ratio_min:.2f}-{r.ratio_max:.2f}) | {r.teacher:.1f} | "
+                         f"{r.ours:.1f} ± {r.ours_std:.1f} | {r.rsl:.1f} ± {r.rsl_std:.1f} |")
         write_section("distill_vs_rsl_rl", "\n".join(lines), ROOT / "docs" / "benchmarks.md")
 
 

@@ -113,7 +113,7 @@ def dagger(env: BatchedEnv, teacher: Policy, student: Student, config: DaggerCon
         rollouts, obs = collect(env, teacher, config.steps_per_round, student=student, beta=b, obs=obs,
                                 generator=generator, mix=mix)
         student.train()
-        student.input.normalizer.update(student.input.flat(rollouts.flat().obs))   # new data only
+        student.learn_statistics(rollouts)          # new data only
         mask, counts = make_mask(rollouts, config.rules)
         data = (data if config.aggregate else []) + [(rollouts, mask)]
         while config.cap is not None and len(data) > 1 and sum(r.steps for r, _ in data) > config.cap:

@@ -31,9 +31,15 @@ from torch import nn
 
 from distillkit.models import EncoderActor, GroupInput, RunningNorm, mlp
 from distillkit.policy import Obs, Policy
+from distillkit.rollouts import Rollouts
 from distillkit.schema import ObservationSchema
 
 RSL_RL_HIDDEN = (256, 128, 64)     # rsl_rl's default MLP widths
+
+
+class StudentError(ValueError):
+    """A student that cannot be built as asked, or cannot learn from the teacher it was given."""
+
 #: a loss function: (predicted, target, mask) -> the scalar to minimise; masked over (T, N) steps,
 #: any width: fit applies it to actions, and the students beyond action matching to their other targets too
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -79,6 +85,11 @@ class Student(nn.Module, ABC):
     def options(self) -> dict:
         """The constructor options a manifest records, so the loader rebuilds this student."""
         return {}
+
+    def learn_statistics(self, rollouts: Rollouts) -> None:
+        """Update the running statistics from newly collected ``rollouts`` (DAgger calls it once
+        per round, on that round's data only): by default, the input normaliser's."""
+        self.input.normalizer.update(self.input.flat(rollouts.flat().obs))
 
     def adopt(self, teacher: Policy) -> None:
         """Take what this student reuses from ``teacher`` (:func:`distillkit.dagger.dagger` calls
@@ -282,11 +293,11 @@ class GRUStudent(RecurrentStudent):
 def latent_teacher(kind: str, teacher: Policy, latent_size: int) -> EncoderActor:
     """``teacher`` if it labels latents of ``latent_size`` (an encoder teacher), else a clear error."""
     if not isinstance(teacher, EncoderActor):
-        raise TypeError(f"the {kind!r} student learns the latent of a teacher with a privileged encoder: give the "
+        raise StudentError(f"the {kind!r} student learns the latent of a teacher with a privileged encoder: give the "
                         f"teacher's EncoderActor itself (load_actor of a teacher trained with PPOConfig.encoder_latent "
                         f"> 0), not a {type(teacher).__name__}")
     if teacher.latent_size != latent_size:
-        raise ValueError(f"the teacher's latent has {teacher.latent_size} values; build the {kind!r} student with "
+        raise StudentError(f"the teacher's latent has {teacher.latent_size} values; build the {kind!r} student with "
                          f"latent_size={teacher.latent_size}, not {latent_size}")
     return teacher
 
@@ -316,10 +327,10 @@ class LatentStudent(RecurrentStudent):
     def adopt(self, teacher):
         teacher = latent_teacher("latent", teacher, self.latent_size)
         if teacher.plain_names != self.input.names:
-            raise ValueError(f"the teacher's head reads {list(teacher.plain_names)} beside its latent; this student "
+            raise StudentError(f"the teacher's head reads {list(teacher.plain_names)} beside its latent; this student "
                              f"reads {list(self.input.names)}: they must be the same fields")
         if teacher.hidden != self.hidden:
-            raise ValueError(f"the teacher's head has widths {list(teacher.hidden)}; build the 'latent' student with "
+            raise StudentError(f"the teacher's head has widths {list(teacher.hidden)}; build the 'latent' student with "
                              f"hidden={list(teacher.hidden)}")
         self.head.load_state_dict(teacher.mlp.state_dict())
         plain, norm = ~teacher.privileged_columns, teacher.input.normalizer
@@ -372,9 +383,11 @@ class ActionLatentStudent(RecurrentStudent):
 
 class EstimatorStudent(RecurrentStudent):
     """An explicit estimator (Ji et al. 2022; walk-these-ways, Margolis and Agrawal 2022): the GRU
-    over the student fields regresses the true values of named ``teacher_only`` fields (in their
-    own units), and an MLP acts on [student fields, estimate]. Loss = action error + estimation
-    error (each through ``loss``).
+    over the student fields regresses the true values of named ``teacher_only`` fields, and an MLP
+    acts on [student fields, estimate]. Loss = action error + estimation error (each through
+    ``loss``). The estimator regresses the values normalised by running statistics of the targets,
+    so a payload in kg does not outweigh a friction coefficient in the loss, and the policy reads
+    that normalised estimate; ``outputs["estimate"]`` is in the fields' own units.
 
     The policy reads the estimate *detached*: the estimator learns from the estimation error
     alone, so the estimate stays what its name says (a friction, a mass) and can be checked as
@@ -391,24 +404,35 @@ class EstimatorStudent(RecurrentStudent):
         chosen = tuple(n for n in allowed if schema.field(n).size <= 2) if fields is None else tuple(fields)
         unknown = [n for n in chosen if n not in allowed]
         if unknown:
-            raise ValueError(f"estimator fields {unknown} are not teacher_only fields of schema {schema.name!r}; "
+            raise StudentError(f"estimator fields {unknown} are not teacher_only fields of schema {schema.name!r}; "
                              f"those are {list(allowed)}")
         if not chosen:
-            raise ValueError(f"an estimator needs teacher_only fields to estimate: name them (fields=...) from "
+            raise StudentError(f"an estimator needs teacher_only fields to estimate: name them (fields=...) from "
                              f"{list(allowed)}")
         self.learns_from, self.hidden = chosen, tuple(hidden)
         self.estimator = nn.Linear(hidden_size, sum(schema.field(n).size for n in chosen))
+        self.truth_norm = RunningNorm(self.estimator.out_features)
         self.policy = mlp(self.input.size + self.estimator.out_features, self.hidden, action_dim)
 
     def readout(self, raw, out):
-        estimate = self.estimator(out)
-        return {"action": self.policy(torch.cat([self.input.normalizer(raw), estimate.detach()], dim=-1)),
-                "estimate": estimate}
+        normalised = self.estimator(out)
+        scale = torch.sqrt(self.truth_norm.var + self.truth_norm.eps ** 2).to(normalised.dtype)
+        return {"action": self.policy(torch.cat([self.input.normalizer(raw), normalised.detach()], dim=-1)),
+                "normalised_estimate": normalised,
+                "estimate": normalised * scale + self.truth_norm.mean.to(normalised.dtype)}
+
+    def truth(self, targets: dict[str, torch.Tensor], shape: torch.Size) -> torch.Tensor:
+        """The estimated fields' true values side by side, (*shape, estimate size)."""
+        return torch.cat([targets[n].reshape(*shape, -1) for n in self.learns_from], dim=-1)
+
+    def learn_statistics(self, rollouts):
+        super().learn_statistics(rollouts)
+        self.truth_norm.update(self.truth(rollouts.targets, rollouts.done.shape))
 
     def training_loss(self, obs, starts, window, worlds, prepared, targets, mask, loss):
         out = self.outputs_window(obs, starts, window, worlds, prepared)
-        truth = torch.cat([targets[n].reshape(*mask.shape, -1) for n in self.learns_from], dim=-1)
-        return loss(out["action"], targets["action"], mask) + loss(out["estimate"], truth, mask)
+        truth = self.truth_norm(self.truth(targets, mask.shape))
+        return loss(out["action"], targets["action"], mask) + loss(out["normalised_estimate"], truth, mask)
 
     def options(self) -> dict:
         return {"fields": self.fields_option, "hidden_size": self.hidden_size, "hidden": list(self.hidden)}
@@ -442,11 +466,11 @@ def make_student(architecture: str, schema: ObservationSchema, action_dim: int, 
     """A student of ``architecture`` (a key of :data:`ARCHITECTURES`) with ``options`` over its
     defaults, e.g. ``hidden=(128, 64)`` for an MLP."""
     if architecture not in ARCHITECTURES:
-        raise ValueError(f"architecture must be one of {list(ARCHITECTURES)}, got {architecture!r}")
+        raise StudentError(f"architecture must be one of {list(ARCHITECTURES)}, got {architecture!r}")
     row = ARCHITECTURES[architecture]
     options = {**row.defaults, **options}
     accepted = [name for name in inspect.signature(row.make).parameters if name not in ("schema", "action_dim")]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise ValueError(f"a {architecture!r} student has no options {unknown}; its options are {accepted}")
+        raise StudentError(f"a {architecture!r} student has no options {unknown}; its options are {accepted}")
     return row.make(schema, action_dim, **options)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import html
 import io
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,6 +38,9 @@ from distillkit.envs import EnvFactory
 from distillkit.evaluate import evaluate_policy, held_out_seeds
 from distillkit.leakage import StudentOnly
 from distillkit.schema import ObservationSchema, SchemaError
+
+#: The panel's figure: drawn at this width in pixels and shown no wider (labels stay readable).
+PLOT_WIDTH_PX, PLOT_DPI = 900, 100
 
 #: A configuration "hurts" when its return is below this fraction of the intact teacher's.
 HURTS_BELOW = 0.8
@@ -82,20 +86,28 @@ class PrivilegedFieldPanel(widgets.VBox):
         self.results: dict[str, dict] = {}      # configuration label -> return, fall rate, trace
         self.last: dict | None = None
 
-        self.checkboxes = {n: widgets.Checkbox(value=True, description=n, indent=False) for n in self.privileged}
+        auto = {"width": "auto"}         # sized to their text: fixed widths cut labels ("▶ ru…")
+        self.checkboxes = {n: widgets.Checkbox(value=True, description=n, indent=False, layout={"width": "220px"})
+                           for n in self.privileged}
         self.modes = {n: widgets.Dropdown(options=MODES, value="zeroed", layout={"width": "110px"})
                       for n in self.privileged}
         self.policy = widgets.ToggleButtons(options=["teacher"] + (["student"] if student is not None else []),
-                                            description="policy")
-        self.auto = widgets.Checkbox(value=True, description="re-run on every change", indent=False)
-        self.run_button = widgets.Button(description="run closed loop", icon="play")
+                                            description="policy", style={"button_width": "auto"})
+        self.auto = widgets.Checkbox(value=True, description="re-run on every change", indent=False, layout=auto)
+        self.run_button = widgets.Button(description="run", icon="play", tooltip="run the closed loop now",
+                                         layout=auto)
         self.summary = widgets.HTML()
-        self.plot = widgets.Image(format="png")
-        self.record = widgets.Checkbox(value=False, description="record a video of one rollout", indent=False)
+        # its own row, at its natural aspect ratio: beside the controls it was stretched to their height
+        self.plot = widgets.Image(format="png", layout={"width": "100%", "max_width": f"{PLOT_WIDTH_PX}px",
+                                                        "height": "auto", "object_fit": "contain"})
+        self.record = widgets.Checkbox(value=False, description="record a video of one rollout", indent=False,
+                                       layout=auto)
         self.video = widgets.Video(format="mp4", autoplay=True, loop=True, layout={"width": "320px", "display": "none"})
         # "Give the student a field": the schema's guard decides.
-        self.give_field = widgets.Dropdown(options=list(self.schema.privileged_names), description="field")
-        self.give_button = widgets.Button(description="give it to the student")
+        self.give_field = widgets.Dropdown(options=list(self.schema.privileged_names), description="field",
+                                           layout=auto)
+        self.give_button = widgets.Button(description="give to student", tooltip="ask the schema to give the "
+                                          "student this privileged field", layout=auto)
         self.guard = widgets.HTML()
 
         for name in self.privileged:
@@ -114,9 +126,9 @@ class PrivilegedFieldPanel(widgets.VBox):
             controls.append(self.record)
         give = widgets.VBox([widgets.HTML("<b>give the student a privileged field</b>"),
                              widgets.HBox([self.give_field, self.give_button]), self.guard])
-        children = [widgets.HBox([widgets.VBox(controls), self.plot]), self.summary, give]
+        children = [widgets.VBox(controls), self.plot, self.summary, give]
         if video:
-            children.insert(2, self.video)
+            children.insert(3, self.video)
         super().__init__(children)
         if run:
             self.run()
@@ -180,6 +192,10 @@ class PrivilegedFieldPanel(widgets.VBox):
             self.video.layout.display = ""                 # shown once there is a video
         return result
 
+    def summary_text(self) -> str:
+        """The summary line as plain text (for ``print``: the widget shows it as HTML)."""
+        return html.unescape(re.sub(r"<[^>]+>", "", self.summary.value))
+
     def verdict(self, result: dict) -> str:
         """How a corrupted teacher compares with the intact one, once the intact one has run."""
         intact = self.results.get("teacher: all privileged inputs intact")
@@ -209,7 +225,7 @@ class PrivilegedFieldPanel(widgets.VBox):
         from matplotlib.figure import Figure
 
         labels = list(self.results)
-        fig = Figure(figsize=(9, 3.2))
+        fig = Figure(figsize=(PLOT_WIDTH_PX / PLOT_DPI, 3.3))
         ax_ret, ax_fall, ax_trace = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1.4]})
         colours = [self.colour(k) for k in labels]
         short = [k.replace("teacher: ", "T: ").replace("student: ", "S: ") for k in labels]
@@ -226,13 +242,15 @@ class PrivilegedFieldPanel(widgets.VBox):
         if self.last and self.last["trace_label"]:
             ax_trace.set_title(f"world 0: {self.last['trace_label']}")
             ax_trace.set_xlabel("control step")
-            ax_trace.legend(fontsize=7)
+            # under the axes, not over the trace
+            ax_trace.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.22), frameon=False)
+        for ax in (ax_ret, ax_fall, ax_trace):
+            ax.tick_params(labelsize=9)
         for ax in (ax_ret, ax_fall):
-            ax.tick_params(labelsize=7)
             ax.invert_yaxis()                 # the first configuration tried on top
         fig.tight_layout()
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=80)
+        fig.savefig(buffer, format="png", dpi=PLOT_DPI, bbox_inches="tight")
         return buffer.getvalue()
 
     # ---------------------------------------------------------------------- schema guard

@@ -2,7 +2,8 @@
 Playwright.
 
 The test opens chapter 1 (a copy in a temporary folder, so autosave cannot touch the repo), runs
-every cell, unticks a privileged field of the teacher, waits for the panel's summary to show the
+every cell, checks the panel's layout (no button label cut, the plot not stretched, no raw
+markup printed), unticks a privileged field of the teacher, waits for the panel's summary to show the
 corrupted configuration, ticks it again, waits for the intact one, and keeps a screenshot in
 runs/browser/ (git-ignored). The kernel inherits the server's environment: the quick task and
 the notebooks' FAST budgets.
@@ -138,6 +139,15 @@ def test_privileged_field_panel_in_jupyterlab(jupyterlab):
             summary = panel.locator(".widget-html-content", has_text="fall rate").first
             expect(summary).to_contain_text("all privileged inputs intact", timeout=60_000)
             intact = summary.inner_text()
+            # what a learner sees: no button cut to "▶ ru…", the plot at its own aspect ratio (not
+            # stretched to the controls' height), the summary as text, not markup
+            cut = panel.evaluate("""p => [...p.querySelectorAll('button')]
+                .filter(b => b.offsetWidth > 0 && b.scrollWidth > b.clientWidth + 1).map(b => b.textContent)""")
+            assert not cut, f"buttons whose label is cut: {cut}"
+            shown, natural = panel.locator("img").first.evaluate(
+                "i => [i.clientWidth / i.clientHeight, i.naturalWidth / i.naturalHeight]")
+            assert abs(shown - natural) < 0.05 * natural, f"plot stretched: aspect {shown:.2f}, drawn {natural:.2f}"
+            assert "<b>" not in " ".join(page.locator(".jp-OutputArea-output pre").all_inner_texts())
             checkbox = panel.locator(".widget-checkbox", has_text=FIELD).locator("input")
             assert checkbox.is_checked()
 

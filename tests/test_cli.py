@@ -67,6 +67,15 @@ def test_a_missing_artifact_is_a_clear_error_not_a_traceback(tmp_path):
     assert "no manifest.json - not a distillkit artifact" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_student_that_cannot_learn_from_the_teacher_is_a_clear_error_not_a_traceback(tmp_path):
+    """A latent student needs an encoder teacher; the shipped cart-pole teacher is a plain actor."""
+    result = run("dagger", "--task", "cartpole", "--teacher", "distillkit/checkpoints/cartpole_teacher",
+                 "--architecture", "latent", "--rounds", "1", "--out", str(tmp_path / "student"))
+    assert result.returncode == 2, result.stderr
+    assert "learns the latent of a teacher with a privileged encoder" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_config_options_come_from_the_config_dataclasses():
     """Every field of DaggerConfig, MaskRules and PPOConfig is an option with the class's own
     default: parsing nothing gives the class's defaults, and each kind of field parses."""

@@ -294,3 +294,51 @@ def test_the_terrain_curriculum_moves_worlds_by_how_their_episode_went():
 def test_a_task_without_a_curriculum_says_so():
     with pytest.raises(ValueError, match="task 'cartpole' has no curriculum"):
         make_env("cartpole", 2).task.start_curriculum()
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_returned_tensors_are_never_overwritten_and_history_shifts(task):
+    """Each step hands out new tensors (a later step or observe() leaves them as they were), and
+    a history field of a world that did not reset is the previous one shifted by one sample."""
+    env = make_env(task, 6)
+    kept = [env.reset(seed=3)]
+    copies = [{k: v.clone() for k, v in kept[0].items()}]
+    previous = kept[0]
+    history = [f.name for f in env.schema.fields if f.history_length > 1]
+    assert history, "the test needs a history field"
+    for a in random_actions(env, 40, scale=1.5):
+        r = env.step(a)
+        env.observe()
+        for name in history:
+            stay = ~r.done
+            assert torch.equal(r.obs[name][stay, :-1], previous[name][stay, 1:])
+            assert torch.equal(r.final_obs[name][:, :-1], previous[name][:, 1:])
+            fresh = r.obs[name][r.done]                 # a reset world's history is its first sample
+            assert torch.equal(fresh, fresh[:, -1:].expand_as(fresh))
+        kept += [r.obs, r.final_obs]
+        previous = r.obs
+        copies += [{k: v.clone() for k, v in r.obs.items()}, {k: v.clone() for k, v in r.final_obs.items()}]
+    env.close()
+    for obs, copy in zip(kept, copies):
+        for name in obs:
+            assert torch.equal(obs[name], copy[name]), name
+
+
+def test_cartpole_draws_its_resets_as_five_uniform_draws():
+    """Cartpole.reset_worlds draws its five ranges in one call; the numbers are those of five
+    calls of uniform in a row (and a range uniform refuses is refused the same way)."""
+    task = Cartpole(8)
+    task.bind(mujoco.MjModel.from_xml_string(task.mjcf()))
+    models = [mujoco.MjModel.from_xml_string(task.mjcf()) for _ in range(8)]
+    for override in ({}, {"cart_vel": [0.1, 0.2], "pole_mass_scale": [1.0, 1.0]}):
+        task.override_ranges(override)
+        ids = np.array([1, 4, 5])
+        qpos, qvel = task.reset_worlds(ids, np.random.default_rng(11), models)
+        rng, r = np.random.default_rng(11), task.reset_ranges
+        draws = [rng.uniform(*pair, size=3) for pair in (r["cart_pos"], r["pole_angle"], r["cart_vel"], r["pole_vel"],
+                                                          task.randomisation_ranges["pole_mass_scale"])]
+        assert np.array_equal(qpos, np.stack(draws[:2], axis=1)) and np.array_equal(qvel, np.stack(draws[2:4], axis=1))
+        assert np.array_equal(task.pole_mass[ids], task.nominal_pole_mass * draws[4])
+    task.override_ranges({"cart_pos": [1.0, -1.0]})
+    with pytest.raises(ValueError, match="high - low"):
+        task.reset_worlds(np.array([0]), np.random.default_rng(0), models)

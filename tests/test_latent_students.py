@@ -19,7 +19,7 @@ from distillkit.models import Actor, EncoderActor
 from distillkit.ppo import PPOConfig, build_actor
 from distillkit.rollouts import Rollouts, collect
 from distillkit.schema import Field, ObservationSchema
-from distillkit.students import ARCHITECTURES, LatentStudent, make_student
+from distillkit.students import ARCHITECTURES, LatentStudent, StudentError, make_student
 from distillkit.train import load_actor, train_teacher
 
 ENCODER = PPOConfig(steps_per_env=8, epochs=2, minibatches=2, actor_hidden=(32,), critic_hidden=(32,),
@@ -137,6 +137,26 @@ def test_the_estimate_reaches_the_policy_detached(env):
     assert student.estimator.weight.grad is None and student.policy[0].weight.grad is not None
 
 
+def test_the_estimator_regresses_normalised_values_and_reports_them_in_their_units(env):
+    """Targets in their own units (a pole mass in kg next to joint velocities) are normalised by
+    running statistics before the loss, so no field outweighs another by its scale alone."""
+    student = make_student("estimator", env.schema, env.action_dim, hidden_size=8, hidden=[8])
+    r, _ = collect(env, lambda obs: torch.zeros(4, 1), 12, obs=env.reset(seed=0))
+    student.learn_statistics(r)
+    truth = student.truth(r.targets, r.done.shape)
+    assert torch.allclose(student.truth_norm.mean.float(), truth.reshape(-1, truth.shape[-1]).mean(0), atol=1e-4)
+    starts = episode_starts(r)
+    out = student.outputs_window(r.obs, starts, slice(0, 12), torch.arange(4), student.prepare(r.obs, starts))
+    scale = torch.sqrt(student.truth_norm.var + student.truth_norm.eps ** 2).float()
+    assert torch.allclose(out["estimate"], out["normalised_estimate"] * scale + student.truth_norm.mean.float())
+    seen = []
+    student.training_loss(r.obs, starts, slice(0, 12), torch.arange(4), student.prepare(r.obs, starts),
+                          {"action": torch.zeros(12, 4, 1), **r.targets}, torch.ones(12, 4, dtype=torch.bool),
+                          lambda pred, target, mask: seen.append(target) or pred.sum() * 0)
+    normalised = seen[1].reshape(-1, truth.shape[-1])
+    assert normalised.mean(0).abs().max() < 1e-3 and ((normalised.std(0) - 1).abs() < 0.05).all()
+
+
 def test_a_learners_loss_trains_every_term(teacher_folder, env):
     """fit's loss= is the loss of every term: action_latent calls it on actions and on latents."""
     teacher, _, _ = load_actor(teacher_folder, env)
@@ -156,7 +176,7 @@ def test_latent_students_need_an_encoder_teacher(teacher_folder, env):
     plain, _, _ = load_actor(CHECKPOINTS / "cartpole_teacher", env)
     for architecture in ("latent", "action_latent"):
         student = make_student(architecture, env.schema, env.action_dim, **NEW[architecture])
-        with pytest.raises(TypeError, match="encoder_latent > 0"):
+        with pytest.raises(StudentError, match="encoder_latent > 0"):
             dagger(env, lambda obs: plain(obs), student, TINY)
         r, _ = collect(env, plain, 6, obs=env.reset(seed=0))
         with pytest.raises(ValueError, match=r"learns from targets \['latent'\], which these rollouts lack"):

@@ -103,3 +103,70 @@ def test_only_a_corruption_that_hurts_is_drawn_as_a_failure(panel):
     assert ratio >= 0.8, f"pole_mass zeroed kept {ratio:.2f}: pick another harmless corruption for this test"
     assert panel.colour(harmless) == "tab:gray" and "no real harm" in panel.verdict(panel.results[harmless])
     assert "success" in panel.summary.value
+
+
+@pytest.mark.parametrize("platform, environ, expected", [
+    ("linux", {}, "egl"),                                       # a server, CI, a container: offscreen EGL
+    ("linux", {"DISPLAY": ":0"}, None),                         # a desktop: MuJoCo's default (GLFW)
+    ("linux", {"WAYLAND_DISPLAY": "wayland-0"}, None),
+    ("linux", {"MUJOCO_GL": "osmesa"}, "osmesa"),               # the user's choice is kept
+    ("linux", {"DISPLAY": ":0", "MUJOCO_GL": "egl"}, "egl"),
+    ("darwin", {}, None),                                       # the case that failed: egl set unconditionally,
+    ("win32", {}, None),                                        # which MuJoCo rejects outside Linux
+    ("darwin", {"MUJOCO_GL": "cgl"}, "cgl"),
+])
+def test_mujoco_gl_is_chosen_per_platform(platform, environ, expected):
+    from distillkit.video import choose_mujoco_gl
+
+    assert choose_mujoco_gl(platform, environ, find_library=lambda name: f"lib{name}.so") == expected
+
+
+@pytest.mark.parametrize("libraries, expected", [({"EGL", "OSMesa"}, "egl"), ({"OSMesa"}, "osmesa"),
+                                                 (set(), "disable")])
+def test_headless_linux_without_egl_falls_back(libraries, expected):
+    """A headless Linux machine without libEGL: MUJOCO_GL=egl would make `import mujoco` itself fail."""
+    from distillkit.video import choose_mujoco_gl
+
+    assert choose_mujoco_gl("linux", {}, find_library=lambda name: name if name in libraries else None) == expected
+
+
+def test_without_any_gl_library_mujoco_imports_and_rendering_is_skipped_with_a_message():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import ctypes.util; ctypes.util.find_library = lambda name: None\n"
+            "import distillkit.video as video\n"
+            "print(video.configure_rendering())\n"
+            "import mujoco\n"
+            "print(video.rendering_problem())\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "DISPLAY", "WAYLAND_DISPLAY")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    chosen, problem = done.stdout.strip().splitlines()[-2:]
+    assert chosen == "disable" and problem.startswith("MuJoCo's rendering is off"), done.stdout
+
+
+def test_configure_rendering_leaves_the_users_choice_and_sets_nothing_off_linux(monkeypatch):
+    import distillkit.video as video
+
+    monkeypatch.setenv("MUJOCO_GL", "osmesa")
+    assert video.configure_rendering() == "osmesa"
+    monkeypatch.delenv("MUJOCO_GL")
+    monkeypatch.setattr(video.sys, "platform", "darwin")       # (the module reads sys.platform when called)
+    assert video.configure_rendering() is None and "MUJOCO_GL" not in video.os.environ
+
+
+def test_no_renderer_gives_a_message_not_an_error(monkeypatch):
+    import distillkit.video as video
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("Cannot initialize a EGL device display")
+
+    monkeypatch.setattr(video, "renderer", broken)
+    video.rendering_problem.cache_clear()
+    try:
+        problem = video.rendering_problem()
+    finally:
+        video.rendering_problem.cache_clear()
+    assert problem.startswith("MuJoCo cannot render offscreen here") and "EGL device" in problem

@@ -12,6 +12,7 @@ An engine subclasses it and implements five hooks: ``physics``, ``_start_worlds`
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
 
 import mujoco
@@ -68,6 +69,7 @@ class HostEnv(BatchedEnv):
         self.last_actions = np.zeros((num_envs, self.action_dim))
         self._term_names = list(self.spec.reward_weights)
         self._term_weights = np.array([self.spec.reward_weights[k] for k in self._term_names])[:, None]
+        self._term_set = frozenset(self._term_names)
         self._noise_gen = torch.Generator()
         self._seeded = False
         self.rng = np.random.default_rng(0)   # the task's episode sampler (resets, randomisation, terrain)
@@ -80,9 +82,19 @@ class HostEnv(BatchedEnv):
         """Each step's sample of every field is one flat float32 row per world, so that noise,
         history and the numpy -> torch hand-over are a few whole-array operations, not a few per
         field. Inside that row (never seen outside the env) gaussian-noise fields come first,
-        then uniform ones, so each kind of noise is one draw added to one block of columns."""
-        self._layout = sorted(self.schema.fields,
-                              key=lambda f: NOISE_ORDER.index(f.noise and f.noise.kind))
+        then uniform ones, so each kind of noise is one draw added to one block of columns; the
+        fields without noise follow, those with a history first, so that a history group's
+        columns are usually one contiguous block.
+
+        A step's observation is one (N, row) float32 array: the sample, then each history group
+        as (history_length, columns) per world, oldest first. Every returned field is a strided
+        view of it (one array per observation, new each step, so returned tensors are never
+        overwritten later)."""
+        def order(f):
+            kind = f.noise and f.noise.kind
+            return NOISE_ORDER.index(kind), (-f.history_length if kind is None else 0)
+
+        self._layout = sorted(self.schema.fields, key=order)
         self._columns: dict[str, slice] = {}
         self._noise_blocks: list[tuple[str, slice, torch.Tensor]] = []
         start = 0
@@ -98,23 +110,46 @@ class HostEnv(BatchedEnv):
                 self._noise_blocks.append(
                     (kind, slice(block_start, start), torch.tensor(scales, dtype=torch.float32)))
         self._width = start
+        # Each noise block is noised in a buffer of its own, as torch and numpy (the same memory):
+        # one torch call a step instead of three on a view of the step's new array.
+        self._stages = [torch.empty((self.num_envs, c.stop - c.start)) for _, c, _ in self._noise_blocks]
         # Fields whose readings are sometimes replaced by outliers: (columns, probability, range).
         self._outlier_blocks = [(self._columns[f.name], f.noise.outliers, f.noise.outlier_range)
                                 for f in self._layout if f.noise and f.noise.outliers > 0]
-        self._widths = [self._columns[f.name].stop - self._columns[f.name].start for f in self._layout]
-        self._layout_names = [f.name for f in self._layout]
-        # Fields with the same history length share one (N, history, columns) buffer.
-        self._history_groups: list[tuple[int, torch.Tensor, list[tuple[str, slice, tuple]]]] = []
+        self._staged = [stage.numpy() for stage in self._stages]
+        # (name, columns, shape, reshape needed) in layout order, for filling the sample
+        self._fill = [(f.name, self._columns[f.name], tuple(f.shape), len(f.shape) != 1) for f in self._layout]
+        # Fields with the same history length share one group: (length, its columns of the
+        # sample (a slice when contiguous), first and end column of its block in the observation).
+        self._history_groups: list[tuple[int, slice | np.ndarray, int, int]] = []
+        places: dict[str, tuple[int, int, int, int]] = {}   # name -> (length, block, block width, column in it)
+        block = self._width
         for length in sorted({f.history_length for f in self._layout if f.history_length > 1}):
-            cols, members, at = [], [], 0
-            for f in self._layout:
-                if f.history_length == length:
-                    sl = self._columns[f.name]
-                    cols += range(sl.start, sl.stop)
-                    members.append((f.name, slice(at, at + sl.stop - sl.start), f.shape))
-                    at += sl.stop - sl.start
-            self._history_groups.append((length, torch.tensor(cols), members))
-        self._history: list[torch.Tensor] = []
+            members = [f for f in self._layout if f.history_length == length]
+            cols = [c for f in members for c in range(self._columns[f.name].start, self._columns[f.name].stop)]
+            at = 0
+            for f in members:
+                places[f.name] = (length, block, len(cols), at)
+                at += self._columns[f.name].stop - self._columns[f.name].start
+            contiguous = cols == list(range(cols[0], cols[-1] + 1))
+            self._history_groups.append((length, slice(cols[0], cols[-1] + 1) if contiguous else np.array(cols),
+                                         block, block + length * len(cols)))
+            block += length * len(cols)
+        self._row = block
+        # Each field as (name, size, stride, offset) of a view of the (N, row) observation, in
+        # schema order.
+        self._views: list[tuple[str, tuple, tuple, int]] = []
+        for f in self.schema.fields:
+            shape = tuple(f.shape)
+            inner = tuple(int(np.prod(shape[k + 1:])) for k in range(len(shape)))
+            if f.name in places:
+                length, start, width, at = places[f.name]
+                self._views.append((f.name, (self.num_envs, length, *shape), (self._row, width, *inner), start + at))
+            else:
+                self._views.append((f.name, (self.num_envs, *shape), (self._row, *inner), self._columns[f.name].start))
+        self._byte_views = [(name, size, tuple(4 * s for s in stride), 4 * offset)     # float32: 4 bytes
+                            for name, size, stride, offset in self._views]
+        self._latest: np.ndarray | None = None    # the last observation returned: its history
 
     # ------------------------------------------------------------------------- engine hooks
     @abstractmethod
@@ -151,44 +186,55 @@ class HostEnv(BatchedEnv):
         self.episode_step[:] = 0
         self.last_actions[:] = 0.0
         self._started = True
-        return self._restart(self._sense(), everyone)
+        out = np.empty((self.num_envs, self._row), dtype=np.float32)
+        self._sense(out)
+        self._fill_history(out, None)
+        self._latest = out
+        return self._obs(out)
 
     def step(self, actions: torch.Tensor | np.ndarray) -> StepResult:
         self._require_reset("step")
-        acts = self._check_actions(actions)
-        saturated = np.abs(acts).max(axis=1) > ACTION_LIMIT
-        np.clip(acts, -ACTION_LIMIT, ACTION_LIMIT, out=acts)
+        acts, largest, peak = self._check_actions(actions)
+        saturated = largest > ACTION_LIMIT
+        if peak > ACTION_LIMIT:
+            np.clip(acts, -ACTION_LIMIT, ACTION_LIMIT, out=acts)
         transient = self.episode_step < self.reset_transient_steps
+        draws = self._draw_noise(self.num_envs)     # the final sample's noise: drawn first either way
 
         self._step_physics(self.task.ctrl(acts))
         terms, failed = self.task.evaluate(self.physics(), acts, self.last_actions)
         self.last_actions[:] = acts
         self.episode_step += 1
         truncated = (self.episode_step >= self.max_episode_steps) & ~failed
-        final_sample = self._sense()
-        final_obs = self._fields(final_sample)
+        final = np.empty((self.num_envs, self._row), dtype=np.float32)
+        self._sense(final, draws=draws)
+        self._fill_history(final, self._latest)
+        final_obs = self._obs(final)
 
-        done = failed | truncated
-        obs = final_obs
-        if done.any():
-            ids = np.flatnonzero(done)
+        ids = np.flatnonzero(failed | truncated)
+        obs, latest = final_obs, final
+        if len(ids):
             self._reset_worlds(ids)
             self.episode_step[ids] = 0
             self.last_actions[ids] = 0.0
-            obs = self._restart(self._sense(ids), ids, current=final_sample)
+            latest = final.copy()
+            self._restart(latest, ids)
+            obs = self._obs(latest)
+        self._latest = latest
 
         try:
-            raw = np.stack([terms[k] for k in self._term_names])
+            raw = np.array([terms[k] for k in self._term_names])
         except KeyError:
             raise KeyError(f"task {self.spec.task!r} returned reward terms {sorted(terms)}, "
                            f"its spec weighs {sorted(self._term_names)}") from None
-        weighted = self._tensor((raw * self._term_weights).astype(np.float32))
-        metrics = {k: self._tensor(v.astype(np.float32)) for k, v in terms.items() if k not in self.spec.reward_weights}
-        flags = self._tensor(np.stack([failed, truncated, saturated, transient]))
+        weighted = self._tensor(np.multiply(raw, self._term_weights, out=np.empty(raw.shape, np.float32),
+                                            casting="unsafe"))   # in float64, rounded once to float32
+        metrics = {k: self._tensor(v.astype(np.float32)) for k, v in terms.items() if k not in self._term_set}
+        flags = self._tensor(np.array([failed, truncated, saturated, transient])).unbind(0)
         return StepResult(
             obs=obs,
             reward=weighted.sum(0),
-            reward_terms=dict(zip(self._term_names, weighted)),
+            reward_terms=dict(zip(self._term_names, weighted.unbind(0))),
             terminated=flags[0],
             truncated=flags[1],
             final_obs=final_obs,
@@ -198,15 +244,10 @@ class HostEnv(BatchedEnv):
 
     def observe(self) -> Obs:
         self._require_reset("observe")
-        sample = self._sense()
-        parts = dict(zip(self._layout_names, torch.split(sample, self._widths, dim=1)))
-        saved = self._history
-        self._history = [h.clone() for h in saved]
-        for g, (length, cols, members) in enumerate(self._history_groups):
-            self._history[g][:, -1] = sample.index_select(1, cols)
-        obs = self._named(parts)
-        self._history = saved
-        return obs
+        out = np.empty((self.num_envs, self._row), dtype=np.float32)
+        self._sense(out)
+        self._fill_history(out, self._latest, shift=False)
+        return self._obs(out)
 
     def close(self) -> None:
         """Nothing to release unless the engine holds threads or device memory."""
@@ -249,92 +290,103 @@ class HostEnv(BatchedEnv):
         last = self.last_actions if ids is None else self.last_actions[ids]
         return self.task.observe(self.physics(ids), last)
 
-    def _check_actions(self, actions) -> np.ndarray:
-        """A float64 copy of ``actions`` (clipping must not touch the caller's), or a clear error."""
+    def _check_actions(self, actions) -> tuple[np.ndarray, np.ndarray, float]:
+        """A float64 copy of ``actions`` (clipping must not touch the caller's), each world's
+        largest absolute action and the largest of all, or a clear error."""
         if isinstance(actions, torch.Tensor):
-            actions = actions.detach().cpu().numpy()
+            if actions.device.type != "cpu" or actions.requires_grad:
+                actions = actions.detach().cpu()
+            actions = actions.numpy()
         actions = np.array(actions, dtype=np.float64)
         want = (self.num_envs, self.action_dim)
         if actions.shape != want:
             raise ActionError.bad_shape(self.spec.task, want, actions.shape)
-        # The sum is one cheap test; it can overflow on huge finite values, hence the second.
-        if not np.isfinite(actions.sum()) and not np.isfinite(actions).all():
+        magnitude = np.abs(actions)
+        largest = magnitude[:, 0] if self.action_dim == 1 else np.maximum.reduce(magnitude, axis=1)
+        peak = float(np.maximum.reduce(largest))      # NaN if any action is NaN, inf if any is inf
+        if not math.isfinite(peak):
             envs = np.flatnonzero(~np.isfinite(actions).all(axis=1))
             raise ActionError.not_finite(self.spec.task, envs.tolist(), actions[envs[0]].tolist())
-        return actions
+        return actions, largest, peak
 
-    def _sense(self, ids: np.ndarray | None = None) -> torch.Tensor:
-        """This step's sample of every field for worlds ``ids`` (default all), flat
-        (worlds, width): clean values from the task plus each deployable sensor's noise."""
+    def _sense(self, out: np.ndarray, ids: np.ndarray | None = None, draws: list | None = None) -> None:
+        """This step's sample of every field for worlds ``ids`` (default all) into the first
+        columns of ``out`` (one row per world): clean values from the task plus each deployable
+        sensor's noise (``draws``, if drawn already: see :meth:`_draw_noise`)."""
         raw = self._observe(ids)
-        n = self.num_envs if ids is None else len(ids)
-        flat = np.empty((n, self._width), dtype=np.float32)
-        for f in self._layout:
-            value = raw.get(f.name)
-            if value is None or value.shape != (n, *f.shape):
+        n = len(out)
+        for name, columns, shape, reshape in self._fill:
+            value = raw.get(name)
+            if value is None or value.shape != (n, *shape):
                 got = "nothing" if value is None else f"shape {value.shape}"
-                raise SchemaError(f"field {f.name!r}: engine for {self.spec.task!r} produced {got}, "
-                                  f"schema says {(n, *f.shape)}")
-            flat[:, self._columns[f.name]] = value.reshape(n, -1)
-        sample = torch.from_numpy(flat)
-        if self.noise:
-            for kind, columns, scale in self._noise_blocks:
-                shape = (n, columns.stop - columns.start)
-                if kind == "gaussian":
-                    draw = torch.randn(shape, generator=self._noise_gen)
-                else:
-                    draw = torch.rand(shape, generator=self._noise_gen) * 2 - 1
-                sample[:, columns].addcmul_(draw, scale if self.noise_scale == 1.0 else scale * self.noise_scale)
-            for columns, probability, spread in self._outlier_blocks:
-                shape = (n, columns.stop - columns.start)
-                hit = torch.rand(shape, generator=self._noise_gen) < min(1.0, probability * self.noise_scale)
-                outlier = (torch.rand(shape, generator=self._noise_gen) * 2 - 1) * spread
-                sample[:, columns] = torch.where(hit, outlier, sample[:, columns])
-        return sample
+                raise SchemaError(f"field {name!r}: engine for {self.spec.task!r} produced {got}, "
+                                  f"schema says {(n, *shape)}")
+            out[:, columns] = value.reshape(n, -1) if reshape else value
+        if self.noise and self._noise_blocks:
+            draws = draws or self._draw_noise(n)
+            blocks = zip(self._noise_blocks, draws, self._stages, self._staged)
+            for (kind, columns, scale), draw, stage, staged in blocks:
+                if n < self.num_envs:
+                    stage, staged = stage[:n], staged[:n]
+                staged[:] = out[:, columns]
+                stage.addcmul_(draw, scale if self.noise_scale == 1.0 else scale * self.noise_scale)
+                out[:, columns] = staged
+            # outliers replace readings after the noise: (uniform for "is it hit", uniform for its value)
+            outlier_draws = draws[len(self._noise_blocks):]
+            for (columns, probability, spread), (hit_draw, value_draw) in zip(self._outlier_blocks, outlier_draws):
+                hit = (hit_draw < min(1.0, probability * self.noise_scale)).numpy()
+                block = out[:, columns]
+                block[hit] = ((value_draw * 2 - 1) * spread).numpy()[hit]
 
-    def _fields(self, sample: torch.Tensor) -> Obs:
-        """Observation of a step: the sample's fields; history fields append the new sample
-        (the oldest drops out)."""
-        parts = dict(zip(self._layout_names, torch.split(sample, self._widths, dim=1)))
-        for g, (length, cols, members) in enumerate(self._history_groups):
-            newest = sample.index_select(1, cols).unsqueeze(1)
-            self._history[g] = torch.cat([self._history[g][:, 1:], newest], dim=1)
-        return self._named(parts)
-
-    def _restart(self, sample: torch.Tensor, ids: np.ndarray, current: torch.Tensor | None = None) -> Obs:
-        """Worlds ``ids`` begin an episode and observe ``sample`` (one row each); their history
-        is filled with it, as Isaac Lab's history buffers do. The other worlds keep the flat
-        sample ``current`` and their history."""
-        rows = torch.as_tensor(ids, dtype=torch.long)
-        if current is None:
-            self._history = [None] * len(self._history_groups)
-        else:
-            current = current.clone()
-            current[rows] = sample
-            sample = current
-        parts = dict(zip(self._layout_names, torch.split(sample, self._widths, dim=1)))
-        for g, (length, cols, members) in enumerate(self._history_groups):
-            filled = sample.index_select(1, cols).unsqueeze(1).expand(-1, length, -1)
-            if current is None:
-                self._history[g] = filled.clone()
+    def _draw_noise(self, n: int) -> list:
+        """The unit noise of one sample of ``n`` worlds: one draw per noise block, then a pair of
+        uniform draws (is a reading hit, the outlier's value) per outlier block. A step draws
+        it before its physics (the same numbers in the same order as after, and cheaper: the
+        physics leaves the caches cold for the small torch calls)."""
+        if not (self.noise and self._noise_blocks):
+            return []
+        draws = []
+        for kind, columns, _ in self._noise_blocks:
+            shape = (n, columns.stop - columns.start)
+            if kind == "gaussian":
+                draws.append(torch.randn(shape, generator=self._noise_gen))
             else:
-                self._history[g] = self._history[g].clone()
-                self._history[g][rows] = filled[rows]
-        return self._named(parts)
+                draws.append(torch.rand(shape, generator=self._noise_gen) * 2 - 1)
+        for columns, _, _ in self._outlier_blocks:
+            shape = (n, columns.stop - columns.start)
+            draws.append((torch.rand(shape, generator=self._noise_gen), torch.rand(shape, generator=self._noise_gen)))
+        return draws
 
-    def _named(self, parts: Obs) -> Obs:
-        """Assemble the observation dict in schema order: plain fields from ``parts``, history
-        fields as views of their group's buffer."""
-        for g, (length, cols, members) in enumerate(self._history_groups):
-            for name, sl, shape in members:
-                parts[name] = self._history[g][:, :, sl]
-        obs = {}
-        for f in self.schema.fields:
-            value = parts[f.name]
-            if len(f.shape) > 1:
-                value = value.unflatten(-1, f.shape)
-            obs[f.name] = value if self.device.type == "cpu" else value.to(self.device)
-        return obs
+    def _fill_history(self, out: np.ndarray, before: np.ndarray | None, shift: bool = True) -> None:
+        """Fill the history blocks of the observation ``out`` whose sample is in place: from
+        the observation ``before``, dropping its oldest entry (``shift``) or its newest, with
+        the new sample last; without ``before`` (a reset), every entry is the new sample, as
+        Isaac Lab's history buffers start."""
+        n = len(out)
+        for length, cols, start, end in self._history_groups:
+            history = out[:, start:end].reshape(n, length, -1)
+            if before is None:
+                history[:] = out[:, None, cols]
+                continue
+            past = before[:, start:end].reshape(n, length, -1)
+            history[:, :-1] = past[:, 1:] if shift else past[:, :-1]
+            history[:, -1] = out[:, cols]
+
+    def _restart(self, out: np.ndarray, ids: np.ndarray) -> None:
+        """Worlds ``ids`` begin an episode: their rows of the observation ``out`` show their
+        first sample, which fills their history."""
+        fresh = np.empty((len(ids), self._row), dtype=np.float32)
+        self._sense(fresh, ids)
+        self._fill_history(fresh, None)
+        out[ids] = fresh
+
+    def _obs(self, out: np.ndarray) -> Obs:
+        """The observation dict in schema order: a view of ``out`` per field."""
+        if self.device.type == "cpu":
+            return {name: torch.from_numpy(np.ndarray(size, np.float32, out, offset, strides))
+                    for name, size, strides, offset in self._byte_views}
+        whole = torch.from_numpy(out).to(self.device)
+        return {name: whole.as_strided(size, stride, offset) for name, size, stride, offset in self._views}
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(array)

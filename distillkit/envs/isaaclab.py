@@ -26,13 +26,26 @@ What distillkit changes in the stock task config, and why:
 Isaac Lab runs one simulation per process: creating an ``IsaacLabEnv`` closes the previous one
 (using the closed one afterwards is an error that says so). Isaac Lab's ``reset(seed)`` seeds the
 global torch, numpy and Warp generators; its events and noise draw from them.
+
+**Engine logs go to a file.** Isaac Lab prints a table per manager, timings and warnings every time
+an env is built (hundreds of lines per env, thousands in a notebook that builds several). Its
+imports, env construction, resets, steps and close run inside :func:`engine_logs`, which sends
+that output (Python's and the C libraries', stdout and stderr) to ``runs/logs/isaaclab_*.log`` and
+prints one line saying where, once per process. ``DISTILLKIT_ENGINE_LOGS=console`` keeps it on the
+console.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import logging
 import math
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -41,23 +54,71 @@ from distillkit.envs.base import ACTION_LIMIT, VALIDITY_SIGNALS, ActionError, Ba
 from distillkit.schema import ROLES, Field, Noise, ObservationSchema, SchemaError
 from distillkit.tasks.spec import TaskSpec
 
+#: Where :func:`engine_logs` writes (one file per process, created on first use).
+LOG_DIR = Path(__file__).resolve().parents[2] / "runs" / "logs"
+_log_file = None
+
+
+@contextlib.contextmanager
+def engine_logs() -> Iterator[None]:
+    """Send everything printed or logged to the console inside the block - by Python code (stdout,
+    stderr, stream handlers of the root logger) and by C libraries (file descriptors 1 and 2) - to
+    this process's ``runs/logs/isaaclab_*.log``; the first use prints the file's path."""
+    global _log_file
+    if os.environ.get("DISTILLKIT_ENGINE_LOGS") == "console":
+        yield
+        return
+    if _log_file is None:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        path = LOG_DIR / f"isaaclab_{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}_{os.getpid()}.log"
+        _log_file = open(path, "a", buffering=1, encoding="utf-8")
+        shown = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
+        print(f"Isaac Lab's engine logs (its [INFO] tables and warnings) go to {shown}", flush=True)
+    log = _log_file
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    handlers = [h for h in logging.getLogger().handlers
+                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
+    streams = [h.stream for h in handlers]
+    for handler in handlers:
+        handler.setStream(log)
+    saved = []
+    try:
+        for fd in (1, 2):
+            try:
+                saved.append((fd, os.dup(fd)))
+                os.dup2(log.fileno(), fd)
+            except OSError:           # no such descriptor (an embedding without a console): Python's streams only
+                pass
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            yield
+    finally:
+        log.flush()
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
+        for handler, stream in zip(handlers, streams):
+            handler.setStream(stream)
+
+
 # Asset root first: Isaac Lab reads ISAACSIM_ASSET_ROOT once, when isaaclab.utils.assets is imported.
 ASSET_SOURCE, ASSET_ROOT = use_isaac_assets()
 
-import gymnasium as gym  # noqa: E402
-import isaaclab  # noqa: E402
-import isaaclab.envs.mdp as mdp  # noqa: E402
-import isaaclab_tasks  # noqa: E402,F401  (registers the gym ids)
-from isaaclab.managers import (  # noqa: E402
-    EventTermCfg,
-    ManagerTermBase,
-    ObservationGroupCfg,
-    ObservationTermCfg,
-    SceneEntityCfg,
-    TerminationTermCfg,
-)
-from isaaclab.utils.noise import GaussianNoiseCfg, UniformNoiseCfg  # noqa: E402
-from isaaclab_tasks.utils import parse_env_cfg  # noqa: E402
+with engine_logs():
+    import gymnasium as gym
+    import isaaclab
+    import isaaclab.envs.mdp as mdp
+    import isaaclab_tasks  # noqa: F401  (registers the gym ids)
+    from isaaclab.managers import (
+        EventTermCfg,
+        ManagerTermBase,
+        ObservationGroupCfg,
+        ObservationTermCfg,
+        SceneEntityCfg,
+        TerminationTermCfg,
+    )
+    from isaaclab.utils.noise import GaussianNoiseCfg, UniformNoiseCfg
+    from isaaclab_tasks.utils import parse_env_cfg
 
 from distillkit.assets import generator_digest  # noqa: E402
 
@@ -265,20 +326,21 @@ class IsaacLabEnv(BatchedEnv):
         if _live is not None and not _live._closed:
             _live.close()
 
-        cfg = parse_env_cfg(self.task.isaac_id, device=str(self.device), num_envs=num_envs)
-        cfg.seed = 0                       # start-up randomisation (masses, friction) is reproducible
-        cfg.compute_final_obs = True       # the observation before each auto-reset (true final obs)
-        changes = self.task.configure(cfg)
-        if cfg_hook is not None:
-            cfg_hook(cfg)
-            changes.append(f"cfg_hook {getattr(cfg_hook, '__qualname__', repr(cfg_hook))}")
-        self._set_observation_groups(cfg)
-        self._gym = gym.make(self.task.isaac_id, cfg=cfg)
-        self.env = self._gym.unwrapped
-        _live = self
-        # The first reset of a fresh Isaac Lab 3.0 env loses the joint velocities its reset events
-        # write (measured: they read back as zero); from the second on, reset(seed) is repeatable.
-        self.env.reset(seed=0)
+        with engine_logs():
+            cfg = parse_env_cfg(self.task.isaac_id, device=str(self.device), num_envs=num_envs)
+            cfg.seed = 0                       # start-up randomisation (masses, friction) is reproducible
+            cfg.compute_final_obs = True       # the observation before each auto-reset (true final obs)
+            changes = self.task.configure(cfg)
+            if cfg_hook is not None:
+                cfg_hook(cfg)
+                changes.append(f"cfg_hook {getattr(cfg_hook, '__qualname__', repr(cfg_hook))}")
+            self._set_observation_groups(cfg)
+            self._gym = gym.make(self.task.isaac_id, cfg=cfg)
+            self.env = self._gym.unwrapped
+            _live = self
+            # The first reset of a fresh Isaac Lab 3.0 env loses the joint velocities its reset events
+            # write (measured: they read back as zero); from the second on, reset(seed) is repeatable.
+            self.env.reset(seed=0)
 
         self.schema = self._read_schema()
         self.spec = self._read_spec(changes)
@@ -371,7 +433,8 @@ class IsaacLabEnv(BatchedEnv):
             seed = 0
         if seed is not None:
             self._seeded = True
-        groups, _ = self.env.reset(seed=seed)
+        with engine_logs():
+            groups, _ = self.env.reset(seed=seed)
         sample = self._fields(groups)
         self._history = {n: sample[n].unsqueeze(1).expand(-1, self.schema.field(n).history_length,
                                                           *sample[n].shape[1:]).clone()
@@ -387,7 +450,8 @@ class IsaacLabEnv(BatchedEnv):
         acts = acts.clamp(-ACTION_LIMIT, ACTION_LIMIT)
         transient = self.env.episode_length_buf < self.reset_transient_steps
 
-        groups, _, terminated, time_outs, extras = self.env.step(acts)
+        with engine_logs():
+            groups, _, terminated, time_outs, extras = self.env.step(acts)
         failed = terminated.clone()
         truncated = time_outs & ~failed
         done = failed | truncated
@@ -501,7 +565,8 @@ class IsaacLabEnv(BatchedEnv):
     def close(self) -> None:
         global _live
         if not self._closed:
-            self._gym.close()
+            with engine_logs():
+                self._gym.close()
             self._closed = True
         if _live is self:
             _live = None

@@ -63,29 +63,30 @@ class MujocoEnv(HostEnv):
         self._control = np.zeros((num_envs, self.frame_skip, m.nu))
         self._traj = np.zeros((num_envs, self.frame_skip, nstate))
         self._traj_sensors = np.zeros((num_envs, self.frame_skip, m.nsensordata))
+        self._qpos = self.state[:, self._qpos_at:self._qvel_at]
+        self._qvel = self.state[:, self._qvel_at:self._qvel_at + m.nv]
+        self._everyone = PhysicsState(self._qpos, self._qvel, self.sensordata)
 
     # ----------------------------------------------------------------------------- views
     def physics(self, ids: np.ndarray | None = None) -> PhysicsState:
         """Views of the current physics state of worlds ``ids`` (default: all)."""
-        qpos = self.state[:, self._qpos_at:self._qvel_at]
-        qvel = self.state[:, self._qvel_at:self._qvel_at + self.model.nv]
         if ids is None:
-            return PhysicsState(qpos, qvel, self.sensordata)
-        return PhysicsState(qpos[ids], qvel[ids], self.sensordata[ids], ids=ids)
+            return self._everyone      # views: the state is always updated in place
+        return PhysicsState(self._qpos[ids], self._qvel[ids], self.sensordata[ids], ids=ids)
 
     # ------------------------------------------------------------------------------ hooks
     def _start_worlds(self, ids: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        self.state[ids] = 0.0
+        self._qpos[ids] = qpos
+        self._qvel[ids] = qvel
+        if not self.model.nsensordata:
+            return
         scratch = self._scratch
         zero_ctrl = self.task.ctrl(np.zeros((1, self.action_dim)))[0]
-        nv = self.model.nv
-        for row, i in enumerate(ids):
-            state = self.state[i]
-            state[:] = 0.0
-            state[self._qpos_at:self._qvel_at] = qpos[row]
-            state[self._qvel_at:self._qvel_at + nv] = qvel[row]
+        for i in ids:
             # Sensors (contacts, forces) of the new state, before any step is taken. The solver
             # starts cold, as in every rollout call, so the result is the same on any thread.
-            mujoco.mj_setState(self.models[i], scratch, state, FULL_PHYSICS)
+            mujoco.mj_setState(self.models[i], scratch, self.state[i], FULL_PHYSICS)
             scratch.ctrl[:] = zero_ctrl
             scratch.qacc_warmstart[:] = 0.0
             mujoco.mj_forward(self.models[i], scratch)

@@ -109,16 +109,38 @@ class Cartpole(MujocoTask):
         }
 
     def reset_worlds(self, ids, rng, models):
-        n = len(ids)
-        r = self.reset_ranges
-        qpos = np.stack([uniform(rng, r["cart_pos"], n), uniform(rng, r["pole_angle"], n)], axis=1)
-        qvel = np.stack([uniform(rng, r["cart_vel"], n), uniform(rng, r["pole_vel"], n)], axis=1)
-        scale = uniform(rng, self.randomisation_ranges["pole_mass_scale"], n)
-        for i, k in zip(ids, scale):
-            models[i].body_mass[self.pole_body] = self.nominal_pole_mass * k
-            models[i].body_inertia[self.pole_body] = self.nominal_inertia * k
-        self.pole_mass[ids] = self.nominal_pole_mass * scale
+        low, span = self._draw_ranges()
+        if span is not None:
+            # uniform(rng, (low, high), n) is low + (high - low) * rng.random(n), and draws in a
+            # row take consecutive numbers: one draw for the five ranges gives the same numbers
+            # as five calls of uniform, for a fraction of the cost.
+            draw = rng.random((5, len(ids)))
+            draw *= span
+            draw += low
+        else:                              # an overridden range that uniform refuses, with its error
+            draw = np.stack([uniform(rng, pair, len(ids)) for pair in low])
+        qpos, qvel, scale = draw[0:2].T, draw[2:4].T, draw[4]
+        mass, inertia = self.nominal_pole_mass * scale, scale[:, None] * self.nominal_inertia
+        for row, i in enumerate(ids):
+            models[i].body_mass[self.pole_body] = mass[row]
+            models[i].body_inertia[self.pole_body] = inertia[row]
+        self.pole_mass[ids] = mass
         return qpos, qvel
+
+    def _draw_ranges(self):
+        """The five reset ranges in drawing order as (low, high - low) columns, kept until a range
+        changes; (ranges, None) when one is not a finite non-negative span."""
+        r = self.reset_ranges
+        pairs = (r["cart_pos"], r["pole_angle"], r["cart_vel"], r["pole_vel"],
+                 self.randomisation_ranges["pole_mass_scale"])
+        cached = getattr(self, "_ranges_cache", None)
+        if cached is None or cached[0] != pairs:
+            ranges = np.array(pairs, dtype=np.float64)
+            span = ranges[:, 1:] - ranges[:, :1]
+            valid = bool((span >= 0).all() and np.isfinite(span).all())
+            cached = (tuple(list(p) for p in pairs), *((ranges[:, :1], span) if valid else (ranges, None)))
+            self._ranges_cache = cached
+        return cached[1], cached[2]
 
     def perturb_privileged(self, s, ids, rng, models):
         scale = uniform(rng, self.randomisation_ranges["pole_mass_scale"], len(ids))

@@ -158,8 +158,12 @@ def save_teacher(out: Path, ppo: PPO, env, run: dict, log: list[dict], iteration
         "provenance": provenance(),
         "command": command_line(),
     }
-    save_artifact(out, {"actor": ppo.actor.state_dict(), "critic": ppo.critic.state_dict(),
-                        "optimizer": optimizer_tensors(ppo.optimizer)}, manifest)
+    weights = {"actor": ppo.actor.state_dict(), "critic": ppo.critic.state_dict(),
+               "optimizer": optimizer_tensors(ppo.optimizer)}
+    if run["curriculum"] is not None:
+        # rank 0's worlds; on resume every process continues from them
+        weights["curriculum"] = {"levels": torch.from_numpy(env.task.curriculum_state())}
+    save_artifact(out, weights, manifest)
 
 
 def resume(out: Path, ppo: PPO, env, run: dict) -> tuple[int, list[dict]]:
@@ -177,6 +181,8 @@ def resume(out: Path, ppo: PPO, env, run: dict) -> tuple[int, list[dict]]:
     ppo.actor.load_state_dict(load_tensors(out, "actor", manifest))
     ppo.critic.load_state_dict(load_tensors(out, "critic", manifest))
     load_optimizer_tensors(ppo.optimizer, load_tensors(out, "optimizer", manifest))
+    if run["curriculum"] is not None:
+        env.task.restore_curriculum(load_tensors(out, "curriculum", manifest)["levels"].numpy())
     ppo.learning_rate = manifest["learning_rate"]
     for group in ppo.optimizer.param_groups:
         group["lr"] = ppo.learning_rate

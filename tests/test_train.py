@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -14,9 +15,9 @@ from safetensors.torch import load_file, save_file
 from distillkit.artifacts import ArtifactError, read_manifest
 from distillkit.envs import make_env
 from distillkit.envs.mujoco_cpu import MujocoEnv
-from distillkit.ppo import PPOConfig
+from distillkit.ppo import PPO, PPOConfig
 from distillkit.tasks.cartpole import Cartpole
-from distillkit.train import load_actor, train_teacher
+from distillkit.train import load_actor, resume, save_teacher, train_teacher
 
 SMALL = PPOConfig(steps_per_env=8, epochs=2, minibatches=2, actor_hidden=(32,), critic_hidden=(32,))
 
@@ -219,3 +220,24 @@ def test_a_curriculum_run_records_it_and_refuses_to_resume_without_it(tmp_path):
     assert manifest["task_spec_digest"] == make_env("walker_rough", 1).spec.digest(), "evaluation envs still load it"
     with pytest.raises(ArtifactError, match="cannot resume: the checkpoint has curriculum="):
         train_teacher("walker_rough", out, env_steps=4 * 4 * 3, num_envs=4, config=walker, progress=False)
+
+
+def test_a_resumed_curriculum_run_continues_from_the_checkpointed_levels(tmp_path):
+    out = tmp_path / "run"
+    walker = PPOConfig(steps_per_env=4, epochs=1, minibatches=1, actor_hidden=(16,), critic_hidden=(16,))
+    train_teacher("walker_rough", out, env_steps=4 * 4, num_envs=4, config=walker, progress=False, curriculum=True)
+    manifest = read_manifest(out)
+    # a checkpoint taken while the worlds stood on levels 1..4
+    env = make_env("walker_rough", 4)
+    env.task.start_curriculum()
+    env.task.restore_curriculum(np.array([1, 2, 3, 4]))
+    ppo = PPO(env, walker, seed=0)
+    run = {key: manifest[key] for key in ("kind", "task", "engine", "seed", "num_envs", "world_size",
+                                          "unprivileged", "ppo", "curriculum", "device")}
+    save_teacher(out, ppo, env, run, pd.read_csv(out / "metrics.csv").to_dict("records"), 1, 0.0)
+    fresh = make_env("walker_rough", 4)
+    fresh.task.start_curriculum()
+    resume(out, PPO(fresh, walker, seed=0), fresh, run)
+    assert fresh.task.curriculum_levels.tolist() == [1, 2, 3, 4]
+    with pytest.raises(ValueError, match=r"curriculum levels: expected 4 levels in 0\.\.5, got values 0\.\.6"):
+        fresh.task.restore_curriculum(np.array([0, 6, 1, 1]))

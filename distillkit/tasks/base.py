@@ -104,6 +104,15 @@ class MujocoTask(ABC):
         trainer records them in its artifact; the task spec, and so evaluation, is unchanged)."""
         raise ValueError(f"task {self.name!r} has no curriculum")
 
+    def curriculum_state(self) -> np.ndarray:
+        """Where each world stands in the curriculum, saved with a training checkpoint so that a
+        resumed run continues from these difficulties instead of starting over."""
+        raise ValueError(f"task {self.name!r} has no curriculum")
+
+    def restore_curriculum(self, state: np.ndarray) -> None:
+        """Continue a curriculum from :meth:`curriculum_state` of a checkpoint."""
+        raise ValueError(f"task {self.name!r} has no curriculum")
+
     def override_ranges(self, ranges: dict[str, list]) -> None:
         """Change entries of the reset distribution or the randomisation (e.g. only the hardest
         terrain, low friction) for the next resets. The engine then rebuilds its spec, so results

@@ -268,6 +268,18 @@ class WalkerRough(MujocoTask):
         return {"kind": "terrain_levels", "start_level": 0, "levels": self.terrain.levels,
                 "promote_after_walking": self.curriculum_promote, "demote_after": "fall"}
 
+    def curriculum_state(self):
+        return self.curriculum_levels.copy()
+
+    def restore_curriculum(self, state):
+        state = np.asarray(state)
+        expected = f"expected {self.num_envs} levels in 0..{self.terrain.levels - 1}"
+        if state.shape != (self.num_envs,):
+            raise ValueError(f"curriculum levels: {expected}, got shape {state.shape}")
+        if state.min() < 0 or state.max() >= self.terrain.levels:
+            raise ValueError(f"curriculum levels: {expected}, got values {state.min()}..{state.max()}")
+        self.curriculum_levels = state.astype(np.int64)
+
     def _curriculum_step(self, ids, rng):
         """The next level of worlds ``ids`` from the episode they just ended."""
         levels = self.curriculum_levels[ids]

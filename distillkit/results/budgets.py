@@ -30,7 +30,7 @@ BUDGETS = {
     # default, and a planar walker with 6 joints does not need them.
     "walker_rough": Budget(6_000_000, 128, PPOConfig(entropy_coef=0.005, init_std=0.5, actor_hidden=(128, 64),
                                                      critic_hidden=(128, 64)),
-                           curriculum=True, eval_seeds=1, eval_worlds=16),
+                           curriculum=True, eval_seeds=4, eval_worlds=16),
 }
 
 

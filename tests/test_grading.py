@@ -9,6 +9,7 @@ solution, and on the learner-file tricks that fool a naive nbval run (NOTES §6)
 from __future__ import annotations
 
 import copy
+import dataclasses
 import csv
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +22,9 @@ from distillkit.grading import checks
 from distillkit.grading.generate import ExerciseError, generate, is_check_cell, make_exercise
 from distillkit.grading.generate import main as generate_main
 from distillkit.grading.grade import grade, grade_class, restore_checks
+from distillkit.leakage import schema_check
+from distillkit.masks import MaskRules
+from distillkit.schema import ObservationSchema
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS, EXERCISES = ROOT / "solutions", ROOT / "exercises"
@@ -51,7 +55,7 @@ def fails_with(helper, *functions, hint: str) -> str:
 # ----------------------------------------------------------------------------------- generator
 def test_exercises_are_up_to_date_with_solutions():
     assert NAMES == ["01_schema_manifest.ipynb", "02_gae_timeouts.ipynb", "03_masked_distillation.ipynb",
-                     "04_dagger_round.ipynb", "05_student_only.ipynb"]
+                     "04_dagger_round.ipynb", "05_student_only.ipynb", "06_design_privileged_teacher.ipynb"]
     assert generate(SOLUTIONS, EXERCISES, check=True) == []
 
 
@@ -269,6 +273,42 @@ def test_05_known_wrong_variants():
         fails_with(checks.check_counterfactual_probe, probe_stepping_in_between, hint="without stepping")
         fails_with(checks.check_counterfactual_probe, lambda policy, env, seed=0, warmup=20: probe(policy, env, seed, 0),
                    hint="warmup steps of zero actions")
+
+
+def test_06_known_wrong_variants():
+    ns = solution_namespace(NAMES[5])
+    design, student, masks, proof = (ns[n] for n in ("walker_design", "student_design", "mask_design", "prove_student_only"))
+    checks.check_design_schema(design)
+    checks.check_design_student(design, student)
+    checks.check_design_masks(masks)
+    checks.check_design_proof(proof)
+
+    def with_role(name: str, role: str):
+        schema = design()
+        return lambda: ObservationSchema(schema.name, tuple(
+            dataclasses.replace(f, role=role, noise=None) if f.name == name else f for f in schema.fields))
+
+    fails_with(checks.check_design_schema, with_role("base_lin_vel", "student"), hint="cannot be a 'student' field")
+    fails_with(checks.check_design_schema, with_role("friction", "critic_only"), hint="never reaches the actor")
+    fails_with(checks.check_design_schema, with_role("scan_ahead", "teacher_only"), hint="own depth scan")
+    leaky = fails_with(checks.check_design_student, with_role("height_scan", "student"), lambda: ("gru", {}),
+                       hint="not even through the schema's student group")
+    assert "NaN in every privileged field" in leaky, leaky
+    fails_with(checks.check_design_student, design, lambda: ("mlp", {}), hint="current step only")
+    fails_with(checks.check_design_masks, MaskRules.none, hint="None keeps them")
+    fails_with(checks.check_design_masks, lambda: MaskRules(fall_horizon=10, reset_transient=False),
+               hint="reset_transient=True")
+    fails_with(checks.check_design_proof, lambda student, envs: [schema_check(list(student.input.names), envs.schema)],
+               hint="names are not enough")
+    fails_with(checks.check_design_proof, lambda student, envs: [{"check": "trust me", "passed": True}],
+               hint="distillkit.leakage.schema_check")
+
+
+def test_a_written_answer_becomes_a_prompt_in_the_exercise():
+    solution = read(SOLUTIONS / NAMES[5])
+    answer = next(c for c in solution.cells if c.cell_type == "markdown" and "### BEGIN SOLUTION" in c.source)
+    exercise = {c.id: c for c in read(EXERCISES / NAMES[5]).cells}
+    assert exercise[answer.id].source == "*YOUR ANSWER HERE*"
 
 
 # --------------------------------------------------------------------- check helpers, closed loop

@@ -1,7 +1,8 @@
 """Generate ``exercises/*.ipynb`` from ``solutions/*.ipynb`` (nbgrader's convention, in plain nbformat).
 
 In every code cell, each region from a ``### BEGIN SOLUTION`` line to its ``### END SOLUTION``
-line becomes ``# YOUR CODE HERE`` and ``raise NotImplementedError()`` at the region's indentation.
+line becomes ``# YOUR CODE HERE`` and ``raise NotImplementedError()`` at the region's indentation;
+in a markdown cell (a written answer, marked by an instructor) it becomes ``YOUR ANSWER HERE``.
 Check cells (tag ``check``, first line ``# NBVAL_CHECK_OUTPUT``) are copied whole: source, the
 stored ``PASS <name>: k/k checks`` output, execution count and id, because they are the grader's
 reference. Every other cell loses its outputs. Cell ids are kept, so the grader can find each
@@ -52,7 +53,7 @@ def check_name(cell, where: str) -> str:
     return match["name"]
 
 
-def strip_solutions(source: str, where: str) -> str:
+def strip_solutions(source: str, where: str, markdown: bool = False) -> str:
     out, inside, indent = [], False, ""
     for line in source.split("\n"):
         stripped = line.strip()
@@ -60,7 +61,7 @@ def strip_solutions(source: str, where: str) -> str:
             if inside:
                 raise ExerciseError(f"{where}: {BEGIN!r} inside another solution region")
             inside, indent = True, line[:len(line) - len(line.lstrip())]
-            out += [f"{indent}# YOUR CODE HERE", f"{indent}raise NotImplementedError()"]
+            out += ["*YOUR ANSWER HERE*"] if markdown else [f"{indent}# YOUR CODE HERE", f"{indent}raise NotImplementedError()"]
         elif stripped == END:
             if not inside:
                 raise ExerciseError(f"{where}: {END!r} without {BEGIN!r}")
@@ -90,6 +91,8 @@ def make_exercise(solution: nbformat.NotebookNode, name: str) -> nbformat.Notebo
             cell.source = strip_solutions(cell.source, where)
             cell.outputs = []
             cell.execution_count = None
+        elif cell.cell_type == "markdown" and BEGIN in cell.source:
+            cell.source = strip_solutions(cell.source, where, markdown=True)
     if not regions:
         raise ExerciseError(f"{name}: no {BEGIN!r} region, nothing for the learner to write")
     if not any(is_check_cell(c) for c in exercise.cells):

@@ -13,7 +13,8 @@ correct answer.
 
 The ``*_closed_loop`` helpers run the learner's code inside the real pipeline on the quick task
 (the shipped cart-pole teacher, the MuJoCo engine, held-out seeds) and check what comes out: a
-student that balances the pole, a teacher that balances through the learner's manifest.
+student that balances the pole, a teacher that balances through the learner's manifest. The
+design exercise (06) checks the learner's choices on the flagship walker's real env.
 
 One module per exercise, named as in ``exercises/``; the check cells import from this package.
 """
@@ -32,6 +33,12 @@ from distillkit.grading.checks.ex05_student_only import (
     check_student_only,
     check_student_only_closed_loop,
 )
+from distillkit.grading.checks.ex06_design import (
+    check_design_masks,
+    check_design_proof,
+    check_design_schema,
+    check_design_student,
+)
 
 __all__ = [
     "CheckFailed", "Checks", "shipped_teacher", "student_return",
@@ -40,4 +47,5 @@ __all__ = [
     "check_masked_loss", "check_masked_loss_closed_loop",
     "check_mix_actions", "check_dagger_round", "check_dagger_closed_loop",
     "check_student_only", "check_counterfactual_probe", "check_student_only_closed_loop",
+    "check_design_schema", "check_design_student", "check_design_masks", "check_design_proof",
 ]

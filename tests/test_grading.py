@@ -22,6 +22,7 @@ from distillkit.grading import checks
 from distillkit.grading.generate import ExerciseError, generate, is_check_cell, make_exercise
 from distillkit.grading.generate import main as generate_main
 from distillkit.grading.grade import grade, grade_class, restore_checks
+from distillkit.envs import EnvFactory
 from distillkit.leakage import schema_check
 from distillkit.masks import MaskRules
 from distillkit.schema import ObservationSchema
@@ -288,6 +289,7 @@ def test_06_known_wrong_variants():
         return lambda: ObservationSchema(schema.name, tuple(
             dataclasses.replace(f, role=role, noise=None) if f.name == name else f for f in schema.fields))
 
+    fails_with(checks.check_design_schema, lambda: EnvFactory("walker_rough").schema, hint="in your own words")
     fails_with(checks.check_design_schema, with_role("base_lin_vel", "student"), hint="cannot be a 'student' field")
     fails_with(checks.check_design_schema, with_role("friction", "critic_only"), hint="never reaches the actor")
     fails_with(checks.check_design_schema, with_role("scan_ahead", "teacher_only"), hint="own depth scan")

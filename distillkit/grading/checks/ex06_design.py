@@ -65,6 +65,12 @@ def check_design_schema(walker_design: Callable) -> None:
                      "so the teacher could not act on it)"):
         hidden = [n for n in DECISIVE if roles().get(n) != "teacher_only"]
         assert not hidden, f"not in the teacher's actor input: {hidden}"
+    with checks.case("the reasons are your own, not the package's",
+                     "the env's schema is the answer: write why each field has its role in your own words "
+                     "(copied word for word from env.schema, a reason scores nothing)"):
+        shipped = {f.name: f.reason for f in truth.fields}
+        copied = [f.name for f in learner_schema(walker_design).fields if shipped.get(f.name) == f.reason]
+        assert not copied, f"reasons copied word for word from the package's walker schema: {copied}"
     with checks.case("every field has its own reason",
                      "one line per field saying why it has its role (what sensor measures it, or why the robot "
                      "cannot); the same sentence pasted everywhere explains nothing"):

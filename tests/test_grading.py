@@ -9,8 +9,8 @@ solution, and on the learner-file tricks that fool a naive nbval run (NOTES §6)
 from __future__ import annotations
 
 import copy
-import dataclasses
 import csv
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,11 +18,11 @@ import nbformat
 import pytest
 import torch
 
+from distillkit.envs import EnvFactory
 from distillkit.grading import checks
 from distillkit.grading.generate import ExerciseError, generate, is_check_cell, make_exercise
 from distillkit.grading.generate import main as generate_main
 from distillkit.grading.grade import grade, grade_class, restore_checks
-from distillkit.envs import EnvFactory
 from distillkit.leakage import schema_check
 from distillkit.masks import MaskRules
 from distillkit.schema import ObservationSchema

@@ -140,8 +140,9 @@ def without_references(module: str, names: list[str], exercise: str) -> str:
 
 
 def mounts(work: Path, exercise: str) -> list[str]:
-    """bwrap's file-system arguments; later mounts cover earlier ones."""
-    args = []
+    """bwrap's file-system arguments; later mounts cover earlier ones, so the private /tmp comes
+    first: the environment and the package may live under /tmp (a CI clone in a temporary folder)."""
+    args = ["--tmpfs", "/tmp"]
     readable = [p for p in SYSTEM if os.path.isdir(p)]
     readable += [sys.base_prefix, sys.prefix, str(PACKAGE)]
     for path in readable:
@@ -157,7 +158,7 @@ def mounts(work: Path, exercise: str) -> list[str]:
         args += ["--ro-bind", str(copy), str(module_file(module))]
     for cache in sorted(PACKAGE.rglob("__pycache__")):     # the original bytecode of what was replaced
         args += ["--tmpfs", str(cache)]
-    args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--bind", str(work), str(INSIDE)]
+    args += ["--dev", "/dev", "--proc", "/proc", "--bind", str(work), str(INSIDE)]
     return args + ["--remount-ro", "/"]          # the root's own folders (mount points) are not writable either
 
 

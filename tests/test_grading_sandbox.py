@@ -450,11 +450,14 @@ for _other in pathlib.Path({str(folder)!r}).glob("*.ipynb"):
     assert read(folder / "zoe.ipynb") == solved
 
 
-def test_no_tmpfs_hides_an_environment_or_package_under_tmp(tmp_path):
-    """A clean CI clone may sit in a temporary folder: a tmpfs on /tmp would cover the environment
-    and the package (bwrap applies mounts in order), or leave the folders around them writable.
-    Temporary files go to the sandbox's own folder instead."""
+def test_the_private_tmp_does_not_hide_an_environment_or_package_under_tmp(tmp_path):
+    """A clean CI clone may sit in a temporary folder: the sandbox's own /tmp must be mounted
+    before the environment, the package and their overlays, or it covers them (bwrap applies
+    mounts in order)."""
     work = tmp_path / "work"
     work.mkdir()
     args = sandbox.mounts(work, "02_gae_timeouts.ipynb")
-    assert not any(args[i] == "--tmpfs" and args[i + 1] == "/tmp" for i in range(len(args) - 1)), args
+    private_tmp = next(i for i in range(len(args) - 1) if args[i] == "--tmpfs" and args[i + 1] == "/tmp")
+    destinations = [i for i in range(len(args) - 2) if args[i] in ("--ro-bind", "--bind")]
+    assert all(private_tmp < i for i in destinations)
+    assert all(private_tmp < i for i in range(len(args) - 1) if args[i] == "--tmpfs" and args[i + 1] != "/tmp")

@@ -2,7 +2,7 @@
 
 What the sandbox sees: the system folders, the Python installation, the virtual environment and
 the distillkit package, all read-only; its own work folder (the notebook, its private HOME, the
-records of its check calls and its temporary files, ``TMPDIR``) read-write. Nothing else of the machine exists in
+records of its check calls) read-write; a private ``/tmp``. Nothing else of the machine exists in
 it: not the rest of the repository (solutions/, .git, notebooks/), not the other submissions, not
 the grader's temporary files. It has no network (a new, empty network namespace), its own process
 tree (a PID namespace: it cannot see or signal the grader), no capabilities even when the grader
@@ -140,11 +140,9 @@ def without_references(module: str, names: list[str], exercise: str) -> str:
 
 
 def mounts(work: Path, exercise: str) -> list[str]:
-    """bwrap's file-system arguments; later mounts cover earlier ones. No tmpfs on /tmp: the
-    environment and the package may live under /tmp (a CI clone in a temporary folder), and a
-    tmpfs would hide them, or, mounted first, leave the folders around them writable. Temporary
-    files go to the work folder's ``tmp`` (``TMPDIR``); everything else is read-only."""
-    args = []
+    """bwrap's file-system arguments; later mounts cover earlier ones, so the private /tmp comes
+    first: the environment and the package may live under /tmp (a CI clone in a temporary folder)."""
+    args = ["--tmpfs", "/tmp"]
     readable = [p for p in SYSTEM if os.path.isdir(p)]
     readable += [sys.base_prefix, sys.prefix, str(PACKAGE)]
     for path in readable:
@@ -177,10 +175,8 @@ def run(command: list[str], work: Path, exercise: str, limits: Limits, env: dict
     """Run ``command`` (paths as the sandbox sees them, cwd ``/sandbox``) in a fresh sandbox over ``work``."""
     home = work / "home"
     home.mkdir()
-    (work / "tmp").mkdir()
     environment = {"HOME": str(INSIDE / "home"), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
                    "PYTHONPATH": str(PACKAGE.parent),     # this package, whatever an editable install points at
-                   "TMPDIR": str(INSIDE / "tmp"),
                    "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
                    "JUPYTER_RUNTIME_DIR": str(INSIDE / "home" / "runtime"), **env}
     cmd = [bwrap(), *mounts(work, exercise), "--chdir", str(INSIDE), "--clearenv"]

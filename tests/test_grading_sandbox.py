@@ -23,7 +23,7 @@ import torch
 
 from distillkit.grading import checks, sandbox
 from distillkit.grading.generate import is_check_cell
-from distillkit.grading.grade import grade, grade_class, run_nbval
+from distillkit.grading.grade import KERNEL_WATCH, grade, grade_class, run_nbval
 from distillkit.grading.record import Calls, Recorder, Replayer, ReplayError, graded
 from distillkit.grading.replay import check_call, replay
 
@@ -366,6 +366,21 @@ def test_sandbox_replaces_each_reference_and_only_those():
                 function(*[None] * len(required))
     with pytest.raises(sandbox.SandboxError, match="defines no top-level"):
         sandbox.without_references("distillkit.ppo", ["no_such_function"], "x")
+
+
+def test_the_kernel_watch_counts_a_dead_kernel_only_while_a_cell_runs():
+    """nbval stops the kernel itself after the last cell, before pytest writes its report: a watch
+    that counted that as a death made clean submissions 'crash' now and then (seen in class runs)."""
+    conftest: dict = {}
+    exec(compile(KERNEL_WATCH, "conftest.py", "exec"), conftest)
+    alive = types.SimpleNamespace(is_alive=lambda: True)
+    dead = types.SimpleNamespace(is_alive=lambda: False)
+    session = lambda kernel: types.SimpleNamespace(items=[types.SimpleNamespace(parent=types.SimpleNamespace(kernel=kernel))])
+    assert not conftest["kernel_died"](session(dead)), "between cells and after the last one, a stopped kernel is no crash"
+    conftest["CELL_RUNNING"].set()
+    assert conftest["kernel_died"](session(dead)), "a kernel dead while a cell runs is a crash"
+    assert not conftest["kernel_died"](session(alive))
+    assert not conftest["kernel_died"](types.SimpleNamespace(items=[])), "no notebook collected yet"
 
 
 @pytest.mark.slow

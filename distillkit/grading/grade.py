@@ -40,10 +40,16 @@ from distillkit.grading.generate import CHECK_MARKER, check_name, is_check_cell
 
 CELL_TIMEOUT_S = 600
 # The sandboxed pytest's conftest.py: nbval waits for a dead kernel's reply forever (past its cell
-# timeout); this ends the run instead, with an exit status the grader reports as a crash.
+# timeout); this ends the run instead, with an exit status the grader reports as a crash. Only a
+# kernel that is dead while a cell runs counts: after the last cell nbval stops the kernel itself,
+# before pytest writes its report (watching then made clean runs "crash" now and then).
 KERNEL_DIED = 70
 KERNEL_WATCH = f"""\
 import json, os, pathlib, re, threading, time
+
+import pytest
+
+CELL_RUNNING = threading.Event()
 
 
 def pytest_runtest_logstart(nodeid, location):
@@ -62,12 +68,25 @@ def pytest_runtest_logreport(report):
         pathlib.Path("progress", match[1]).touch()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    CELL_RUNNING.set()
+    try:
+        yield
+    finally:
+        CELL_RUNNING.clear()
+
+
+def kernel_died(session):
+    kernel = next((getattr(item.parent, "kernel", None) for item in session.items), None)
+    return CELL_RUNNING.is_set() and kernel is not None and not kernel.is_alive()
+
+
 def pytest_collection_finish(session):
     def watch():
         while True:
             time.sleep(1)
-            kernel = next((getattr(item.parent, "kernel", None) for item in session.items), None)
-            if kernel is not None and not kernel.is_alive():
+            if kernel_died(session):
                 os._exit({KERNEL_DIED})
     threading.Thread(target=watch, daemon=True).start()
 """
@@ -237,6 +256,7 @@ def start_replay(checks: list[tuple[int, nbformat.NotebookNode]], work: Path, cw
     (work / "progress").mkdir()
     cmd = [sys.executable, "-m", "distillkit.grading.replay", json.dumps(spec)]
     env = {k: v for k, v in os.environ.items() if k != sandbox.RECORDS_ENV}
+    env["PYTHONPATH"] = str(sandbox.PACKAGE.parent)      # this package, whatever an editable install points at
     return subprocess.Popen(cmd, cwd=cwd, env=env, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
 

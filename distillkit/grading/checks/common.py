@@ -126,10 +126,11 @@ STUDENT_ROUNDS, STEPS_PER_ROUND, STUDENT_GRAD_STEPS, NUM_ENVS = 3, 150, 100, 32
 STUDENT_RETURN_THRESHOLD = 150.0
 
 
-def dagger_student(loss: Callable | None = None):
+def dagger_student(loss: Callable | None = None, mix: Callable | None = None):
     """A DAgger student of the shipped teacher on the quick task (3 rounds, the teacher drives the
     first), trained by the package's DAgger with ``loss(pred, target, mask)`` in place of its
-    masked loss (None: the package's own)."""
+    masked loss and ``mix(teacher_action, student_action, beta, generator)`` in place of its
+    mixture (None: the package's own)."""
     from distillkit.dagger import DaggerConfig, dagger
     from distillkit.students import MLPStudent
 
@@ -139,6 +140,9 @@ def dagger_student(loss: Callable | None = None):
     student = MLPStudent(env.schema, env.action_dim)
     config = DaggerConfig(rounds=STUDENT_ROUNDS, steps_per_round=STEPS_PER_ROUND, schedule="first",
                           grad_steps=STUDENT_GRAD_STEPS)
-    dagger(env, lambda obs: teacher(obs), student, config, seed=0, loss=loss)
-    env.close()
+    try:
+        dagger(env, lambda obs: teacher(obs), student, config, seed=0, loss=loss,
+               **({} if mix is None else {"mix": mix}))
+    finally:
+        env.close()
     return student.eval()

@@ -8,13 +8,11 @@ import torch
 
 from distillkit.grading.checks.common import (
     ENVS,
-    NUM_ENVS,
-    STEPS_PER_ROUND,
-    STUDENT_GRAD_STEPS,
     STUDENT_RETURN_THRESHOLD,
     STUDENT_ROUNDS,
     Checks,
     assert_close,
+    dagger_student,
     fresh,
     shipped_teacher,
     student_return,
@@ -128,9 +126,6 @@ def check_dagger_round(dagger_round: Callable) -> None:
 def check_dagger_closed_loop(mix_actions: Callable) -> None:
     """The package's DAgger with the learner's mixture inside (the teacher drives the first round,
     the student the others): the executed actions follow beta, and the student balances alone."""
-    from distillkit.dagger import DaggerConfig, dagger
-    from distillkit.students import MLPStudent
-
     checks = Checks("dagger_closed_loop")
     teacher_share: list[tuple[float, float]] = []      # (beta, share of worlds executing the teacher's action)
 
@@ -140,18 +135,11 @@ def check_dagger_closed_loop(mix_actions: Callable) -> None:
             teacher_share.append((beta, float((mixed == teacher_action).all(-1).float().mean())))
         return mixed
 
-    env = ENVS(NUM_ENVS)
-    teacher, _ = shipped_teacher(env)
-    torch.manual_seed(0)
-    student = MLPStudent(env.schema, env.action_dim)
-    config = DaggerConfig(rounds=STUDENT_ROUNDS, steps_per_round=STEPS_PER_ROUND, schedule="first",
-                          grad_steps=STUDENT_GRAD_STEPS)
     try:
-        dagger(env, lambda o: teacher(o), student, config, seed=0, mix=mix)
+        student = dagger_student(mix=mix)
         failed = None
     except Exception as err:
         failed = err
-    env.close()
     with checks.case("inside the package's DAgger, beta = 0 executes the student's action in every world",
                      "the teacher acts where the coin is below beta: with beta = 0 the student drives and meets "
                      "its own mistakes"):
@@ -166,7 +154,7 @@ def check_dagger_closed_loop(mix_actions: Callable) -> None:
                      "states are visited and labelled"):
         if failed is not None:
             raise failed
-        score = student_return(student.eval())
+        score = student_return(student)
         assert score >= STUDENT_RETURN_THRESHOLD, \
             f"mean return {score:.1f} on a held-out seed (the package's mixture gets ~269, doing nothing ~8)"
     checks.report()

@@ -2,8 +2,9 @@
 
 Fast tests call the check helpers in-process with the solutions' own functions (read from
 solutions/*.ipynb) and with known-wrong variants, each of which must fail with the hint that names
-its mistake. Slow tests run the grader (nbval in a fresh kernel) on every exercise's stub and
-solution, and on the learner-file tricks that fool a naive nbval run (NOTES §6).
+its mistake. Slow tests run the grader (nbval in a sandbox, verdicts replayed outside it) on every
+exercise's stub and solution, and on the learner-file tricks that fool a naive nbval run.
+tests/test_grading_sandbox.py covers the learner-code attacks.
 """
 
 from __future__ import annotations
@@ -426,7 +427,7 @@ def saved_as_run(nb: nbformat.NotebookNode, outputs_of_checks: list[dict]) -> nb
 
 @pytest.mark.slow
 def test_grader_is_not_fooled_by_learner_file_tricks(tmp_path):
-    """NOTES §6: graded as-is, nbval gets three of these wrong; the restored check cells get all right."""
+    """Graded as-is, nbval gets three of these wrong; the restored check cells get all right."""
     name = NAMES[0]
     exercise = EXERCISES / name
     pristine = [c.outputs[0] for c in read(exercise).cells if is_check_cell(c)]

@@ -1,21 +1,28 @@
-"""Grade a learner's copy of an exercise, or a class folder of them, with nbval.
+"""Grade a learner's copy of an exercise, or a class folder of them.
 
-nbval compares a cell's new output with the output stored in the notebook it runs, so a learner's
-own file cannot be its reference: cleared outputs, a saved FAIL output or an edited check cell
-would each be graded wrong. The grader therefore
+The learner's notebook is code the grader must not trust: run in the grader's kernel it could
+replace the check helpers, the modules they import, builtins or IPython hooks, call the package's
+own implementation of the function it is asked to write, or rewrite files the next grade depends
+on. The grader therefore
 
-1. copies the learner's notebook, clears the outputs of the learner's cells (so none of them is
-   compared), and drops every check cell it holds (by id, tag or marker);
-2. puts the pristine check cells of the shipped exercise back (source, stored PASS output,
-   execution count, id), each after the cell it followed in the exercise;
-3. runs ``pytest --nbval-lax`` on that copy in a temporary folder: every cell runs in one kernel,
-   and a check cell passes only if it runs without error and prints exactly its stored PASS line;
-4. reports each check with the hint of what failed, and a score: passed check cells / all.
+1. copies the learner's notebook, clears the outputs of the learner's cells and drops every check
+   cell it holds (by id, tag or marker), then puts the pristine check cells of the shipped exercise
+   back (source, stored PASS output, execution count, id), each after the cell it followed;
+2. runs ``pytest --nbval-lax`` on that copy in a fresh sandbox (:mod:`distillkit.grading.sandbox`):
+   the package and the environment read-only, the package's answers to this exercise unavailable,
+   a private HOME and work folder, no network, limits on time, memory and output. Every cell runs
+   in one kernel, as in JupyterLab; the check cells print their PASS/FAIL lines there, and record
+   every call to the learner's functions (:mod:`distillkit.grading.replay`);
+3. decides each check in a separate grader process outside the sandbox, by replaying the check
+   helper on those records: a PASS line printed in the learner's kernel is never the grade;
+4. reports each check with the hint of what failed, the learner cells that raised, any sandbox
+   problem (time-out, memory, crash, output limit), and a score: passed checks / all.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import subprocess
@@ -28,9 +35,72 @@ from pathlib import Path
 import nbformat
 from nbformat.corpus.words import generate_corpus_id
 
+from distillkit.grading import sandbox
 from distillkit.grading.generate import CHECK_MARKER, check_name, is_check_cell
 
 CELL_TIMEOUT_S = 600
+# The sandboxed pytest's conftest.py: nbval waits for a dead kernel's reply forever (past its cell
+# timeout); this ends the run instead, with an exit status the grader reports as a crash. Only a
+# kernel that is dead while a cell runs counts: after the last cell nbval stops the kernel itself,
+# before pytest writes its report (watching then made clean runs "crash" now and then).
+KERNEL_DIED = 70
+KERNEL_WATCH = f"""\
+import json, os, pathlib, re, threading, time
+
+import pytest
+
+CELL_RUNNING = threading.Event()
+
+
+def pytest_runtest_logstart(nodeid, location):
+    # progress for the grader's replay: cell N starts, with the record runs there before it
+    match = re.search(r"::Cell (\\d+)$", nodeid)
+    if match:
+        runs = json.dumps(sorted(os.listdir("records")))
+        pathlib.Path("progress", match[1] + ".start.partial").write_text(runs)
+        os.replace(pathlib.Path("progress", match[1] + ".start.partial"), pathlib.Path("progress", match[1] + ".start"))
+
+
+def pytest_runtest_logreport(report):
+    # cell N has run (its check record, if any, is complete)
+    match = re.search(r"::Cell (\\d+)$", report.nodeid)
+    if report.when == "teardown" and match:
+        pathlib.Path("progress", match[1]).touch()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    CELL_RUNNING.set()
+    try:
+        yield
+    finally:
+        CELL_RUNNING.clear()
+
+
+def kernel_died(session):
+    kernel = next((getattr(item.parent, "kernel", None) for item in session.items), None)
+    return CELL_RUNNING.is_set() and kernel is not None and not kernel.is_alive()
+
+
+def pytest_collection_finish(session):
+    def watch():
+        while True:
+            time.sleep(1)
+            if kernel_died(session):
+                os._exit({KERNEL_DIED})
+    threading.Thread(target=watch, daemon=True).start()
+"""
+# The sandboxed run's pytest: no plugin but nbval (the environment's other pytest plugins cost ~3 s
+# to load), and jsonschema without its optional IRI checker (rfc3987_syntax builds a grammar for
+# ~2.6 s when nbformat's validator imports it; notebooks hold no IRI).
+PYTEST_RUNNER = """\
+import sys
+
+sys.modules.setdefault("rfc3987_syntax", None)
+import pytest
+
+sys.exit(pytest.main(sys.argv[1:]))
+"""
 ANSI = re.compile(r"(\x1b|#x1B)\[[0-9;]*m")      # junit XML writes ESC as "#x1B"
 
 
@@ -51,6 +121,7 @@ class Grade:
     checks: list[CheckResult]
     cell_errors: list[str] = field(default_factory=list)   # learner cells that raised (not scored)
     notes: list[str] = field(default_factory=list)
+    sandbox: str = ""           # what went wrong with the sandboxed run: time-out, memory, crash, output limit
 
     @property
     def score(self) -> int:
@@ -66,6 +137,8 @@ class Grade:
             lines.append(f"  {'PASS' if c.passed else 'FAIL'} {c.name}")
             lines += [f"       {line}" for line in c.detail.splitlines()]
         lines += [f"  note: {n}" for n in self.notes]
+        if self.sandbox:
+            lines.append(f"  sandbox: {self.sandbox}")
         if self.cell_errors:
             lines.append("  your cells that raised: " + "; ".join(self.cell_errors))
         lines.append(f"score: {self.score}/{self.max_score}")
@@ -131,75 +204,117 @@ def restore_checks(exercise: nbformat.NotebookNode, submission: nbformat.Noteboo
     return restored, notes
 
 
-def run_nbval(notebook: nbformat.NotebookNode, name: str, timeout_s: int = CELL_TIMEOUT_S) -> dict[int, str | None]:
-    """Run ``pytest --nbval-lax`` on ``notebook`` in a temporary folder. Returns, per code cell
-    index, None if it passed, else the failure text (ANSI colours removed)."""
-    with tempfile.TemporaryDirectory(prefix="distillkit-grade-") as tmp:
-        tmp = Path(tmp)
-        nbformat.write(notebook, tmp / name)
-        (tmp / "pytest.ini").write_text("[pytest]\n")          # no project configuration leaks in
-        report = tmp / "report.xml"
-        cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
-               f"--nbval-cell-timeout={timeout_s}", "-p", "no:cacheprovider", "-q", f"--junitxml={report}", name]
-        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=os.environ.copy())
-        if not report.exists():
-            raise GradingError(f"nbval did not run on {name} (exit {proc.returncode}):\n"
-                               f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-        results: dict[int, str | None] = {}
-        for case in ET.parse(report).getroot().iter("testcase"):
-            match = re.fullmatch(r"Cell (\d+)", case.get("name", ""))
-            if not match:
-                continue
-            problem = case.find("failure")
-            if problem is None:
-                problem = case.find("error")
-            results[int(match[1])] = None if problem is None else \
-                ANSI.sub("", problem.text or problem.get("message") or "failed")
-        return results
+def run_nbval(notebook: nbformat.NotebookNode, name: str, work: Path, exercise: str, timeout_s: int,
+              limits: sandbox.Limits) -> tuple[dict[int, str | None], str]:
+    """Run ``pytest --nbval-lax`` on ``notebook`` in a sandbox over ``work`` (its records land in
+    ``work/records``). Returns, per code cell index, None if it passed, else the failure text (ANSI
+    colours removed), and the sandbox problem ("" if none)."""
+    nbformat.write(notebook, work / name)
+    (work / "pytest.ini").write_text("[pytest]\n")          # no project configuration leaks in
+    (work / "conftest.py").write_text(KERNEL_WATCH)
+    (work / "run_pytest.py").write_text(PYTEST_RUNNER)
+    (work / "records").mkdir(exist_ok=True)
+    (work / "progress").mkdir(exist_ok=True)
+    cmd = ["python", "run_pytest.py", "-p", "nbval", "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={timeout_s}",
+           "-p", "no:cacheprovider", "-q", "--junitxml=report.xml", name]
+    run = sandbox.run(cmd, work, exercise, limits, {sandbox.RECORDS_ENV: str(sandbox.INSIDE / "records"),
+                                                    "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    report = work / "report.xml"
+    results: dict[int, str | None] = {}
+    try:
+        root = ET.parse(report).getroot()
+    except (OSError, ET.ParseError):        # the run died before pytest wrote its report
+        if run.problem:
+            return results, run.problem
+        if run.returncode == KERNEL_DIED:
+            return results, "crash: the kernel died"
+        return results, f"crash: the notebook run ended without a report (exit {run.returncode}): {run.output[-300:].strip()}"
+    for case in root.iter("testcase"):
+        match = re.fullmatch(r"Cell (\d+)", case.get("name", ""))
+        if not match:
+            continue
+        problem = case.find("failure")
+        if problem is None:
+            problem = case.find("error")
+        results[int(match[1])] = None if problem is None else \
+            ANSI.sub("", problem.text or problem.get("message") or "failed")
+    failures = "\n".join(r for r in results.values() if r)
+    if not run.problem and any(m in failures for m in ("MemoryError", "can't allocate memory", "Cannot allocate memory")):
+        return results, f"memory: a cell ran out of its {limits.memory_gb:g} GB"
+    if not run.problem and re.search(r"Timeout of [\d.]+ seconds exceeded", failures):      # nbval's words
+        return results, f"time-out: a cell ran longer than {timeout_s} s"
+    return results, run.problem
+
+
+def start_replay(checks: list[tuple[int, nbformat.NotebookNode]], work: Path, cwd: Path) -> subprocess.Popen:
+    """The grader process that decides each check (code-cell index, cell) by replaying its helper
+    on the records, outside the sandbox. It starts now, imports torch and the package while the
+    notebook starts, and replays each check once its cell has run (:mod:`distillkit.grading.replay`)."""
+    spec = {"records": str(work / "records"), "progress": str(work / "progress"),
+            "checks": [{"source": cell.source, "cell": index} for index, cell in checks]}
+    (work / "records").mkdir()
+    (work / "progress").mkdir()
+    cmd = [sys.executable, "-m", "distillkit.grading.replay", json.dumps(spec)]
+    env = {k: v for k, v in os.environ.items() if k != sandbox.RECORDS_ENV}
+    env["PYTHONPATH"] = str(sandbox.PACKAGE.parent)      # this package, whatever an editable install points at
+    return subprocess.Popen(cmd, cwd=cwd, env=env, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+def verdicts(replay: subprocess.Popen, count: int) -> list[str | None]:
+    """Each check: None if it passed, else why not."""
+    out, err = replay.communicate("records complete\n")
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    if replay.returncode or len(lines) != count:
+        raise GradingError(f"the grader's replay failed (exit {replay.returncode}):\n{err[-2000:]}")
+    return [line["failure"] for line in lines]
 
 
 def explain(failure: str) -> str:
-    """What the learner should read of a failed cell: the helper's FAIL block if there is one."""
+    """What the learner should read of a failed cell of theirs: its last error line."""
     lines = failure.splitlines()
-    starts = [i for i, line in enumerate(lines) if re.search(r"FAIL [A-Za-z0-9_]+: \d+/\d+ checks passed", line)]
-    if starts:
-        first = lines[starts[-1]]
-        block = [first[first.index("FAIL "):]]
-        for line in lines[starts[-1] + 1:]:
-            if not line.startswith(("- ", "  ")) or not line.strip():
-                break
-            block.append(line)
-        return "\n".join(block)
-    if "Cell outputs differ" in failure:
-        return "ran, but its output differs from the expected PASS line (did your code print during the check?)"
     errors = [line.strip() for line in lines
               if re.match(r"^([A-Za-z_][A-Za-z0-9_]*\.)*[A-Za-z_]*(Error|Exception|Exit|Interrupt)\b", line.strip())]
     return errors[-1].rstrip(": ") if errors else "failed"
 
 
-def grade(exercise_path: str | os.PathLike, submission_path: str | os.PathLike, timeout_s: int = CELL_TIMEOUT_S) -> Grade:
+def grade(exercise_path: str | os.PathLike, submission_path: str | os.PathLike, timeout_s: int = CELL_TIMEOUT_S,
+          limits: sandbox.Limits = sandbox.Limits()) -> Grade:
     """Grade one learner notebook against the shipped exercise."""
     exercise_path, submission_path = Path(exercise_path), Path(submission_path)
     exercise = read_notebook(exercise_path, "exercise")
     submission = read_notebook(submission_path, "submission")
     restored, notes = restore_checks(exercise, submission, exercise_path)
-    results = run_nbval(restored, exercise_path.name, timeout_s)
+    code_cells = [cell for cell in restored.cells if cell.cell_type == "code"]
+    check_cells = [(i, cell) for i, cell in enumerate(code_cells) if is_check_cell(cell)]
+    with tempfile.TemporaryDirectory(prefix="distillkit-grade-") as tmp:
+        work, cwd = Path(tmp) / "work", Path(tmp) / "replay"
+        work.mkdir()
+        cwd.mkdir()
+        replay = start_replay(check_cells, work, cwd)
+        try:
+            results, problem = run_nbval(restored, exercise_path.name, work, exercise_path.stem, timeout_s, limits)
+        except BaseException:
+            replay.kill()
+            replay.wait()
+            raise
+        failures = iter(verdicts(replay, len(check_cells)))
     checks, cell_errors = [], []
     code_index = 0
     for cell in restored.cells:
         if cell.cell_type != "code":
             continue
-        if code_index not in results:
-            outcome = "did not run (nbval stopped before this cell)"
-        else:
-            outcome = results[code_index] and explain(results[code_index])
         if is_check_cell(cell):
-            checks.append(CheckResult(check_name(cell, str(exercise_path)), outcome is None, outcome or ""))
-        elif outcome is not None:
+            failure = next(failures)
+            checks.append(CheckResult(check_name(cell, str(exercise_path)), failure is None, failure or ""))
+        elif results.get(code_index) is not None:
             first_line = next((line for line in cell.source.splitlines() if line.strip()), "")
-            cell_errors.append(f"the cell starting {first_line[:60]!r}: {outcome}")
+            cell_errors.append(f"the cell starting {first_line[:60]!r}: {explain(results[code_index])}")
         code_index += 1
-    return Grade(submission_path, checks, cell_errors, notes)
+    if any(sandbox.UNAVAILABLE.format(exercise=exercise_path.stem) in c.detail for c in checks):
+        notes.append("your code called the package's own implementation of what this exercise asks for: "
+                     "unavailable while grading, so the checks that use it score 0")
+    return Grade(submission_path, checks, cell_errors, notes, problem)
 
 
 def submissions_in(folder: Path, exercise_name: str) -> list[tuple[str, Path]]:
@@ -212,8 +327,11 @@ def submissions_in(folder: Path, exercise_name: str) -> list[tuple[str, Path]]:
 
 
 def grade_class(exercise_path: str | os.PathLike, folder: str | os.PathLike, out: str | os.PathLike | None = None,
-                timeout_s: int = CELL_TIMEOUT_S, echo=print) -> Path:
-    """Grade every submission in ``folder`` into a CSV: one row per student, one column per check."""
+                timeout_s: int = CELL_TIMEOUT_S, echo=print, limits: sandbox.Limits = sandbox.Limits()) -> Path:
+    """Grade every submission in ``folder`` into a CSV: one row per student, one column per check,
+    a ``problem`` column (the first hint of each failed check, notes) and a ``sandbox`` column
+    (time-out, memory, crash or output limit of that submission's run). Each submission runs in its
+    own sandbox, one after another."""
     exercise_path, folder = Path(exercise_path), Path(folder)
     names = [check_name(cell, str(exercise_path)) for _, cell in
              pristine_checks(read_notebook(exercise_path, "exercise"), exercise_path)]
@@ -221,20 +339,21 @@ def grade_class(exercise_path: str | os.PathLike, folder: str | os.PathLike, out
     rows = []
     for student, path in submissions_in(folder, exercise_path.name):
         try:
-            result = grade(exercise_path, path, timeout_s)
+            result = grade(exercise_path, path, timeout_s, limits)
         except GradingError as err:          # one unreadable file must not stop the class
             rows.append({"student": student, "file": str(path), "score": 0, "max_score": len(names),
-                         **{n: 0 for n in names}, "problem": str(err)})
+                         **{n: 0 for n in names}, "problem": str(err), "sandbox": ""})
             echo(f"{student}: 0/{len(names)} ({err})")
             continue
         passed = {c.name: int(c.passed) for c in result.checks}
         failed = [f"{c.name}: {c.detail.splitlines()[1] if len(c.detail.splitlines()) > 1 else c.detail}"
                   for c in result.checks if not c.passed]
         rows.append({"student": student, "file": str(path), "score": result.score, "max_score": result.max_score,
-                     **{n: passed.get(n, 0) for n in names}, "problem": " | ".join(failed + result.notes)})
-        echo(f"{student}: {result.score}/{result.max_score}")
+                     **{n: passed.get(n, 0) for n in names}, "problem": " | ".join(failed + result.notes),
+                     "sandbox": result.sandbox})
+        echo(f"{student}: {result.score}/{result.max_score}" + (f" (sandbox: {result.sandbox})" if result.sandbox else ""))
     with open(out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["student", "file", "score", "max_score", *names, "problem"])
+        writer = csv.DictWriter(f, fieldnames=["student", "file", "score", "max_score", *names, "problem", "sandbox"])
         writer.writeheader()
         writer.writerows(rows)
     return out
@@ -243,10 +362,12 @@ def grade_class(exercise_path: str | os.PathLike, folder: str | os.PathLike, out
 def main(exercise: str, target: str, out: str | None = None, timeout_s: int = CELL_TIMEOUT_S) -> int:
     """``distillkit grade``: a notebook gives a per-check summary (exit 0 only with full marks), a
     folder a per-student CSV."""
-    if Path(target).is_dir():
-        path = grade_class(exercise, target, out, timeout_s)
-        print(f"wrote {path}")
-        return 0
-    result = grade(exercise, target, timeout_s)
+    try:
+        if Path(target).is_dir():
+            print(f"wrote {grade_class(exercise, target, out, timeout_s)}")
+            return 0
+        result = grade(exercise, target, timeout_s)
+    except sandbox.SandboxError as err:         # the machine cannot grade at all: say why, as for a bad file
+        raise GradingError(str(err)) from None
     print(result.summary())
     return 0 if result.score == result.max_score else 1

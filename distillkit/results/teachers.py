@@ -6,12 +6,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distillkit.results.budgets import BUDGETS, TRAINING_SEEDS, seeds_text, variant_budget
+from distillkit.results.budgets import BUDGETS, TRAINING_SEEDS, Budget, seeds_text, variant_budget
 from distillkit.results.figures import plot_curves
 from distillkit.results.jobs import TeacherJob, run_folder, run_jobs, summarise_runs
 from distillkit.results.report import figure_path, markdown_table, mean_std, measured, render, write_section
 
 VARIANTS = ["teacher", "unprivileged"]
+
+
+def curriculum_text(budget: Budget) -> str:
+    if not budget.curriculum:
+        return "no curriculum"
+    return ("both trained under the task's terrain curriculum (every world starts on level 0, moves up after an "
+            "episode walked far enough, down after a fall); evaluation keeps the task's own reset distribution")
 
 
 def run(tasks: list[str], runs: Path, workers: int) -> None:
@@ -25,6 +32,6 @@ def run(tasks: list[str], runs: Path, workers: int) -> None:
         plot_curves(runs, task, VARIANTS, figure)
         write_section(f"teachers_{task}", render(
             "teachers", task=task, unprivileged_steps=f"{variant_budget(task, 'unprivileged').env_steps:,}",
-            num_envs=budget.num_envs, seeds=seeds_text(task), eval_seeds=budget.eval_seeds,
+            num_envs=budget.num_envs, curriculum=curriculum_text(budget), seeds=seeds_text(task), eval_seeds=budget.eval_seeds,
             eval_worlds=budget.eval_worlds, table=markdown_table(table), figure=figure.name,
             measured=measured(f"python -m distillkit results --section teachers --tasks {task}")))

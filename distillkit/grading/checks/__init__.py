@@ -16,6 +16,14 @@ The ``*_closed_loop`` helpers run the learner's code inside the real pipeline on
 student that balances the pole, a teacher that balances through the learner's manifest. The
 design exercise (06) checks the learner's choices on the flagship walker's real env.
 
+Every ``check_*`` helper is :func:`~distillkit.grading.replay.graded`: in the grader's sandbox it
+records each call to the learner's functions, and the grade comes from running the helper again
+in the grader's own process on those records (see :mod:`distillkit.grading.replay`). So a helper
+calls the learner's functions only on inputs it builds itself (copies, :func:`~common.fresh`, of
+anything it uses again), computes expected values only with the package, never with learner code,
+and calls the package's own answer to its exercise only after the learner's calls (in the sandbox
+that answer is unavailable and raises; the replay outside has it).
+
 One module per exercise, named as in ``exercises/``; the check cells import from this package.
 """
 

@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from distillkit.grading.checks.common import ENVS, Checks, shipped_teacher_on, student_return
+from distillkit.grading.record import graded
 
 
-def check_manifest(cartpole_manifest: Callable) -> None:
-    """Unit checks of the learner's cart-pole manifest against the env's real observation."""
+@functools.cache
+def shipped_reasons() -> dict[str, str]:
+    return {f.name: f.reason for f in ENVS.schema.fields}
+
+
+def learner_manifest(cartpole_manifest: Callable):
+    """The learner's manifest, checked to be an ObservationSchema of their own: the env's schema is
+    the answer of exercise 01 and cannot be hidden from the learner (the env needs it), so a
+    manifest whose reasons are the package's word for word was copied from it and fails."""
     from distillkit.schema import ObservationSchema
 
+    schema = cartpole_manifest()
+    assert isinstance(schema, ObservationSchema), f"expected an ObservationSchema, got {type(schema).__name__}"
+    copied = [f.name for f in schema.fields if shipped_reasons().get(f.name) == f.reason]
+    assert not copied, (f"the reasons of {copied} are the package's own cart-pole schema word for word: "
+                        f"your manifest must be yours, not env.schema (it is the answer, so it scores 0)")
+    return schema
+
+
+@graded
+def check_manifest(cartpole_manifest: Callable) -> None:
+    """Unit checks of the learner's cart-pole manifest against the env's real observation."""
     checks = Checks("manifest")
     env = ENVS(4)
     obs = env.reset(seed=0)
-
-    def manifest() -> ObservationSchema:
-        schema = cartpole_manifest()
-        assert isinstance(schema, ObservationSchema), f"expected an ObservationSchema, got {type(schema).__name__}"
-        return schema
+    manifest = lambda: learner_manifest(cartpole_manifest)
 
     def role(name: str) -> str | None:
         return {f.name: f.role for f in manifest().fields}.get(name)
@@ -48,6 +64,7 @@ def check_manifest(cartpole_manifest: Callable) -> None:
     checks.report()
 
 
+@graded
 def check_privileged_inputs(privileged_inputs: Callable) -> None:
     """Unit checks of the learner's leakage check on the shipped cart-pole schema and a schema
     with a critic-only field."""
@@ -82,6 +99,7 @@ def check_privileged_inputs(privileged_inputs: Callable) -> None:
     checks.report()
 
 
+@graded
 def check_manifest_closed_loop(cartpole_manifest: Callable, privileged_inputs: Callable) -> None:
     """The shipped teacher balances the pole when its input is assembled by the learner's manifest,
     and the learner's leakage check, fed the networks' real input names, tells teacher from student."""
@@ -92,12 +110,12 @@ def check_manifest_closed_loop(cartpole_manifest: Callable, privileged_inputs: C
     with checks.case("the shipped teacher balances through your manifest's teacher group (return >= 200)",
                      "same fields, roles and order as the env: the teacher was trained on joint_pos_rel, "
                      "joint_vel_rel, pole_mass concatenated in that order"):
-        score = student_return(shipped_teacher_on(cartpole_manifest()))
+        score = student_return(shipped_teacher_on(learner_manifest(cartpole_manifest)))
         assert score >= 200.0, f"mean return {score:.1f} < 200 (the shipped schema gives ~262)"
     with checks.case("your check flags the teacher's inputs and passes the student's",
                      "privileged_inputs must report joint_vel_rel and pole_mass for the teacher, nothing for "
                      "a student built on your student group"):
-        schema = cartpole_manifest()
+        schema = learner_manifest(cartpole_manifest)
         teacher_inputs = list(schema.group("teacher"))
         student_inputs = list(MLPStudent(schema, env.action_dim).input.names)
         assert list(privileged_inputs(teacher_inputs, schema)) == ["joint_vel_rel", "pole_mass"], \
@@ -107,7 +125,7 @@ def check_manifest_closed_loop(cartpole_manifest: Callable, privileged_inputs: C
                      "changing only privileged state (the pole mass) must not change what the student sees"):
         from distillkit.leakage import counterfactual_probe
 
-        result = counterfactual_probe(MLPStudent(cartpole_manifest(), env.action_dim), ENVS)
+        result = counterfactual_probe(MLPStudent(learner_manifest(cartpole_manifest), env.action_dim), ENVS)
         assert result["passed"], result["detail"]
     env.close()
     checks.report()

@@ -7,19 +7,20 @@ from collections.abc import Callable
 import torch
 
 from distillkit.grading.checks.common import (
-    DAGGER_ROUNDS,
     ENVS,
-    GRAD_STEPS,
-    NUM_ENVS,
-    STEPS_PER_ROUND,
     STUDENT_RETURN_THRESHOLD,
+    STUDENT_ROUNDS,
     Checks,
     assert_close,
+    dagger_student,
+    fresh,
     shipped_teacher,
     student_return,
 )
+from distillkit.grading.record import graded
 
 
+@graded
 def check_mix_actions(mix_actions: Callable) -> None:
     checks = Checks("mix_actions")
     N, A = 4000, 2
@@ -27,22 +28,22 @@ def check_mix_actions(mix_actions: Callable) -> None:
     student = torch.arange(N * A, dtype=torch.float32).reshape(N, A) * -1.0 - 1.0    # all distinct, all < 0
     gen = lambda: torch.Generator().manual_seed(5)
     with checks.case("beta = 1: the teacher acts everywhere", "keep the teacher's action with probability beta"):
-        assert_close(mix_actions(teacher, student, 1.0, gen()), teacher, "mixed actions")
+        assert_close(mix_actions(*fresh(teacher, student), 1.0, gen()), teacher, "mixed actions")
     with checks.case("beta = 0: the student acts everywhere", "with probability 1 - beta the student's action is executed"):
-        assert_close(mix_actions(teacher, student, 0.0, gen()), student, "mixed actions")
+        assert_close(mix_actions(*fresh(teacher, student), 0.0, gen()), student, "mixed actions")
     with checks.case("whole action vectors are chosen per world",
                      "draw one coin per world (torch.rand(N, generator=generator) < beta) and pick the whole row"):
-        mixed = mix_actions(teacher, student, 0.3, gen())
+        mixed = mix_actions(*fresh(teacher, student), 0.3, gen())
         from_teacher = (mixed == teacher).all(-1)
         from_student = (mixed == student).all(-1)
         assert bool((from_teacher | from_student).all()), "some rows mix teacher and student components"
     with checks.case("beta = 0.3: about 30 % of the worlds follow the teacher",
                      "one coin per world, not one for the whole batch: True (teacher) with probability beta"):
-        share = float((mix_actions(teacher, student, 0.3, gen()) == teacher).all(-1).float().mean())
+        share = float((mix_actions(*fresh(teacher, student), 0.3, gen()) == teacher).all(-1).float().mean())
         assert 0.27 <= share <= 0.33, f"the teacher acts in {share:.1%} of the worlds"
     with checks.case("the same generator state gives the same mixture",
                      "draw the coins from the generator passed in (torch.rand(..., generator=generator))"):
-        assert_close(mix_actions(teacher, student, 0.3, gen()), mix_actions(teacher, student, 0.3, gen()),
+        assert_close(mix_actions(*fresh(teacher, student), 0.3, gen()), mix_actions(*fresh(teacher, student), 0.3, gen()),
                      "mixed actions of a second call")
     checks.report()
 
@@ -60,6 +61,7 @@ def driven_trajectory(policy, steps: int, seed: int, num_envs: int) -> torch.Ten
     return torch.stack(seen)
 
 
+@graded
 def check_dagger_round(dagger_round: Callable) -> None:
     from distillkit.students import MLPStudent
 
@@ -75,7 +77,8 @@ def check_dagger_round(dagger_round: Callable) -> None:
     def one_round(beta, dataset):
         obs = env.reset(seed=seed)
         with torch.no_grad():
-            return obs, dagger_round(env, teach, act, dataset, beta, obs, torch.Generator().manual_seed(1), steps=steps)
+            return obs, dagger_round(env, teach, act, dataset, beta, *fresh(obs), torch.Generator().manual_seed(1),
+                                    steps=steps)
 
     dataset: list = []
     with checks.case("one round appends (observations, labels) with one row per step and world",
@@ -119,25 +122,39 @@ def check_dagger_round(dagger_round: Callable) -> None:
     checks.report()
 
 
+@graded
 def check_dagger_closed_loop(mix_actions: Callable) -> None:
-    """The package's DAgger with the learner's mixture inside: a student that balances alone."""
-    from distillkit.dagger import DaggerConfig, dagger
-    from distillkit.students import MLPStudent
-
+    """The package's DAgger with the learner's mixture inside (the teacher drives the first round,
+    the student the others): the executed actions follow beta, and the student balances alone."""
     checks = Checks("dagger_closed_loop")
-    with checks.case(f"4 rounds of the package's DAgger with your mix_actions (beta = 1, 0, 0, 0) give a student "
-                     f"that balances alone (return >= {STUDENT_RETURN_THRESHOLD:g})",
+    teacher_share: list[tuple[float, float]] = []      # (beta, share of worlds executing the teacher's action)
+
+    def mix(teacher_action, student_action, beta, generator):     # the learner's mixture on copies
+        mixed = mix_actions(*fresh(teacher_action, student_action), beta, generator)
+        if isinstance(mixed, torch.Tensor) and mixed.shape == teacher_action.shape:
+            teacher_share.append((beta, float((mixed == teacher_action).all(-1).float().mean())))
+        return mixed
+
+    try:
+        student = dagger_student(mix=mix)
+        failed = None
+    except Exception as err:
+        failed = err
+    with checks.case("inside the package's DAgger, beta = 0 executes the student's action in every world",
                      "the teacher acts where the coin is below beta: with beta = 0 the student drives and meets "
                      "its own mistakes"):
-        env = ENVS(NUM_ENVS)
-        teacher, _ = shipped_teacher(env)
-        torch.manual_seed(0)
-        student = MLPStudent(env.schema, env.action_dim)
-        config = DaggerConfig(rounds=DAGGER_ROUNDS, steps_per_round=STEPS_PER_ROUND, schedule="first",
-                              grad_steps=GRAD_STEPS)
-        dagger(env, lambda o: teacher(o), student, config, seed=0, mix=mix_actions)
-        env.close()
-        score = student_return(student.eval())
+        shares = [share for beta, share in teacher_share if beta == 0.0]
+        if failed is not None and not shares:
+            raise failed
+        assert shares, "your mix_actions was never called with beta = 0"
+        assert max(shares) == 0.0, f"with beta = 0 the teacher's action was executed in up to {max(shares):.0%} of the worlds"
+    with checks.case(f"{STUDENT_ROUNDS} rounds of the package's DAgger with your mix_actions (beta = 1, then 0) give a "
+                     f"student that balances alone (return >= {STUDENT_RETURN_THRESHOLD:g})",
+                     "return the mixed actions as a tensor like teacher_action; with beta = 0 the student's own "
+                     "states are visited and labelled"):
+        if failed is not None:
+            raise failed
+        score = student_return(student)
         assert score >= STUDENT_RETURN_THRESHOLD, \
-            f"mean return {score:.1f} on a held-out seed (the solution gets ~242, doing nothing ~8)"
+            f"mean return {score:.1f} on a held-out seed (the package's mixture gets ~269, doing nothing ~8)"
     checks.report()

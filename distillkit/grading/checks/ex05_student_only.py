@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import numpy as np
@@ -13,11 +14,14 @@ from distillkit.grading.checks.common import (
     Checks,
     assert_close,
     dagger_student,
+    fresh,
     shipped_teacher,
     student_return,
 )
+from distillkit.grading.record import graded
 
 
+@graded
 def check_student_only(deployable: Callable, StudentOnlyPolicy: type) -> None:
     from distillkit.students import MLPStudent
 
@@ -29,19 +33,19 @@ def check_student_only(deployable: Callable, StudentOnlyPolicy: type) -> None:
     student = MLPStudent(schema, env.action_dim).eval()
     with checks.case("deployable() keeps exactly the student fields",
                      "return {name: obs[name] for name in schema.group('student')}"):
-        got = deployable(obs, schema)
+        got = deployable(*fresh(obs), schema)
         assert list(got) == list(schema.group("student")), f"got fields {list(got)}"
-        assert all(got[n] is obs[n] or torch.equal(got[n], obs[n]) for n in got), "values changed"
+        assert all(torch.equal(got[n], obs[n]) for n in got), "values changed"
     with checks.case("the wrapper runs the student on deployable fields",
                      "StudentOnlyPolicy(student, schema)(obs) returns student(obs)"):
         policy = StudentOnlyPolicy(student, schema)
         with torch.no_grad():
-            assert_close(policy(deployable(obs, schema)), student(obs), "actions")
+            assert_close(policy(deployable(*fresh(obs), schema)), student(obs), "actions")
     with checks.case("a privileged field is refused with an error naming it",
                      "raise (LeakageError) when any key of obs is privileged; never drop it quietly"):
         policy = StudentOnlyPolicy(student, schema)
         try:
-            policy(obs)
+            policy(*fresh(obs))
         except Exception as err:
             assert "joint_vel_rel" in str(err) and "pole_mass" in str(err), f"the error should name both fields: {err}"
         else:
@@ -58,13 +62,21 @@ def check_student_only(deployable: Callable, StudentOnlyPolicy: type) -> None:
                      "forward reset(done) to the student (distillkit.policy.forget does it for any policy)"):
         from distillkit.students import HistoryStudent
 
+        # seen through the actions (the data the grader gets back): after reset(done) a world's
+        # observation history restarts, so its next action is the one of a fresh episode
+        torch.manual_seed(1)
         history = HistoryStudent(schema, env.action_dim, history=2).eval()
+        twin = copy.deepcopy(history)
+        later = env.step(torch.zeros(env.num_envs, env.action_dim)).obs
+        done = torch.tensor([True, False, False, False])
         policy = StudentOnlyPolicy(history, schema)
         with torch.no_grad():
-            policy(deployable(obs, schema))
-            done = torch.tensor([True, False, False, False])
+            policy({n: obs[n] for n in schema.group("student")})
             policy.reset(done)
-            assert history._fresh is not None and torch.equal(history._fresh, done), "the student was not reset"
+            got = policy({n: later[n] for n in schema.group("student")})
+            twin(obs)
+            twin.reset(done)
+            assert_close(got, twin(later), "actions after reset(done) (world 0 restarted)")
     env.close()
     checks.report()
 
@@ -74,6 +86,7 @@ def probe_env():
     return ENVS(8, noise=False)
 
 
+@graded
 @torch.no_grad()
 def check_counterfactual_probe(action_change_without_privilege: Callable) -> None:
     from distillkit.students import MLPStudent
@@ -114,12 +127,20 @@ def check_counterfactual_probe(action_change_without_privilege: Callable) -> Non
     checks.report()
 
 
+@graded
 def check_student_only_closed_loop(deployable: Callable, StudentOnlyPolicy: type) -> None:
+    from distillkit.students import MLPStudent
+
     checks = Checks("student_only_closed_loop")
     schema = ENVS.schema
-    student = dagger_student()
     with checks.case(f"a DAgger student evaluated through your wrapper balances (return >= {STUDENT_RETURN_THRESHOLD:g})",
                      "deployable(obs, schema) is what the wrapper is handed at every step"):
+        env = ENVS(1)
+        obs = env.reset(seed=0)
+        env.close()
+        torch.manual_seed(0)
+        StudentOnlyPolicy(MLPStudent(schema, 1).eval(), schema)(deployable(*fresh(obs), schema))  # runs at all?
+        student = dagger_student()        # only then is the student trained (in the sandbox and in the replay)
         score = student_return(StudentOnlyPolicy(student, schema), observe=lambda obs: deployable(obs, schema))
         assert score >= STUDENT_RETURN_THRESHOLD, f"mean return {score:.1f} on a held-out seed"
     with checks.case("the shipped teacher cannot be evaluated through your wrapper",

@@ -7,11 +7,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
 from distillkit.envs import EnvFactory
 from distillkit.grading.checks.common import Checks
+from distillkit.grading.record import graded
 from distillkit.tasks.walker import WalkerRough
 
 WALKER = EnvFactory("walker_rough")
@@ -30,6 +32,7 @@ def learner_schema(walker_design: Callable):
     return schema
 
 
+@graded
 def check_design_schema(walker_design: Callable) -> None:
     """The learner's schema against the walker's real observation and against what its robot can
     sense (the env's own roles say which quantities exist only in the simulator)."""
@@ -89,6 +92,7 @@ def student_from(walker_design: Callable, student_design: Callable) -> nn.Module
     return make_student(architecture, learner_schema(walker_design), ACTION_DIM, **dict(options)).eval()
 
 
+@graded
 def check_design_student(walker_design: Callable, student_design: Callable) -> None:
     """A student of the learner's choice, built on the learner's schema, on the real walker: its
     inputs are deployable fields and it passes the counterfactual and poison probes."""
@@ -137,6 +141,7 @@ def walker_rollout():
     return rollouts
 
 
+@graded
 def check_design_masks(mask_design: Callable) -> None:
     """The learner's mask rules, run on a real walker rollout by the package's make_mask."""
     from distillkit.masks import MaskRules, make_mask
@@ -179,6 +184,7 @@ class _ReadsPrivileged(nn.Module):
         return self.student(obs) + obs["friction"].reshape(-1, 1)
 
 
+@graded
 def check_design_proof(prove_student_only: Callable) -> None:
     """The learner's proof that a student receives no privileged state, run on three students: a
     clean one, one that declares a privileged input, and one that reads a privileged tensor
@@ -197,9 +203,12 @@ def check_design_proof(prove_student_only: Callable) -> None:
 
     def verdict(student) -> bool:
         results = list(prove_student_only(student, WALKER))
-        assert results and all({"check", "passed"} <= set(r) for r in results), \
+        assert results and all(isinstance(r, dict) and {"check", "passed"} <= set(r) for r in results), \
             "return a list of check results, each a dict with at least 'check' and 'passed'"
-        return all(bool(r["passed"]) for r in results)
+        verdicts = [r["passed"] for r in results]
+        assert all(isinstance(v, (bool, np.bool_)) for v in verdicts), \
+            f"'passed' must be True or False, got {[type(v).__name__ for v in verdicts]}"
+        return bool(all(verdicts))
 
     with checks.case("a clean student passes your proof", "every check must pass for a student on the student group"):
         assert verdict(clean), "your proof rejects a student that reads only student fields"

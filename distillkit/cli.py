@@ -150,6 +150,7 @@ def train_teacher(args: argparse.Namespace) -> None:
     import torch
 
     from distillkit.ppo import PPOConfig
+    from distillkit.train import Selection
     from distillkit.train import train_teacher as train
 
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -162,7 +163,8 @@ def train_teacher(args: argparse.Namespace) -> None:
     config = config_from_args(PPOConfig, args)
     metrics = train(args.task, args.out, args.steps, seed=args.seed, num_envs=args.num_envs, unprivileged=args.unprivileged,
                     config=config, engine=args.engine, device=device, checkpoint_every=args.checkpoint_every,
-                    curriculum=args.curriculum)
+                    curriculum=args.curriculum,
+                    selection=None if args.select_every is None else Selection(args.select_every, args.select_start))
     if not distributed or torch.distributed.get_rank() == 0:
         tail = metrics.tail(10)
         print(f"{args.out}: {int(metrics.env_steps.iloc[-1]):,} env steps, last 10 iterations: "
@@ -365,6 +367,11 @@ def main(argv: list[str] | None = None) -> None:
                    help="actor on the student's fields only: the unprivileged PPO baseline")
     p.add_argument("--curriculum", action="store_true",
                    help="train under the task's curriculum (the walker's terrain levels); evaluation is unchanged")
+    p.add_argument("--select-every", type=int, metavar="STEPS",
+                   help="score the actor on validation seeds every STEPS env steps and keep the best checkpoint "
+                        "as the one the artifact gives (default: the last checkpoint)")
+    p.add_argument("--select-start", type=int, default=0, metavar="STEPS",
+                   help="with --select-every: the first validation at this many env steps")
     add_engine_options(p)
     p.add_argument("--checkpoint-every", type=int, default=50, help="iterations between checkpoints")
     add_config_options(p, PPOConfig, skip=("actor_group", "critic_group"))      # the groups follow --unprivileged

@@ -31,10 +31,17 @@ TRACKING_METRIC = "lin_vel_x_error"
 
 #: Held-out evaluation seeds start here; training seeds stay below.
 EVAL_SEED_BASE = 1_000_000
+#: Validation seeds (choosing a teacher's checkpoint during training) start here: never a training
+#: seed, never a held-out test seed.
+VALIDATION_SEED_BASE = 2_000_000
 
 
 def held_out_seeds(count: int) -> list[int]:
     return [EVAL_SEED_BASE + i for i in range(count)]
+
+
+def validation_seeds(count: int) -> list[int]:
+    return [VALIDATION_SEED_BASE + i for i in range(count)]
 
 
 def check_held_out(seeds: Iterable[int], training_seeds: Iterable[int]) -> list[int]:
@@ -65,7 +72,7 @@ PERTURBATIONS = {
     "walker_rough": (
         Perturbation("nominal"),
         Perturbation("push", push_step=100, push=(-0.8, 0.0)),
-        Perturbation("low_friction", ranges={"friction": [0.3, 0.4]}),
+        Perturbation("low_friction", ranges={"friction": [0.5, 0.6]}),
         Perturbation("heavy_payload", ranges={"payload_mass": [8.0, 10.0]}),
         Perturbation("sensor_noise_x3", noise_scale=3.0),
         Perturbation("hard_terrain", ranges={"terrain_level": [4, 5]}),

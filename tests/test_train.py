@@ -17,7 +17,7 @@ from distillkit.envs import make_env
 from distillkit.envs.mujoco_cpu import MujocoEnv
 from distillkit.ppo import PPO, PPOConfig
 from distillkit.tasks.cartpole import Cartpole
-from distillkit.train import load_actor, resume, save_teacher, train_teacher
+from distillkit.train import Selection, load_actor, resume, save_teacher, train_teacher, validate
 
 SMALL = PPOConfig(steps_per_env=8, epochs=2, minibatches=2, actor_hidden=(32,), critic_hidden=(32,))
 
@@ -233,11 +233,49 @@ def test_a_resumed_curriculum_run_continues_from_the_checkpointed_levels(tmp_pat
     env.task.restore_curriculum(np.array([1, 2, 3, 4]))
     ppo = PPO(env, walker, seed=0)
     run = {key: manifest[key] for key in ("kind", "task", "engine", "seed", "num_envs", "world_size",
-                                          "unprivileged", "ppo", "curriculum", "device")}
-    save_teacher(out, ppo, env, run, pd.read_csv(out / "metrics.csv").to_dict("records"), 1, 0.0)
+                                          "unprivileged", "ppo", "curriculum", "selection", "device")}
+    save_teacher(out, ppo, env, run, pd.read_csv(out / "metrics.csv").to_dict("records"), 1, 0.0, [], None)
     fresh = make_env("walker_rough", 4)
     fresh.task.start_curriculum()
     resume(out, PPO(fresh, walker, seed=0), fresh, run)
     assert fresh.task.curriculum_levels.tolist() == [1, 2, 3, 4]
     with pytest.raises(ValueError, match=r"curriculum levels: expected 4 levels in 0\.\.5, got values 0\.\.6"):
         fresh.task.restore_curriculum(np.array([0, 6, 1, 1]))
+
+
+def test_selection_validation_points():
+    selection = Selection(every=50, start=100)
+    assert [selection.due(a, b) for a, b in [(0, 99), (0, 100), (100, 149), (149, 150), (120, 260)]] == \
+        [False, True, False, True, True]
+    with pytest.raises(ValueError, match="Selection.every must be >= 1, got 0"):
+        Selection(every=0, start=0)
+
+
+def test_selection_keeps_the_best_validated_checkpoint_and_resumes_it(tmp_path):
+    """The artifact gives the checkpoint that scored best on the validation seeds (re-scored exactly,
+    deterministic on the CPU), not the last one; a resumed run keeps its validations."""
+    iteration = 8 * 16
+    selection = Selection(every=2 * iteration, start=2 * iteration, seeds=1, worlds=4)
+    out = tmp_path / "run"
+    train = lambda steps, **kw: train_teacher("cartpole", out, env_steps=steps, num_envs=16, config=SMALL,
+                                              checkpoint_every=2, progress=False, **kw)
+    train(4 * iteration, selection=selection)
+    assert [v["env_steps"] for v in read_manifest(out)["validations"]] == [2 * iteration, 4 * iteration]
+    train(8 * iteration, selection=selection)
+    manifest = read_manifest(out)
+    validations = manifest["validations"]
+    assert [v["env_steps"] for v in validations] == [2 * iteration, 4 * iteration, 6 * iteration, 8 * iteration]
+    best = max(validations, key=lambda v: (v["success"], v["return"]))
+    assert manifest["selected_env_steps"] == best["env_steps"]
+    env = make_env("cartpole", 2)
+    selected, _, _ = load_actor(out, env)
+    assert validate(selected, "cartpole", "mujoco", "cpu", selection, seed=0) == \
+        {"success": best["success"], "return": best["return"]}
+    last = load_file(out / manifest["files"]["actor"]["file"])
+    if best is not validations[-1]:
+        assert not torch.equal(selected.log_std, last["log_std"]), "the last checkpoint was given, not the best"
+    with pytest.raises(ArtifactError, match="cannot resume: the checkpoint has selection="):
+        train(10 * iteration)
+    plain = tmp_path / "plain"
+    train_teacher("cartpole", plain, env_steps=2 * iteration, num_envs=16, config=SMALL, progress=False)
+    assert "validations" not in read_manifest(plain), "no selection: the last checkpoint, no validations"

@@ -39,6 +39,10 @@ class TeacherJob:
             raise ArtifactError(f"{self.out}: trained {'with' if manifest.get('curriculum') else 'without'} a "
                                 f"curriculum, this budget trains {'with' if self.budget.curriculum else 'without'}; "
                                 "move it away or use another runs folder")
+        selection = self.budget.selection.to_dict() if self.budget.selection else None
+        if manifest.get("selection") != selection:
+            raise ArtifactError(f"{self.out}: its checkpoint was chosen by selection={manifest.get('selection')}, "
+                                f"this budget chooses by {selection}; move it away or use another runs folder")
         return manifest["env_steps"] >= self.budget.env_steps
 
 
@@ -71,7 +75,7 @@ def _train(job: TeacherJob) -> str:
         config = PPOConfig(**{**config.to_dict(), "timeout_bootstrap": job.variant.removeprefix("timeout_")})
     train_teacher(job.task, job.out, job.budget.env_steps, seed=job.seed, num_envs=job.budget.num_envs,
                   unprivileged=job.variant == "unprivileged", config=config, progress=False, nthread=1,
-                  curriculum=job.budget.curriculum)
+                  curriculum=job.budget.curriculum, selection=job.budget.selection)
     return str(job.out)
 
 

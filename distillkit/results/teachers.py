@@ -14,6 +14,15 @@ from distillkit.results.report import figure_path, markdown_table, mean_std, mea
 VARIANTS = ["teacher", "unprivileged"]
 
 
+def selection_text(budget: Budget) -> str:
+    s = budget.selection
+    if s is None:
+        return "Each run's last checkpoint is evaluated."
+    return (f"Each run's checkpoint is chosen on validation seeds (from 2,000,000; {s.seeds} seeds x {s.worlds} "
+            f"episodes, every {s.every:,} env steps from {s.start:,}: the highest success rate, then return), the "
+            "same way for both; the held-out seeds below are never used to choose.")
+
+
 def curriculum_text(budget: Budget) -> str:
     if not budget.curriculum:
         return "no curriculum"
@@ -32,6 +41,7 @@ def run(tasks: list[str], runs: Path, workers: int) -> None:
         plot_curves(runs, task, VARIANTS, figure)
         write_section(f"teachers_{task}", render(
             "teachers", task=task, unprivileged_steps=f"{variant_budget(task, 'unprivileged').env_steps:,}",
-            num_envs=budget.num_envs, curriculum=curriculum_text(budget), seeds=seeds_text(task), eval_seeds=budget.eval_seeds,
+            num_envs=budget.num_envs, curriculum=curriculum_text(budget), selection=selection_text(budget),
+            seeds=seeds_text(task), eval_seeds=budget.eval_seeds,
             eval_worlds=budget.eval_worlds, table=markdown_table(table), figure=figure.name,
             measured=measured(f"python -m distillkit results --section teachers --tasks {task}")))

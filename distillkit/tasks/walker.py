@@ -30,7 +30,7 @@ proprioception and a noisy terrain sensor, distilled from a teacher that reads t
     makes it partly inferable (joint velocities during stance).
   * ``foot_contact_forces``: exact normal forces. Which foot carries the robot, and how firmly:
     partly inferable from joint torques and motion; the robot has no foot force sensors.
-  * ``friction`` (0.3-1.2, ice-like to rubbery) and ``payload_mass`` (0-10 kg on a ~23 kg robot):
+  * ``friction`` (0.5-1.25, slippery to rubbery: legged_gym's range) and ``payload_mass`` (0-10 kg on a ~23 kg robot):
     hidden physics that change how hard to push and how fast the feet may swing; inferable only
     from how the body answered the last actions, i.e. from history (RMA's extrinsics).
 
@@ -157,7 +157,7 @@ class WalkerRough(MujocoTask):
         "joint_pos_offset": [-0.1, 0.1],
         "base_vel": [-0.1, 0.1],
     }
-    randomisation_ranges = {"friction": [0.3, 1.2], "payload_mass": [0.0, 10.0]}
+    randomisation_ranges = {"friction": [0.5, 1.25], "payload_mass": [0.0, 10.0]}
     scan_teacher = np.round(np.arange(-0.5, 1.5001, 0.1), 3)    # 21 exact points, 0.1 m apart
     scan_student = np.round(np.arange(0.0, 0.6001, 0.1), 3)     # 7 points of the robot's own sensor
     scan_noise = Noise("gaussian", 0.03, outliers=0.15, outlier_range=0.5)
@@ -210,7 +210,7 @@ class WalkerRough(MujocoTask):
                   "true base velocity (x, z); a real robot only estimates it, with drift"),
             Field("foot_contact_forces", (2,), "teacher_only",
                   "exact normal contact forces (N); the robot has no foot force sensors"),
-            Field("friction", (1,), "teacher_only", "hidden ground friction (0.3 ice-like to 1.2), randomised per episode"),
+            Field("friction", (1,), "teacher_only", "hidden ground friction (0.5 slippery to 1.25), randomised per episode"),
             Field("payload_mass", (1,), "teacher_only", "hidden payload on the torso (0-10 kg), randomised per episode"),
             Field("terrain_level", (1,), "critic_only",
                   "difficulty of the episode's terrain, a label from the generator"),

@@ -21,7 +21,14 @@ import torch
 
 from distillkit.envs import EnvFactory
 from distillkit.grading import checks
-from distillkit.grading.generate import ExerciseError, generate, is_check_cell, make_exercise
+from distillkit.grading.generate import (
+    ABOUT_PASS_LINES,
+    ABOUT_PASS_LINES_ID,
+    ExerciseError,
+    generate,
+    is_check_cell,
+    make_exercise,
+)
 from distillkit.grading.generate import main as generate_main
 from distillkit.grading.grade import grade, grade_class, restore_checks
 from distillkit.leakage import schema_check
@@ -64,7 +71,10 @@ def test_exercises_are_up_to_date_with_solutions():
 @pytest.mark.parametrize("name", NAMES)
 def test_exercise_keeps_check_cells_and_strips_solutions(name):
     solution, exercise = read(SOLUTIONS / name), read(EXERCISES / name)
-    assert [c.id for c in solution.cells] == [c.id for c in exercise.cells]
+    ids = [c.id for c in solution.cells]
+    assert [c.id for c in exercise.cells] == ids[:1] + [ABOUT_PASS_LINES_ID] + ids[1:]
+    assert exercise.cells[1].source == ABOUT_PASS_LINES and "my_copy.ipynb" in ABOUT_PASS_LINES
+    del exercise.cells[1]
     for sol, ex in zip(solution.cells, exercise.cells):
         if is_check_cell(sol):
             assert (ex.source, ex.outputs, ex.execution_count) == (sol.source, sol.outputs, sol.execution_count)

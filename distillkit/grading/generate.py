@@ -6,7 +6,8 @@ in a markdown cell (a written answer, marked by an instructor) it becomes ``YOUR
 Check cells (tag ``check``, first line ``# NBVAL_CHECK_OUTPUT``) are copied whole: source, the
 stored ``PASS <name>: k/k checks`` output, execution count and id, because they are the grader's
 reference. Every other cell loses its outputs. Cell ids are kept, so the grader can find each
-check cell in a learner's copy.
+check cell in a learner's copy. After the first cell, every exercise gets :data:`ABOUT_PASS_LINES`:
+why a check cell shows PASS before the learner has written anything, and how to keep a copy.
 
     python -m distillkit.grading.generate                   # rewrite exercises/
     python -m distillkit.grading.generate --run-solutions   # run solutions/ first (they store the PASS lines)
@@ -27,6 +28,15 @@ ROOT = Path(__file__).resolve().parents[2]
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CHECK_TAG, CHECK_MARKER = "check", "# NBVAL_CHECK_OUTPUT"
 PASS_LINE = re.compile(r"^PASS (?P<name>[A-Za-z0-9_]+): (?P<k>\d+)/(?P=k) checks\n$")
+ABOUT_PASS_LINES_ID = "about-pass-lines"
+ABOUT_PASS_LINES = """**Before you start: the PASS lines you see are not yours yet.** Each check cell below shows
+`PASS <name>: k/k checks` as a *stored* output: what the reference solution printed, kept in the file
+so that the grader (nbval) has a line to compare with. Until you run a check cell on your own code,
+that line says nothing about your work: run every cell (*Kernel ▸ Restart Kernel and Run All Cells*)
+and read what each check prints for you.
+
+**Keep your own copy** before you write: *File ▸ Save Notebook As…* and name it, for example,
+`my_copy.ipynb`; that is the file you grade."""
 
 
 class ExerciseError(ValueError):
@@ -97,6 +107,9 @@ def make_exercise(solution: nbformat.NotebookNode, name: str) -> nbformat.Notebo
         raise ExerciseError(f"{name}: no {BEGIN!r} region, nothing for the learner to write")
     if not any(is_check_cell(c) for c in exercise.cells):
         raise ExerciseError(f"{name}: no check cell (tag {CHECK_TAG!r})")
+    about = nbformat.v4.new_markdown_cell(ABOUT_PASS_LINES)
+    about.id = ABOUT_PASS_LINES_ID
+    exercise.cells.insert(1, about)
     return exercise
 
 

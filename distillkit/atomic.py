@@ -1,6 +1,6 @@
 """Writing a file so that a reader never sees half of it: a temp file in the same folder, then
 ``os.replace``. Every JSON file the package writes (manifests, schemas, evaluations, claims)
-goes through here."""
+goes through here, as do the rendered chapters."""
 
 from __future__ import annotations
 
@@ -13,13 +13,17 @@ from typing import Any
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Write ``data`` as JSON to ``path`` through a temp file in the same folder and ``os.replace``."""
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file in the same folder and ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

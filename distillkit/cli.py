@@ -173,6 +173,19 @@ def train_teacher(args: argparse.Namespace) -> None:
         torch.distributed.destroy_process_group()
 
 
+def render_course(args: argparse.Namespace) -> None:
+    from distillkit.render import NOTEBOOKS, RENDERED, render_chapter
+
+    every = sorted(NOTEBOOKS.glob("*.ipynb"))
+    chapters = [NOTEBOOKS / n for n in args.chapters] if args.chapters else every
+    missing = [p.name for p in chapters if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"no chapter {missing} in {NOTEBOOKS}; the chapters are {[p.name for p in every]}")
+    for path in chapters:
+        for written in render_chapter(path, RENDERED, fast=args.fast):
+            print(f"wrote {written}")
+
+
 def results(args: argparse.Namespace) -> None:
     from distillkit.results import regenerate
     from distillkit.results.ship import ship
@@ -376,6 +389,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--checkpoint-every", type=int, default=50, help="iterations between checkpoints")
     add_config_options(p, PPOConfig, skip=("actor_group", "critic_group"))      # the groups follow --unprivileged
     p.set_defaults(run=train_teacher)
+
+    p = commands.add_parser("render-course", help="execute every chapter in full and write it as HTML and slides "
+                                                   "(docs/instructor/rendered/)")
+    p.add_argument("--fast", action="store_true", help="CI's tiny budgets instead of the full ones (a quick preview)")
+    p.add_argument("--chapters", nargs="+", metavar="NAME", help="chapter file names (default: every chapter)")
+    p.set_defaults(run=render_course)
 
     p = commands.add_parser("results", help="train what is missing, evaluate, rewrite docs/results.md")
     from distillkit.results import SECTIONS

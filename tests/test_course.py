@@ -89,3 +89,41 @@ def test_a_bad_question_is_refused_with_what_is_wrong(tmp_path):
     bad.write_text(json.dumps([{"prompt": "p?", "choices": ["a", "b"], "answer": 0}]))
     with pytest.raises(ValueError, match=r"07\.json: question 1 needs exactly the keys \['answer', 'choices', 'prompt', 'why'\]"):
         load_questions(bad)
+
+
+def test_slides_show_the_tagged_cells_only():
+    from distillkit.render import slide_deck
+
+    nb = nbformat.read(NOTEBOOKS[2], as_version=4)
+    deck = slide_deck(nb)
+    tagged = [c for c in nb.cells if "slide" in c.metadata.get("tags", [])]
+    assert [c.source for c in deck.cells] == [c.source for c in tagged] and len(tagged) >= 5
+    assert [c.metadata["slideshow"]["slide_type"] for c in deck.cells] == \
+        ["slide" if c.cell_type == "markdown" else "subslide" for c in tagged]
+    assert "slideshow" not in nb.cells[0].metadata, "the chapter itself is left as it was"
+    for cell in nb.cells:
+        cell.metadata["tags"] = []
+    with pytest.raises(ValueError, match="no cell is tagged 'slide'"):
+        slide_deck(nb)
+
+
+def test_a_chapter_renders_to_html_and_slides(tmp_path):
+    """Executed for real (a kernel runs it), written as a page with its code and as slides without."""
+    from distillkit.render import render_chapter
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Chapter 9 — A test", metadata={"tags": ["slide"]}),
+                nbformat.v4.new_code_cell("import os\nprint('FAST is', os.environ['DISTILLKIT_FAST'])",
+                                          metadata={"tags": ["slide"]}),
+                nbformat.v4.new_markdown_cell("an untagged note"),
+                nbformat.v4.new_markdown_cell("## Takeaways\n\n- one", metadata={"tags": ["slide"]})]
+    chapter = tmp_path / "09_test.ipynb"
+    nbformat.write(nb, chapter)
+    page, slides = render_chapter(chapter, tmp_path / "out", fast=True, timeout_s=120)
+    assert (page.name, slides.name) == ("09_test.html", "09_test.slides.html")
+    html = page.read_text()
+    assert "FAST is 1" in html and "an untagged note" in html and "DISTILLKIT_FAST" in html
+    assert "WARNING" not in html, "kernel log lines in the page"
+    deck = slides.read_text()
+    assert "reveal" in deck and "FAST is 1" in deck and "Takeaways" in deck
+    assert "an untagged note" not in deck and "DISTILLKIT_FAST" not in deck, "slides: tagged cells only, no code"

@@ -27,3 +27,29 @@ def test_writing_one_section_leaves_the_others_as_they_were(tmp_path):
 def test_an_unknown_section_is_refused_by_name():
     with pytest.raises(ValueError, match=r"unknown results sections \['teacher'\]"):
         regenerate(["teacher"], ["cartpole"], None, 1)
+
+
+def test_a_finished_run_stands_in_only_for_the_same_recipe(tmp_path):
+    """A run trained without the budget's curriculum or checkpoint selection is refused, not reused."""
+    import dataclasses
+
+    from distillkit.artifacts import FORMAT, FORMAT_VERSION, ArtifactError
+    from distillkit.atomic import write_json_atomic
+    from distillkit.results.budgets import BUDGETS
+    from distillkit.results.jobs import TeacherJob
+
+    budget = BUDGETS["walker_rough"]
+    out = tmp_path / "teacher_seed0"
+    recorded = {"format": FORMAT, "format_version": FORMAT_VERSION,
+                "curriculum": {"kind": "terrain_levels"}, "selection": budget.selection.to_dict(),
+                "env_steps": budget.env_steps}
+    write_json_atomic(out / "manifest.json", recorded)
+    assert TeacherJob("walker_rough", "teacher", 0, out, budget).finished()
+    assert not TeacherJob("walker_rough", "teacher", 0, out,
+                          dataclasses.replace(budget, env_steps=budget.env_steps + 1)).finished()
+    write_json_atomic(out / "manifest.json", {**recorded, "selection": None})
+    with pytest.raises(ArtifactError, match="its checkpoint was chosen by selection=None"):
+        TeacherJob("walker_rough", "teacher", 0, out, budget).finished()
+    write_json_atomic(out / "manifest.json", {**recorded, "curriculum": None})
+    with pytest.raises(ArtifactError, match="trained without a curriculum"):
+        TeacherJob("walker_rough", "teacher", 0, out, budget).finished()

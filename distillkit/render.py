@@ -39,14 +39,17 @@ def slide_deck(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 def execute(path: Path, fast: bool, timeout_s: int) -> nbformat.NotebookNode:
     """Run a chapter top to bottom in its own folder (``fast``: CI's tiny budgets)."""
     from nbclient import NotebookClient
+    from traitlets.config import Config
 
     nb = nbformat.read(path, as_version=4)
     previous = os.environ.get("DISTILLKIT_FAST")
     os.environ["DISTILLKIT_FAST"] = "1" if fast else "0"        # the kernel inherits this process's environment
     try:
-        # the kernel's own log stays out of the page (its start-up warning would land in the first output)
-        NotebookClient(nb, kernel_name="python3", extra_arguments=["--IPKernelApp.log_level=ERROR"],
-                       timeout=timeout_s, resources={"metadata": {"path": str(path.parent)}}).execute()
+        # CurveZMQ-encrypted kernel channels: on plain TCP, ipykernel >= 7.4 warns at start-up, and the
+        # warning can land in the first cell's output
+        encrypted = Config({"KernelManager": {"transport_encryption": "auto"}})
+        NotebookClient(nb, kernel_name="python3", config=encrypted, timeout=timeout_s,
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:
         if previous is None:
             os.environ.pop("DISTILLKIT_FAST")

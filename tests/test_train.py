@@ -279,3 +279,10 @@ def test_selection_keeps_the_best_validated_checkpoint_and_resumes_it(tmp_path):
     plain = tmp_path / "plain"
     train_teacher("cartpole", plain, env_steps=2 * iteration, num_envs=16, config=SMALL, progress=False)
     assert "validations" not in read_manifest(plain), "no selection: the last checkpoint, no validations"
+    from distillkit.results.ship import ship_checkpoint
+
+    shipped = ship_checkpoint(out, "cartpole", checkpoints=tmp_path / "package")
+    assert set(read_manifest(shipped)["files"]) == {"actor", "critic", "selected_actor"}
+    assert all(torch.equal(a, b) for a, b in zip(selected.state_dict().values(),
+                                                  load_actor(shipped, env)[0].state_dict().values())), \
+        "the package's teacher is the run's selected checkpoint"

@@ -266,6 +266,12 @@ def resume_selection(out: Path) -> tuple[list[dict], dict[str, torch.Tensor] | N
     return list(manifest["validations"]), load_tensors(out, "selected_actor", manifest)
 
 
+def actor_stem(manifest: dict) -> str:
+    """Which weights of a teacher artifact are its actor: the selected checkpoint where the run chose
+    one (:class:`Selection`), otherwise the last."""
+    return "selected_actor" if "selected_env_steps" in manifest else "actor"
+
+
 def load_actor(folder: str | os.PathLike, env=None, *, allow_mismatch: bool = False):
     """The trained actor of a teacher artifact (e.g. :func:`distillkit.artifacts.shipped_teacher`): an
     :class:`~distillkit.models.Actor`, or an :class:`~distillkit.models.EncoderActor` where its PPO
@@ -288,8 +294,7 @@ def load_actor(folder: str | os.PathLike, env=None, *, allow_mismatch: bool = Fa
         schema, overrides = env.schema, check_compatible(manifest, env.schema, env.spec, str(folder), allow_mismatch)
     actor = build_actor(schema, manifest["task_spec"]["action_dim"], PPOConfig(**manifest["ppo"]))
     try:
-        actor.load_state_dict(load_tensors(folder, "selected_actor" if "selected_env_steps" in manifest else "actor",
-                                           manifest))
+        actor.load_state_dict(load_tensors(folder, actor_stem(manifest), manifest))
     except RuntimeError as err:
         raise ArtifactError(f"{folder}/actor.safetensors does not fit this actor: {err}") from None
     actor.eval()

@@ -327,7 +327,8 @@ def test_a_written_answer_becomes_a_prompt_in_the_exercise():
 # --------------------------------------------------------------------- check helpers, closed loop
 @pytest.mark.slow
 def test_closed_loop_checks_pass_the_solutions_and_catch_wrong_code(capsys):
-    ns1, ns2, ns3, ns4, ns5 = (solution_namespace(n) for n in NAMES)
+    # exercise 06 has no closed-loop check: its checks and their wrong variants are test_06_known_wrong_variants
+    ns1, ns2, ns3, ns4, ns5 = (solution_namespace(n) for n in NAMES[:5])
     checks.check_manifest_closed_loop(ns1["cartpole_manifest"], ns1["privileged_inputs"])
     checks.check_gae_closed_loop(ns2["gae"], ns2["bootstrap_timeouts"])
     checks.check_masked_loss_closed_loop(ns3["masked_loss"])

@@ -53,3 +53,45 @@ def test_a_finished_run_stands_in_only_for_the_same_recipe(tmp_path):
     write_json_atomic(out / "manifest.json", {**recorded, "curriculum": None})
     with pytest.raises(ArtifactError, match="trained without a curriculum"):
         TeacherJob("walker_rough", "teacher", 0, out, budget).finished()
+
+
+def test_a_finished_student_stands_in_only_for_the_same_recipe(tmp_path):
+    """A student distilled under another DAgger budget is refused, not reused."""
+    import dataclasses
+
+    from distillkit.artifacts import FORMAT, FORMAT_VERSION, ArtifactError
+    from distillkit.atomic import write_json_atomic
+    from distillkit.results.budgets import STUDENT_BUDGETS
+    from distillkit.results.jobs import StudentJob
+
+    budget = STUDENT_BUDGETS["walker_rough"]
+    out = tmp_path / "first_seed0"
+    job = StudentJob("walker_rough", tmp_path / "teacher", out, "first", 0, budget)
+    recorded = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": budget.architecture,
+                "num_envs": budget.num_envs, "dagger": {"rounds": budget.rounds, "steps_per_round": budget.steps_per_round,
+                                                        "schedule": "first", "grad_steps": budget.grad_steps, "lr": 1e-3}}
+    write_json_atomic(out / "manifest.json", recorded)
+    assert not job.finished(), "trained, not yet evaluated"
+    (out / "evaluation").mkdir()
+    (out / "evaluation" / "summary.csv").write_text("perturbation\nnominal\n")
+    assert job.finished()
+    longer = dataclasses.replace(job, budget=dataclasses.replace(budget, rounds=budget.rounds + 1))
+    with pytest.raises(ArtifactError, match=rf"first_seed0: distilled with .*'rounds': {budget.rounds},.*"
+                                            rf"this budget distils with .*'rounds': {budget.rounds + 1},"):
+        longer.finished()
+
+
+def test_a_cached_panel_names_the_weights_it_scored(tmp_path):
+    """The claims' cached unprivileged panel is keyed by the evaluated actor's digest: a run that chose
+    another checkpoint (or was retrained) is scored again, not read from a stale cache."""
+    from distillkit.artifacts import FORMAT, FORMAT_VERSION
+    from distillkit.atomic import write_json_atomic
+    from distillkit.results.claims import actor_digest
+
+    header = {"format": FORMAT, "format_version": FORMAT_VERSION}
+    files = {"actor": {"file": "actor-aaa.safetensors", "sha256": "a" * 64},
+             "selected_actor": {"file": "selected_actor-bbb.safetensors", "sha256": "b" * 64}}
+    write_json_atomic(tmp_path / "manifest.json", {**header, "files": files})
+    assert actor_digest(tmp_path) == "a" * 12, "no selection: the last actor"
+    write_json_atomic(tmp_path / "manifest.json", {**header, "files": files, "selected_env_steps": 100})
+    assert actor_digest(tmp_path) == "b" * 12

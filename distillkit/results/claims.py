@@ -48,13 +48,22 @@ def _unprivileged_panel(job: PanelJob) -> str:
     return str(job.out)
 
 
+def actor_digest(folder: Path) -> str:
+    """The first 12 hex digits of the SHA-256 of the actor a run is evaluated with: a cached panel
+    names the weights it scored, so a retrained or resumed run is evaluated again."""
+    from distillkit.train import actor_stem
+
+    manifest = read_manifest(folder)
+    return manifest["files"][actor_stem(manifest)]["sha256"][:12]
+
+
 def panel_episodes(task: str, runs: Path, workers: int) -> pd.DataFrame:
     """Every episode of the four policies on one held-out panel: the teacher and both students from
     the students' evaluation artifacts (teacher and student ran there on the same seeds and
     perturbations), unprivileged PPO evaluated here on the same seeds and perturbations."""
-    jobs = [PanelJob(task, run_folder(runs / "teachers", task, "unprivileged", seed),
-                     runs / "claims" / task / f"unprivileged_seed{seed}.csv", STUDENT_BUDGETS[task])
-            for seed in TRAINING_SEEDS[task]]
+    jobs = [PanelJob(task, folder, runs / "claims" / task / f"unprivileged_seed{seed}_{actor_digest(folder)}.csv",
+                     STUDENT_BUDGETS[task])
+            for seed in TRAINING_SEEDS[task] for folder in [run_folder(runs / "teachers", task, "unprivileged", seed)]]
     todo = [job for job in jobs if not job.out.exists()]
     if todo:
         with ProcessPoolExecutor(max_workers=workers) as pool:

@@ -120,9 +120,22 @@ def test_clipped_actions_set_action_saturated_and_apply_the_clipped_value():
 def test_reset_transient_marks_the_first_steps_of_each_episode():
     env = make_env("walker_rough", 2)
     env.reset(seed=0)
-    flags = [bool(env.step(torch.zeros(2, 6)).validity["reset_transient"][0]) for _ in range(8)]
     k = WalkerRough.reset_transient_steps
-    assert flags == [True] * k + [False] * (8 - k)
+    flags = [bool(env.step(torch.zeros(2, 6)).validity["reset_transient"][0]) for _ in range(k + 3)]
+    assert flags == [True] * k + [False] * 3
+
+
+def test_the_walker_holds_its_default_pose_while_it_settles_whatever_the_policy_commands():
+    k = WalkerRough.reset_transient_steps
+    still, kicking = make_env("walker_rough", 2, noise=False), make_env("walker_rough", 2, noise=False)
+    still.reset(seed=3), kicking.reset(seed=3)
+    wild = torch.tensor([[1.0, -1.0, 1.0, -1.0, 1.0, -1.0], [-0.5, 0.5, -0.5, 0.5, -0.5, 0.5]])
+    for _ in range(k):
+        a, b = still.step(torch.zeros(2, 6)), kicking.step(wild)
+        assert torch.equal(a.obs["joint_pos"], b.obs["joint_pos"])
+        assert torch.equal(b.obs["actions"][:, -1], torch.zeros(2, 6)), "the executed action is the hold"
+    a, b = still.step(torch.zeros(2, 6)), kicking.step(wild)       # the policy has taken over
+    assert not torch.equal(a.obs["joint_pos"], b.obs["joint_pos"])
 
 
 def test_unknown_names_are_refused():

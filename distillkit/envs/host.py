@@ -199,6 +199,8 @@ class HostEnv(BatchedEnv):
         if peak > ACTION_LIMIT:
             np.clip(acts, -ACTION_LIMIT, ACTION_LIMIT, out=acts)
         transient = self.episode_step < self.reset_transient_steps
+        if self.task.hold_pose_while_settling:
+            acts[transient] = 0.0
         draws = self._draw_noise(self.num_envs)     # the final sample's noise: drawn first either way
 
         self._step_physics(self.task.ctrl(acts))

@@ -32,8 +32,9 @@ def curriculum_text(budget: Budget) -> str:
 
 def run(tasks: list[str], runs: Path, workers: int) -> None:
     runs = runs / "teachers"
+    # Every teacher before any baseline: the students need only the teachers.
     run_jobs([TeacherJob(t, v, s, run_folder(runs, t, v, s), variant_budget(t, v))
-              for t in tasks for s in TRAINING_SEEDS[t] for v in VARIANTS], workers, "training runs")
+              for t in tasks for v in VARIANTS for s in TRAINING_SEEDS[t]], workers, "training runs")
     for task in tasks:
         budget = BUDGETS[task]
         table = mean_std(summarise_runs(runs, task, VARIANTS, budget), ["task", "variant"])

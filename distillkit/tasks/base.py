@@ -41,6 +41,10 @@ class MujocoTask(ABC):
     action_dim: int
     reward_weights: dict[str, float]
     reset_transient_steps: int = 0
+    # True: for the reset transient the actuators hold the task's default pose (action 0) whatever
+    # the policy commands, as a robot settles under its stand controller before the policy takes
+    # over; the env reports the executed (zero) action as the world's last action.
+    hold_pose_while_settling: bool = False
     push_dofs: tuple[int, ...] = ()  # qvel entries a push changes (see MujocoEnv.push)
 
     def __init__(self, num_envs: int):

@@ -6,7 +6,9 @@ was not what the robot did. Each rule excludes such steps from the imitation los
 - ``fall_horizon = k``: a fall and the k steps before it in the same episode, **where the teacher
   was driving** (it was already losing balance; imitating it there teaches falling). Where the
   student drove into the fall, the teacher's relabels of those states are kept: they are the
-  recovery actions DAgger exists to collect;
+  recovery actions DAgger exists to collect. The default, 25 control steps (0.4-0.5 s), is
+  meant to cover the whole stretch in which a failing teacher loses its balance; the masking
+  section of ``docs/results.md`` measures it against 10 steps and against no mask;
 - ``timeouts``: the last step of an episode cut by its time limit;
 - ``saturated``: steps where the teacher's label leaves [-1, 1]. The loss already targets the
   clipped label, so this rule is off by default; switch it on to study teachers whose
@@ -29,7 +31,7 @@ from distillkit.rollouts import Rollouts
 
 @dataclass(frozen=True)
 class MaskRules:
-    fall_horizon: int | None = 10      # None: keep falls
+    fall_horizon: int | None = 25      # None: keep falls
     timeouts: bool = True
     saturated: bool = False
     reset_transient: bool = True

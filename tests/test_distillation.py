@@ -319,7 +319,7 @@ def test_student_artifact_refuses_another_task_version(tmp_path):
     config = dagger_config(rounds=1, steps_per_round=10, grad_steps=2)
     train_student(CARTPOLE, TEACHER, tmp_path / "s", config=config, num_envs=4, progress=False)
     student, manifest = load_student(tmp_path / "s", make_env("cartpole", 2))
-    assert manifest["dagger"]["rules"]["fall_horizon"] == 10 and manifest["teacher"]["task_spec_digest"]
+    assert manifest["dagger"]["rules"]["fall_horizon"] == 25 and manifest["teacher"]["task_spec_digest"]
 
     class Longer(Cartpole):
         episode_length_s = 10.0

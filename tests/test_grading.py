@@ -64,7 +64,8 @@ def fails_with(helper, *functions, hint: str) -> str:
 # ----------------------------------------------------------------------------------- generator
 def test_exercises_are_up_to_date_with_solutions():
     assert NAMES == ["01_schema_manifest.ipynb", "02_gae_timeouts.ipynb", "03_masked_distillation.ipynb",
-                     "04_dagger_round.ipynb", "05_student_only.ipynb", "06_design_privileged_teacher.ipynb"]
+                     "04_dagger_round.ipynb", "05_student_only.ipynb", "06_design_privileged_teacher.ipynb",
+                     "07_mask_analysis.ipynb"]
     assert generate(SOLUTIONS, EXERCISES, check=True) == []
 
 
@@ -315,6 +316,40 @@ def test_06_known_wrong_variants():
                hint="names are not enough")
     fails_with(checks.check_design_proof, lambda student, envs: [{"check": "trust me", "passed": True}],
                hint="distillkit.leakage.schema_check")
+
+
+def test_07_known_wrong_variants():
+    import scipy.stats
+
+    ns = solution_namespace(NAMES[6])
+    paired = ns["paired_comparison"]
+    checks.check_paired_comparison(paired)
+
+    def normal_interval(treated, control):
+        out = paired(treated, control)
+        d = [t - c for t, c in zip(treated, control)]
+        half = 1.96 * scipy.stats.sem(d)
+        return {**out, "ci_low": out["difference"] - half, "ci_high": out["difference"] + half}
+
+    fails_with(checks.check_paired_comparison, normal_interval, hint="a normal 1.96 interval is too narrow")
+    fails_with(checks.check_paired_comparison,
+               lambda t, c: {**paired(t, c), "p_value": float(scipy.stats.ttest_ind(t, c).pvalue)},
+               hint="ttest_ind ignores the pairing")
+    fails_with(checks.check_paired_comparison, lambda t, c: paired(c, t), hint="difference = treated - control")
+    fails_with(checks.check_paired_comparison, lambda t, c: (1.0, 0.0, 2.0, 0.5), hint="return a dict")
+
+
+@pytest.mark.slow
+def test_07_experiment_passes_the_solution_and_catches_wrong_experiments(capsys):
+    ns = solution_namespace(NAMES[6])
+    experiment = ns["mask_experiment"]
+    checks.check_mask_experiment(experiment)
+    assert capsys.readouterr().out.count("PASS ") == 1
+    # the rules never reach the distillation: masked and unmasked students are the same
+    fails_with(checks.check_mask_experiment, lambda rules, seed: experiment(ns["MaskRules"].none(), seed),
+               hint="must use its `rules` argument")
+    # made-up numbers outside what a cart-pole return can be
+    fails_with(checks.check_mask_experiment, lambda rules, seed: 1000.0, hint="mean held-out return")
 
 
 def test_a_written_answer_becomes_a_prompt_in_the_exercise():

@@ -45,6 +45,7 @@ REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
     "03_masked_distillation": (("distillkit.distill", "distillation_loss"),),
     "04_dagger_round": (("distillkit.rollouts", "mix_actions"), ("distillkit.rollouts", "collect")),
     "05_student_only": (("distillkit.leakage", "StudentOnly"), ("distillkit.leakage", "counterfactual_probe")),
+    "07_mask_analysis": (("distillkit.claims", "paired"), ("distillkit.claims", "mean_ci")),
 }
 # A reference the package's own pipeline needs in the sandbox (the check helpers run that pipeline
 # with the learner's functions inside): (module, name) -> (module, function) of its one allowed

@@ -73,11 +73,10 @@ STUDENT_BUDGETS = {
     "walker_rough": StudentBudget(rounds=16, steps_per_round=400, grad_steps=1000, num_envs=32, eval_seeds=2,
                                   options={"hidden": (128, 64)}, eval_worlds=32, curve_worlds=8),
 }
-#: The masking comparison: behaviour cloning at a smaller budget (a comparison within one setting).
-MASKING_BUDGETS = {
-    "cartpole": STUDENT_BUDGETS["cartpole"],
-    "walker_rough": dataclasses.replace(STUDENT_BUDGETS["walker_rough"], rounds=4),
-}
+#: The masking comparison: behaviour cloning from the faulty teacher, on the quick task only. On the
+#: flagship a BC student fails in closed loop even from an intact teacher (BC / teacher 0.42 on v3),
+#: so masked and unmasked students both sit near zero success there and the comparison shows nothing.
+MASKING_BUDGETS = {"cartpole": STUDENT_BUDGETS["cartpole"]}
 #: The masking lesson: a teacher whose episodes end in a fault this often (corruption.Faulty).
 FAULT_RATE = 0.3
 

@@ -14,7 +14,8 @@ correct answer.
 The ``*_closed_loop`` helpers run the learner's code inside the real pipeline on the quick task
 (the shipped cart-pole teacher, the MuJoCo engine, held-out seeds) and check what comes out: a
 student that balances the pole, a teacher that balances through the learner's manifest. The
-design exercise (06) checks the learner's choices on the flagship walker's real env.
+design exercise (06) checks the learner's choices on the flagship walker's real env; the analysis
+exercise (07) runs the learner's experiment and checks its results against ranges.
 
 Every ``check_*`` helper is :func:`~distillkit.grading.replay.graded`: in the grader's sandbox it
 records each call to the learner's functions, and the grade comes from running the helper again
@@ -47,6 +48,7 @@ from distillkit.grading.checks.ex06_design import (
     check_design_schema,
     check_design_student,
 )
+from distillkit.grading.checks.ex07_mask_analysis import check_mask_experiment, check_paired_comparison
 
 __all__ = [
     "CheckFailed", "Checks", "shipped_teacher", "student_return",
@@ -56,4 +58,5 @@ __all__ = [
     "check_mix_actions", "check_dagger_round", "check_dagger_closed_loop",
     "check_student_only", "check_counterfactual_probe", "check_student_only_closed_loop",
     "check_design_schema", "check_design_student", "check_design_masks", "check_design_proof",
+    "check_paired_comparison", "check_mask_experiment",
 ]

@@ -161,7 +161,7 @@ def check_design_masks(mask_design: Callable) -> None:
         horizon = rules().fall_horizon
         assert horizon is not None and 1 <= horizon <= MAX_FALL_HORIZON, f"fall_horizon={horizon!r}"
     with checks.case("the landing after a reset is excluded",
-                     "for 0.1 s after a reset the robot drops onto the ground whatever the teacher does: "
+                     "for 0.2 s after a reset the robot settles in its default pose whatever the policy commands: "
                      "reset_transient=True"):
         assert rules().reset_transient, "reset_transient=False"
     with checks.case("on a real rollout your rules exclude the teacher's pre-fall steps and keep most steps",

@@ -73,6 +73,15 @@ def action_change_without_privilege(policy, env, seed=0, warmup=20):
 from distillkit.envs import EnvFactory
 walker_design = lambda: EnvFactory("walker_rough").schema
 """,
+    # the package's paired test for the statistics; the experiment stays a stub (its answer is a
+    # measurement: no package function returns it)
+    "07_mask_analysis.ipynb": """
+from distillkit.claims import paired
+def paired_comparison(treated, control):
+    test = paired(treated, control)
+    return {"difference": test["difference"], "ci_low": test["difference_ci95"][0],
+            "ci_high": test["difference_ci95"][1], "p_value": test["p_value"]}
+""",
 }
 
 

@@ -214,6 +214,7 @@ def summarise_panel(episodes: pd.DataFrame) -> pd.DataFrame:
             "teacher_success": table.loc[p, ("success", "teacher")],
             "student_success": table.loc[p, ("success", "student")],
             "student_fall_rate": table.loc[p, ("fall_rate", "student")],
+            "student_tracking_error": student_eps["tracking_error"].mean(),
             "imitation_mse": student_eps["mse"].mean(),
         })
     return pd.DataFrame(rows)

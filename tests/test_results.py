@@ -95,3 +95,38 @@ def test_a_cached_panel_names_the_weights_it_scored(tmp_path):
     assert actor_digest(tmp_path) == "a" * 12, "no selection: the last actor"
     write_json_atomic(tmp_path / "manifest.json", {**header, "files": files, "selected_env_steps": 100})
     assert actor_digest(tmp_path) == "b" * 12
+
+
+@pytest.mark.slow
+def test_student_types_section_runs_every_architecture_end_to_end(tmp_path, monkeypatch):
+    """The section on the quick task at a tiny budget (not a result): encoder teachers, every
+    architecture by DAgger, evaluations with leakage checks and export, and the probe table."""
+    import dataclasses
+
+    import distillkit.results.report as report
+    import distillkit.results.student_types as section
+    from distillkit.results import budgets
+    from distillkit.students import ARCHITECTURES
+
+    monkeypatch.setitem(budgets.BUDGETS, "cartpole", dataclasses.replace(budgets.BUDGETS["cartpole"], env_steps=20_000))
+    tiny = dataclasses.replace(budgets.STUDENT_BUDGETS["cartpole"], rounds=2, steps_per_round=60, grad_steps=40,
+                               eval_seeds=1, num_envs=8, curve_worlds=8, eval_worlds=8)
+    monkeypatch.setattr(section, "STUDENT_BUDGETS", {"cartpole": tiny})
+    monkeypatch.setattr(section, "STUDENT_TYPE_SEEDS", {"cartpole": (0, 1)})
+    monkeypatch.setattr(section, "PROBE_STEPS", {"cartpole": 60})
+    doc, recorded = tmp_path / "results.md", {}
+    monkeypatch.setattr(section, "write_section", lambda name, body: report.write_section(name, body, doc=doc))
+    monkeypatch.setattr(section, "update_claims_json", lambda task, key, value: recorded.update({key: value}))
+    section.run(["cartpole"], tmp_path / "runs", 1)
+
+    text = doc.read_text()
+    for architecture in ARCHITECTURES:
+        assert f"| {architecture} |" in text
+    assert "| student | joint_vel_rel | pole_mass | latent |" in text
+    students_table = text.split("What each student's memory holds")[0]
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in students_table.splitlines() if line.startswith("| ")}
+    assert rows["history"].endswith("not exportable |")           # its stacked history lives outside a network
+    assert not any("not exportable" in rows[a] for a in ARCHITECTURES if a != "history")
+    record = recorded["student_types"]
+    assert set(record["students"]) == set(ARCHITECTURES) and record["leakage_passed"]
+    assert set(record["probe_r2"]["gru"]) == {"joint_vel_rel", "pole_mass", "latent"}

@@ -20,6 +20,10 @@ sections). Sections:
 - ``claims``: teacher, unprivileged PPO, BC and DAgger students on one held-out panel; the three
   claims with 95 % confidence intervals and paired tests (:mod:`distillkit.claims`), into one
   artifact (``runs/claims/<task>/``) and ``docs/claims.json``.
+- ``student_types``: every student architecture (action matching, RMA's latent student, action +
+  latent, an explicit estimator) distilled from a teacher with a privileged encoder, on the
+  held-out panel with its hidden-dynamics perturbations, leakage checks and export, and the R^2 of
+  a linear probe of each student's memory per privileged field.
 
 Shipping the seed-0 teacher into the package is its own command: ``python -m distillkit results
 --ship``.
@@ -32,11 +36,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distillkit.results import claims, collapse, masking, students, teachers, timeouts
+from distillkit.results import claims, collapse, masking, student_types, students, teachers, timeouts
 
 #: The sections in the order they build on each other (students need teachers, claims need both).
 SECTIONS = {"teachers": teachers.run, "timeouts": timeouts.run, "collapse": collapse.run,
-            "students": students.run, "masking": masking.run, "claims": claims.run}
+            "students": students.run, "masking": masking.run, "claims": claims.run,
+            "student_types": student_types.run}
 
 
 def regenerate(sections: list[str], tasks: list[str], runs: Path, workers: int) -> None:

@@ -93,3 +93,26 @@ def variant_budget(task: str, variant: str) -> Budget:
 
 def seeds_text(task: str) -> str:
     return f"{len(TRAINING_SEEDS[task])} training seeds {list(TRAINING_SEEDS[task])}"
+
+
+# Beyond action matching (section student_types): every student architecture distilled by DAgger, with
+# the budget of STUDENT_BUDGETS, from a teacher whose privileged fields pass through an encoder to a
+# latent of ENCODER_LATENT values (the teacher's other PPO settings as in BUDGETS).
+ENCODER_LATENT = 8
+STUDENT_TYPE_SEEDS = {"cartpole": (0, 1, 2), "walker_rough": (0, 1, 2)}
+#: control steps per world of the student-driven rollouts the inference probe is fitted and scored on
+PROBE_STEPS = {"cartpole": 300, "walker_rough": 500}
+#: recurrent students' memory size
+RECURRENT_MEMORY = 64
+
+
+def student_type_options(task: str, architecture: str) -> dict:
+    """One capacity for every student type: the teacher actor's widths for each MLP (a latent
+    student reuses the teacher's head, so its widths must be those), a 64-value memory."""
+    widths = BUDGETS[task].config.actor_hidden
+    if architecture in ("mlp", "history"):
+        return {"hidden": widths}
+    if architecture == "gru":
+        return {"hidden_size": RECURRENT_MEMORY, "head": widths}
+    return {"hidden_size": RECURRENT_MEMORY, "hidden": widths}
+

@@ -182,6 +182,20 @@ def load(task: str, path=None) -> dict:
     return tasks[task]
 
 
+def measured_on(record: dict) -> str:
+    """Where a task's claims come from, in one line, and whether the task has changed since."""
+    from distillkit.tasks import TASKS
+
+    task, version = record["task"], record.get("task_version")
+    line = (f"{task}{'' if version is None else f' version {version}'}: measured {record['date']} on "
+            f"{record['machine']} by `{record['command']}`")
+    current = TASKS[task].version if task in TASKS else None
+    if None not in (current, version) and version != current:
+        line += (f". The task is now version {current}: these numbers are the earlier version's until the "
+                 f"command measures it again")
+    return line
+
+
 def claim_table(record: dict, claim: str, perturbations=("nominal",)) -> pd.DataFrame:
     """One claim's evidence as a small table: return and success with their 95 % CIs, fall rate
     and tracking error, per policy and perturbation (numbers rounded for reading)."""

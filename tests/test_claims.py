@@ -6,6 +6,7 @@ import pytest
 import torch
 from scipy import stats
 
+from distillkit import claims
 from distillkit.artifacts import CHECKPOINTS
 from distillkit.claims import comparisons, headline, mean_ci, paired, per_seed, summarise
 from distillkit.envs import EnvFactory, make_env
@@ -85,3 +86,14 @@ def test_the_cartpole_tracks_no_command_so_success_is_not_falling():
                             seed=1_000_000, num_envs=4)
     assert cartpole["tracking_error"].isna().all()
     assert (cartpole["success"] == ~cartpole["fell"]).all()
+
+
+def test_measured_on_says_when_the_task_has_changed_since_its_claims_were_measured():
+    from distillkit.tasks import TASKS
+
+    current = TASKS["walker_rough"].version
+    record = {"task": "walker_rough", "task_version": current, "date": "2026-12-03", "machine": "x86_64, 2 cores",
+              "command": "python -m distillkit results --section claims --tasks walker_rough"}
+    assert "is now version" not in claims.measured_on(record)
+    stale = claims.measured_on({**record, "task_version": current - 1})
+    assert f"version {current - 1}: measured 2026-12-03" in stale and f"The task is now version {current}" in stale

@@ -19,6 +19,7 @@ from distillkit.results.budgets import BUDGETS, STUDENT_BUDGETS, TRAINING_SEEDS,
 from distillkit.results.figures import plot_claims
 from distillkit.results.jobs import run_folder, teacher_policy
 from distillkit.results.report import figure_path, machine, measured, render, update_claims_json, write_section
+from distillkit.tasks import TASKS
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,8 @@ def run(tasks: list[str], runs: Path, workers: int) -> None:
         summary, tests = stats.summarise(seeds), stats.comparisons(seeds)
         verdict = stats.headline(summary, tests)
         record = {
-            "task": task, "date": datetime.date.today().isoformat(), "machine": machine(),
-            "command": f"python -m distillkit results --section claims --tasks {task}",
+            "task": task, "task_version": TASKS[task].version, "date": datetime.date.today().isoformat(),
+            "machine": machine(), "command": f"python -m distillkit results --section claims --tasks {task}",
             "training_seeds": list(TRAINING_SEEDS[task]),
             "held_out_seeds": sorted(int(s) for s in episodes["seed"].unique()),
             "episodes_per_policy_seed_perturbation": int(seeds["episodes"].iloc[0]),

@@ -69,7 +69,8 @@ def test_a_finished_student_stands_in_only_for_the_same_recipe(tmp_path):
     job = StudentJob("walker_rough", tmp_path / "teacher", out, "first", 0, budget)
     recorded = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": budget.architecture,
                 "num_envs": budget.num_envs, "dagger": {"rounds": budget.rounds, "steps_per_round": budget.steps_per_round,
-                                                        "schedule": "first", "grad_steps": budget.grad_steps, "lr": 1e-3}}
+                                                        "schedule": "first", "grad_steps": budget.grad_steps, "lr": 1e-3},
+                "teacher": {"fault_rate": 0.0}}
     write_json_atomic(out / "manifest.json", recorded)
     assert not job.finished(), "trained, not yet evaluated"
     (out / "evaluation").mkdir()
@@ -79,6 +80,9 @@ def test_a_finished_student_stands_in_only_for_the_same_recipe(tmp_path):
     with pytest.raises(ArtifactError, match=rf"first_seed0: distilled with .*'rounds': {budget.rounds},.*"
                                             rf"this budget distils with .*'rounds': {budget.rounds + 1},"):
         longer.finished()
+    faulty = dataclasses.replace(job, fault_rate=0.5)            # the masking lesson's imperfect teacher
+    with pytest.raises(ArtifactError, match=r"'fault_rate': 0\.0\}, this budget distils with .*'fault_rate': 0\.5\}"):
+        faulty.finished()
 
 
 def test_a_cached_panel_names_the_weights_it_scored(tmp_path):

@@ -63,17 +63,19 @@ class StudentJob:
     perturbations: list[str] | None = None
 
     def recipe(self) -> dict:
-        """What the student's manifest must record for this job (DAgger settings, network, worlds)."""
+        """What the student's manifest must record for this job (DAgger settings, network, worlds,
+        the teacher's fault rate)."""
         b = self.budget
         return {"dagger": {"rounds": b.rounds, "steps_per_round": b.steps_per_round, "schedule": self.schedule,
                            "grad_steps": b.grad_steps, **({"rules": self.rules} if self.rules else {})},
-                "architecture": b.architecture, "num_envs": b.num_envs}
+                "architecture": b.architecture, "num_envs": b.num_envs, "fault_rate": self.fault_rate}
 
     def finished(self) -> bool:
         if (self.out / "manifest.json").exists():
             manifest, wanted = read_manifest(self.out), self.recipe()
             recorded = {"dagger": {k: manifest["dagger"].get(k) for k in wanted["dagger"]},
-                        "architecture": manifest["architecture"], "num_envs": manifest["num_envs"]}
+                        "architecture": manifest["architecture"], "num_envs": manifest["num_envs"],
+                        "fault_rate": manifest["teacher"].get("fault_rate", 0.0)}
             if recorded != wanted:
                 # a student distilled under another budget must not stand in for this one
                 raise ArtifactError(f"{self.out}: distilled with {recorded}, this budget distils with {wanted}; "

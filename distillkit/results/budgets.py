@@ -78,7 +78,7 @@ STUDENT_BUDGETS = {
 #: so masked and unmasked students both sit near zero success there and the comparison shows nothing.
 MASKING_BUDGETS = {"cartpole": STUDENT_BUDGETS["cartpole"]}
 #: The masking lesson: a teacher whose episodes end in a fault this often (corruption.Faulty).
-FAULT_RATE = 0.3
+FAULT_RATE = 0.5
 
 
 def variant_budget(task: str, variant: str) -> Budget:

@@ -102,7 +102,7 @@ def check_mask_experiment(mask_experiment: Callable) -> None:
                 assert math.isfinite(value) and RETURN_RANGE[0] <= value <= RETURN_RANGE[1], \
                     f"{variant}, seed {seed}: {value!r}"
     with checks.case(f"unmasked students of the faulty teacher balance poorly (mean return <= {UNMASKED_AT_MOST:g})",
-                     "the teacher must be the faulty one (Faulty(teacher, 0.3, seed=seed)) and it must drive "
+                     "the teacher must be the faulty one (Faulty(teacher, 0.5, seed=seed)) and it must drive "
                      "every step (schedule 'bc')"):
         mean = sum(values("unmasked")) / len(EXPERIMENT_SEEDS)
         assert mean <= UNMASKED_AT_MOST, f"mean {mean:.1f} over seeds {list(EXPERIMENT_SEEDS)}"

@@ -41,6 +41,10 @@ Field names follow Isaac Lab's velocity task (``base_lin_vel``, ``base_ang_vel``
 ``height_scan``); in the plane their shapes are smaller: x and z components, pitch rate only,
 and a forward-speed command.
 
+Each episode starts with 0.2 s in which the robot settles in its default pose whatever the policy
+commands (version 4): those steps are flagged ``reset_transient``, and the default mask rules leave
+them out of the imitation loss.
+
 Success (:attr:`WalkerRough.tracking_tolerance`): the episode does not fall *and* its mean
 absolute forward-speed error stays within the tolerance; a robot that stands still fails.
 
@@ -133,8 +137,8 @@ class WalkerRough(MujocoTask):
     action_dim = 6
     # After a reset the robot holds its default pose for 0.2 s (the joints start up to 0.1 rad off
     # it) before the policy takes over, as a real biped stands up under a stand controller. Without
-    # it a v3 teacher's first actions from an awkward start tipped it over backwards in about 5 %
-    # of episodes: most of its falls, none of them about privilege.
+    # it a v3 teacher's first actions from an awkward start could tip it over backwards: the most
+    # common of its falls, and none of them about privilege.
     reset_transient_steps = 10
     hold_pose_while_settling = True
     push_dofs = (0, 1)             # a push changes the base velocity (x, z)

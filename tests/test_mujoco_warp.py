@@ -15,8 +15,10 @@ same action sequence must give the same trajectory on both engines. Tolerances, 
   (several nearly coincident ones under a flat foot), so contact forces differ and trajectories
   drift apart once the feet land. The walker's contact phase is therefore checked on its base
   pose (x, z, pitch) only, over 0.2 s from a reset 2 cm above the ground, with
-  ``CONTACT_BASE_TOL = 0.1`` (m, rad): measured 0.01-0.07 over seeds 0-4, while a different
-  action sequence moves it by 0.45-0.58.
+  ``CONTACT_BASE_TOL = 0.1`` (m, rad): measured 0.01-0.07 over seeds 0-4 (walker version 3), while a
+  different action sequence moved it by 0.45-0.58. Since version 4 the walker holds its pose for the
+  first 10 steps after a reset whatever it is told, so the check that other actions move it runs 25
+  steps.
 
 Warp compiles its kernels on first use (10-30 s on the CPU) and caches them in the user's cache
 folder; the module-scoped fixtures build each env once.
@@ -126,8 +128,9 @@ def test_parity_check_catches_other_actions_and_other_physics(pairs):
     assert not agree(reference, np.stack(states), c.model.nq)
 
     cw, ww = pairs["walker_rough"]
-    other = trajectory(ww, 5, random_actions(cw, 10, seed=2))
-    assert np.abs(trajectory(cw, 5, random_actions(cw, 10, seed=1))[..., :3] - other[..., :3]).max() > CONTACT_BASE_TOL
+    # 25 steps: for its first 10 (the settle after a reset) the walker holds its pose whatever it is told
+    other = trajectory(ww, 5, random_actions(cw, 25, seed=2))
+    assert np.abs(trajectory(cw, 5, random_actions(cw, 25, seed=1))[..., :3] - other[..., :3]).max() > CONTACT_BASE_TOL
 
 
 def test_each_world_gets_its_own_terrain_and_physics_parameters(pairs):

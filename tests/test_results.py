@@ -30,7 +30,8 @@ def test_an_unknown_section_is_refused_by_name():
 
 
 def test_a_finished_run_stands_in_only_for_the_same_recipe(tmp_path):
-    """A run trained without the budget's curriculum or checkpoint selection is refused, not reused."""
+    """A run trained without the budget's worlds, PPO settings, curriculum or checkpoint selection is
+    refused, not reused."""
     import dataclasses
 
     from distillkit.artifacts import FORMAT, FORMAT_VERSION, ArtifactError
@@ -42,11 +43,17 @@ def test_a_finished_run_stands_in_only_for_the_same_recipe(tmp_path):
     out = tmp_path / "teacher_seed0"
     recorded = {"format": FORMAT, "format_version": FORMAT_VERSION,
                 "curriculum": {"kind": "terrain_levels"}, "selection": budget.selection.to_dict(),
-                "env_steps": budget.env_steps}
+                "env_steps": budget.env_steps, "num_envs": budget.num_envs, "ppo": budget.config.to_dict()}
     write_json_atomic(out / "manifest.json", recorded)
     assert TeacherJob("walker_rough", "teacher", 0, out, budget).finished()
     assert not TeacherJob("walker_rough", "teacher", 0, out,
                           dataclasses.replace(budget, env_steps=budget.env_steps + 1)).finished()
+    with pytest.raises(ArtifactError, match=r"trained with ppo=.*'actor_group': 'teacher'.*this budget trains with"):
+        TeacherJob("walker_rough", "unprivileged", 0, out, budget).finished()
+    write_json_atomic(out / "manifest.json", {**recorded, "num_envs": budget.num_envs // 2})
+    with pytest.raises(ArtifactError, match=rf"trained with num_envs={budget.num_envs // 2}, this budget trains "
+                                            rf"with {budget.num_envs}"):
+        TeacherJob("walker_rough", "teacher", 0, out, budget).finished()
     write_json_atomic(out / "manifest.json", {**recorded, "selection": None})
     with pytest.raises(ArtifactError, match="its checkpoint was chosen by selection=None"):
         TeacherJob("walker_rough", "teacher", 0, out, budget).finished()

@@ -30,10 +30,27 @@ class TeacherJob:
     out: Path
     budget: Budget
 
+    def config(self) -> PPOConfig:
+        """The PPO settings this run trains with: the budget's, with the variant's actor group or
+        time-out bootstrap."""
+        changes = {}
+        if self.variant == "unprivileged":
+            changes["actor_group"] = "student"
+        if self.variant.startswith("timeout_"):
+            changes["timeout_bootstrap"] = self.variant.removeprefix("timeout_")
+        return PPOConfig(**{**self.budget.config.to_dict(), **changes})
+
     def finished(self) -> bool:
         if not (self.out / "manifest.json").exists():
             return False
         manifest = read_manifest(self.out)
+        recorded = {"num_envs": manifest.get("num_envs"),
+                    "ppo": PPOConfig(**manifest["ppo"]).to_dict() if "ppo" in manifest else None}
+        wanted = {"num_envs": self.budget.num_envs, "ppo": self.config().to_dict()}
+        for key in wanted:
+            if recorded[key] != wanted[key]:
+                raise ArtifactError(f"{self.out}: trained with {key}={recorded[key]}, this budget trains with "
+                                    f"{wanted[key]}; move it away or use another runs folder")
         if bool(manifest.get("curriculum")) != self.budget.curriculum:
             # a run of the same length under another training recipe must not stand in for this one
             raise ArtifactError(f"{self.out}: trained {'with' if manifest.get('curriculum') else 'without'} a "
@@ -87,11 +104,8 @@ def _train(job: TeacherJob) -> str:
     """One training run in a worker process (resumes or returns at once if already finished)."""
     from distillkit.train import train_teacher
 
-    config = job.budget.config
-    if job.variant.startswith("timeout_"):
-        config = PPOConfig(**{**config.to_dict(), "timeout_bootstrap": job.variant.removeprefix("timeout_")})
     train_teacher(job.task, job.out, job.budget.env_steps, seed=job.seed, num_envs=job.budget.num_envs,
-                  unprivileged=job.variant == "unprivileged", config=config, progress=False, nthread=1,
+                  unprivileged=job.variant == "unprivileged", config=job.config(), progress=False, nthread=1,
                   curriculum=job.budget.curriculum, selection=job.budget.selection)
     return str(job.out)
 

@@ -40,8 +40,10 @@ def held_out_seeds(count: int) -> list[int]:
     return [EVAL_SEED_BASE + i for i in range(count)]
 
 
-def validation_seeds(count: int) -> list[int]:
-    return [VALIDATION_SEED_BASE + i for i in range(count)]
+def validation_seeds(count: int, first: int = 0) -> list[int]:
+    """``count`` validation seeds from the ``first``-th on (another panel than the checkpoint selection's
+    when ``first`` is past its seeds)."""
+    return [VALIDATION_SEED_BASE + first + i for i in range(count)]
 
 
 def check_held_out(seeds: Iterable[int], training_seeds: Iterable[int]) -> list[int]:

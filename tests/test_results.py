@@ -141,3 +141,34 @@ def test_student_types_section_runs_every_architecture_end_to_end(tmp_path, monk
     record = recorded["student_types"]
     assert set(record["students"]) == set(ARCHITECTURES) and record["leakage_passed"]
     assert set(record["probe_r2"]["gru"]) == {"joint_vel_rel", "pole_mass", "latent"}
+
+
+def test_baseline_tuning_rows_and_the_verdict_on_the_baseline_the_claims_use(tmp_path):
+    """Every sweep row trains the baseline with its change to the teacher's settings (the row the claims
+    use is the teachers section's own run); the verdict names the winner and flags a baseline that is
+    not the tuned one."""
+    import pandas as pd
+
+    from distillkit.ppo import PPOConfig
+    from distillkit.results.baseline_tuning import TEACHERS_SETTINGS, settings, tuning_job, verdict
+    from distillkit.results.budgets import BASELINE_SETTINGS, BASELINE_SWEEP, BUDGETS, variant_budget
+
+    task = "walker_rough"
+    assert BASELINE_SETTINGS[task] == {}, "this test assumes the teacher's settings are the baseline's"
+    reference = tuning_job(tmp_path, task, TEACHERS_SETTINGS, {}, 0)
+    assert reference.out == tmp_path / "teachers" / task / "unprivileged_seed0"
+    assert reference.config() == PPOConfig(**{**BUDGETS[task].config.to_dict(), "actor_group": "student"})
+    name, changes = next(iter(BASELINE_SWEEP[task].items()))
+    job = tuning_job(tmp_path, task, name, changes, 1)
+    assert job.out == tmp_path / "baseline_tuning" / task / f"{name}_seed1"
+    config = job.config()
+    assert config.actor_group == "student" and all(getattr(config, k) == v for k, v in changes.items())
+    assert job.budget.env_steps == variant_budget(task, "unprivileged").env_steps
+
+    rows = list(settings(task))
+    table = pd.DataFrame({"success": [0.5, 0.7] + [0.1] * (len(rows) - 2), "return": [900.0] * len(rows)},
+                         index=rows)
+    assert "is not the tuned one" in verdict(task, table) and f"{changes}" in verdict(task, table)
+    table.loc[TEACHERS_SETTINGS, "success"] = 0.9
+    assert verdict(task, table).startswith(f"The baseline of the teachers and claims sections trains with "
+                                           f"**{TEACHERS_SETTINGS}**")

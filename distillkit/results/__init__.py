@@ -9,6 +9,8 @@ sections). Sections:
 - ``teachers``: privileged teacher vs unprivileged PPO (the same PPO and network on the student's
   fields, with the teacher's plus the student's env steps), per task, over the task's training
   seeds; training curves.
+- ``baseline_tuning``: the unprivileged baseline trained with other PPO settings on two seeds,
+  scored on validation seeds: is the baseline of the claims the tuned one?
 - ``timeouts``: the quick task trained with each time-out bootstrap (true final observation,
   rsl_rl's current-state approximation, none).
 - ``collapse``: each teacher with its privileged inputs zeroed / noised / stale / shuffled, next to
@@ -36,10 +38,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distillkit.results import claims, collapse, masking, student_types, students, teachers, timeouts
+from distillkit.results import baseline_tuning, claims, collapse, masking, student_types, students, teachers, timeouts
 
 #: The sections in the order they build on each other (students need teachers, claims need both).
-SECTIONS = {"teachers": teachers.run, "timeouts": timeouts.run, "collapse": collapse.run,
+SECTIONS = {"teachers": teachers.run, "baseline_tuning": baseline_tuning.run, "timeouts": timeouts.run, "collapse": collapse.run,
             "students": students.run, "masking": masking.run, "claims": claims.run,
             "student_types": student_types.run}
 

@@ -1,0 +1,95 @@
+"""Section ``baseline_tuning``: is the unprivileged PPO baseline a tuned competitor? Each setting of
+:data:`~distillkit.results.budgets.BASELINE_SWEEP` changes the teacher's PPO settings for the baseline
+alone. Every setting, and the teacher's settings as they are, trains the baseline on the tuning seeds
+and is scored on validation seeds (another panel than the checkpoint selection's, never the held-out
+panel of the claims). The teachers and claims sections train the baseline with
+:data:`~distillkit.results.budgets.BASELINE_SETTINGS`; the section says whether that is the winner."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+
+from distillkit.ppo import PPOConfig
+from distillkit.results.budgets import BASELINE_SETTINGS, BASELINE_SWEEP, BUDGETS, TUNING_SEEDS, variant_budget
+from distillkit.results.jobs import TeacherJob, run_folder, run_jobs, teacher_policy
+from distillkit.results.report import measured, render, write_section
+
+#: the row that keeps the teacher's PPO settings
+TEACHERS_SETTINGS = "teacher's settings"
+#: the settings are compared on validation seeds from this one on: past the checkpoint selection's,
+#: which chose each run's checkpoint and would flatter every run, some more than others by chance
+FIRST_TUNING_SEED = 100
+
+
+def settings(task: str) -> dict[str, dict]:
+    """Every row of the sweep: the teacher's settings, then each change of :data:`BASELINE_SWEEP`."""
+    return {TEACHERS_SETTINGS: {}, **BASELINE_SWEEP[task]}
+
+
+def tuning_job(runs: Path, task: str, name: str, changes: dict, seed: int) -> TeacherJob:
+    """The baseline trained with ``changes`` to the teacher's settings. The row the baseline uses
+    is the teachers section's own run; the others live under ``runs/baseline_tuning/``."""
+    budget = variant_budget(task, "unprivileged")
+    if changes == BASELINE_SETTINGS[task]:
+        return TeacherJob(task, "unprivileged", seed, run_folder(runs / "teachers", task, "unprivileged", seed), budget)
+    config = PPOConfig(**{**BUDGETS[task].config.to_dict(), **changes})
+    return TeacherJob(task, "unprivileged", seed, runs / "baseline_tuning" / task / f"{name}_seed{seed}",
+                      dataclasses.replace(budget, config=config))
+
+
+def winner(table: pd.DataFrame) -> str:
+    """The row with the highest mean validation success, then mean return."""
+    return table.sort_values(["success", "return"], ascending=False).index[0]
+
+
+def verdict(task: str, table: pd.DataFrame) -> str:
+    """What the sweep says about the baseline that the claims measure."""
+    best = winner(table)
+    chosen = next(name for name, changes in settings(task).items() if changes == BASELINE_SETTINGS[task])
+    if best == chosen:
+        return (f"The baseline of the teachers and claims sections trains with **{chosen}**, the best row "
+                "(highest validation success, then return).")
+    return (f"**The baseline is not the tuned one:** it trains with {chosen}, but {best} scored best here. "
+            f"Set `BASELINE_SETTINGS[{task!r}]` in `distillkit/results/budgets.py` to {settings(task)[best]} "
+            "and rerun the teachers and claims sections.")
+
+
+def markdown(table: pd.DataFrame) -> str:
+    lines = ["| setting | seeds | validation return | success | fall rate |", "|---|---:|---:|---:|---:|"]
+    for name, r in table.iterrows():
+        lines.append(f"| {name} | {r.seeds} | {r['return']:.1f} ± {r.return_std:.1f} | {r.success:.2f} | "
+                     f"{r.fall_rate:.2f} |")
+    return "\n".join(lines)
+
+
+def run(tasks: list[str], runs: Path, workers: int) -> None:
+    from distillkit.envs import EnvFactory
+    from distillkit.evaluate import evaluate_policy, validation_seeds
+
+    tasks = [t for t in tasks if t in BASELINE_SWEEP]
+    jobs = {(t, name, s): tuning_job(runs, t, name, changes, s)
+            for t in tasks for name, changes in settings(t).items() for s in TUNING_SEEDS}
+    run_jobs(list(jobs.values()), workers, "baseline tuning runs")
+    for task in tasks:
+        envs, budget = EnvFactory(task), BUDGETS[task]
+        seeds = validation_seeds(budget.eval_seeds, first=FIRST_TUNING_SEED)
+        rows = []
+        for (t, name, seed), job in jobs.items():
+            if t != task:
+                continue
+            actor, _ = teacher_policy(job.out, envs)
+            ep = evaluate_policy(lambda obs, a=actor: a(obs), envs, seeds, num_envs=budget.eval_worlds,
+                                 training_seeds=[seed])
+            rows.append({"setting": name, "seed": seed, "return": ep["return"].mean(),
+                         "success": ep["success"].mean(), "fall_rate": ep["fell"].mean()})
+        table = pd.DataFrame(rows).groupby("setting", sort=False).agg(
+            seeds=("seed", "count"), **{"return": ("return", "mean")}, return_std=("return", "std"),
+            success=("success", "mean"), fall_rate=("fall_rate", "mean"))
+        write_section(f"baseline_tuning_{task}", render(
+            "baseline_tuning", task=task, table=markdown(table), verdict=verdict(task, table),
+            seeds=f"{len(TUNING_SEEDS)} training seeds {list(TUNING_SEEDS)}",
+            panel=f"{len(seeds)} validation seeds from {seeds[0]:,} × {budget.eval_worlds} episodes",
+            measured=measured(f"python -m distillkit results --section baseline_tuning --tasks {task}")))

@@ -143,7 +143,7 @@ def test_student_types_section_runs_every_architecture_end_to_end(tmp_path, monk
     assert set(record["probe_r2"]["gru"]) == {"joint_vel_rel", "pole_mass", "latent"}
 
 
-def test_baseline_tuning_rows_and_the_verdict_on_the_baseline_the_claims_use(tmp_path):
+def test_baseline_tuning_rows_and_the_verdict_on_the_baseline_the_claims_use(tmp_path, monkeypatch):
     """Every sweep row trains the baseline with its change to the teacher's settings (the row the claims
     use is the teachers section's own run); the verdict names the winner and flags a baseline that is
     not the tuned one."""
@@ -170,5 +170,9 @@ def test_baseline_tuning_rows_and_the_verdict_on_the_baseline_the_claims_use(tmp
                          index=rows)
     assert "is not the tuned one" in verdict(task, table) and f"{changes}" in verdict(task, table)
     table.loc[TEACHERS_SETTINGS, "success"] = 0.9
+    monkeypatch.setitem(BASELINE_SETTINGS, task, {"entropy_coef": 0.123})
+    with pytest.raises(ValueError, match=r"BASELINE_SETTINGS\['walker_rough'\] = \{'entropy_coef': 0.123\} is no row"):
+        verdict(task, table)
+    monkeypatch.setitem(BASELINE_SETTINGS, task, {})
     assert verdict(task, table).startswith(f"The baseline of the teachers and claims sections trains with "
                                            f"**{TEACHERS_SETTINGS}**")

@@ -48,7 +48,10 @@ def winner(table: pd.DataFrame) -> str:
 def verdict(task: str, table: pd.DataFrame) -> str:
     """What the sweep says about the baseline that the claims measure."""
     best = winner(table)
-    chosen = next(name for name, changes in settings(task).items() if changes == BASELINE_SETTINGS[task])
+    chosen = next((name for name, changes in settings(task).items() if changes == BASELINE_SETTINGS[task]), None)
+    if chosen is None:
+        raise ValueError(f"BASELINE_SETTINGS[{task!r}] = {BASELINE_SETTINGS[task]} is no row of the sweep "
+                         f"{settings(task)}: the baseline must train with settings the sweep measured")
     if best == chosen:
         return (f"The baseline of the teachers and claims sections trains with **{chosen}**, the best row "
                 "(highest validation success, then return).")

@@ -108,6 +108,21 @@ def test_a_cached_panel_names_the_weights_it_scored(tmp_path):
     assert actor_digest(tmp_path) == "b" * 12
 
 
+def test_training_minutes_add_up_each_iteration_of_the_log(tmp_path):
+    """Iterations of 100 env steps at 10, 20 and 5 steps/s took 10 + 5 + 20 s; a log read as a rate
+    (steps / total steps per s) would give another number."""
+    import pandas as pd
+
+    from distillkit.results.jobs import training_minutes
+    from distillkit.results.teachers import timing_text
+
+    pd.DataFrame({"env_steps": [100, 200, 300], "env_steps_per_s": [10.0, 20.0, 5.0]}).to_csv(
+        tmp_path / "metrics.csv", index=False)
+    assert training_minutes(tmp_path) == pytest.approx(35 / 60)
+    per_run = pd.DataFrame({"variant": ["teacher", "teacher", "unprivileged"], "minutes": [30.0, 34.0, 40.0]})
+    assert timing_text(per_run) == "teacher 32 min (slowest 34); unprivileged 40 min (slowest 40)"
+
+
 @pytest.mark.slow
 def test_student_types_section_runs_every_architecture_end_to_end(tmp_path, monkeypatch):
     """The section on the quick task at a tiny budget (not a result): encoder teachers, every

@@ -177,6 +177,14 @@ def evaluate_run(folder: Path, envs: EnvFactory, budget: Budget) -> pd.DataFrame
                            num_envs=budget.eval_worlds, training_seeds=[manifest["seed"]])
 
 
+def training_minutes(folder: Path) -> float:
+    """Minutes a run's PPO iterations took (rollouts and updates, summed over every session that
+    trained it; checkpoint validation excluded), from its training log."""
+    log = pd.read_csv(folder / "metrics.csv")
+    steps = log["env_steps"].diff().fillna(log["env_steps"].iloc[0])
+    return float((steps / log["env_steps_per_s"]).sum() / 60)
+
+
 def summarise_runs(runs: Path, task: str, variants: list[str], budget: Budget) -> pd.DataFrame:
     """One row per (variant, training seed): held-out mean return, success, fall rate, tracking
     error, episode length."""
@@ -189,5 +197,6 @@ def summarise_runs(runs: Path, task: str, variants: list[str], budget: Budget) -
             rows.append({"task": task, "variant": variant, "seed": seed, "env_steps": manifest["env_steps"],
                          "return": ep["return"].mean(), "success": ep["success"].mean(),
                          "fall_rate": ep["fell"].mean(), "tracking_error": ep["tracking_error"].mean(),
-                         "length": ep["length"].mean(), "episodes": len(ep)})
+                         "length": ep["length"].mean(), "episodes": len(ep),
+                         "minutes": training_minutes(folder)})
     return pd.DataFrame(rows)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from distillkit.results.budgets import BUDGETS, TRAINING_SEEDS, Budget, seeds_text, variant_budget
 from distillkit.results.figures import plot_curves
 from distillkit.results.jobs import TeacherJob, run_folder, run_jobs, summarise_runs
@@ -30,6 +32,13 @@ def curriculum_text(budget: Budget) -> str:
             "episode walked far enough, down after a fall); evaluation keeps the task's own reset distribution")
 
 
+def timing_text(per_run: pd.DataFrame) -> str:
+    """How long one run trained, per policy: the mean and the slowest run."""
+    parts = [f"{variant} {group.minutes.mean():.0f} min (slowest {group.minutes.max():.0f})"
+             for variant, group in per_run.groupby("variant", sort=False)]
+    return "; ".join(parts)
+
+
 def run(tasks: list[str], runs: Path, workers: int) -> None:
     runs = runs / "teachers"
     # Every teacher before any baseline: the students need only the teachers.
@@ -37,12 +46,14 @@ def run(tasks: list[str], runs: Path, workers: int) -> None:
               for t in tasks for v in VARIANTS for s in TRAINING_SEEDS[t]], workers, "training runs")
     for task in tasks:
         budget = BUDGETS[task]
-        table = mean_std(summarise_runs(runs, task, VARIANTS, budget), ["task", "variant"])
+        per_run = summarise_runs(runs, task, VARIANTS, budget)
+        table = mean_std(per_run, ["task", "variant"])
         figure = figure_path(f"teacher_curves_{task}")
         plot_curves(runs, task, VARIANTS, figure)
         write_section(f"teachers_{task}", render(
             "teachers", task=task, unprivileged_steps=f"{variant_budget(task, 'unprivileged').env_steps:,}",
             num_envs=budget.num_envs, curriculum=curriculum_text(budget), selection=selection_text(budget),
             seeds=seeds_text(task), eval_seeds=budget.eval_seeds,
-            eval_worlds=budget.eval_worlds, table=markdown_table(table), figure=figure.name,
+            eval_worlds=budget.eval_worlds, table=markdown_table(table), timing=timing_text(per_run),
+            figure=figure.name,
             measured=measured(f"python -m distillkit results --section teachers --tasks {task}")))

@@ -228,14 +228,14 @@ def plot_panel(summary: pd.DataFrame, path: Path, task: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = plt.subplots(figsize=(8, 3.2))
     x = np.arange(len(summary))
     ax.bar(x - 0.2, summary["teacher_return"], 0.4, label="teacher (privileged)")
     ax.bar(x + 0.2, summary["student_return"], 0.4, label="student (deployable only)")
     ax.set_xticks(x, summary["perturbation"], rotation=20)
     ax.set_ylabel("held-out return")
     ax.set_title(task)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)   # beside the bars, never over them
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

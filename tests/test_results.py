@@ -123,6 +123,17 @@ def test_training_minutes_add_up_each_iteration_of_the_log(tmp_path):
     assert timing_text(per_run) == "teacher 32 min (slowest 34); unprivileged 40 min (slowest 40)"
 
 
+def test_the_shipped_teacher_is_the_best_on_validation_success_then_return():
+    """Seed 1 has the best return but seed 2 the best success: success decides; a tie on success goes to
+    the higher return."""
+    from distillkit.results.ship import best_seed
+
+    scores = {0: {"success": 0.80, "return": 1900.0}, 1: {"success": 0.90, "return": 2300.0},
+              2: {"success": 0.95, "return": 2100.0}}
+    assert best_seed(scores) == 2
+    assert best_seed({**scores, 3: {"success": 0.95, "return": 2200.0}}) == 3
+
+
 @pytest.mark.slow
 def test_student_types_section_runs_every_architecture_end_to_end(tmp_path, monkeypatch):
     """The section on the quick task at a tiny budget (not a result): encoder teachers, every

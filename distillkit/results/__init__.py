@@ -27,7 +27,7 @@ sections). Sections:
   held-out panel with its hidden-dynamics perturbations, leakage checks and export, and the R^2 of
   a linear probe of each student's memory per privileged field.
 
-Shipping the seed-0 teacher into the package is its own command: ``python -m distillkit results
+Shipping each task's best teacher on validation seeds into the package is its own command: ``python -m distillkit results
 --ship``.
 
 One module per section, each ``run(tasks, runs, workers)``; their prose is in ``docs/templates/``;

@@ -7,10 +7,12 @@ import shutil
 from pathlib import Path
 
 from distillkit.artifacts import CHECKPOINTS, REPO_ROOT, load_tensors, read_manifest, save_artifact
-from distillkit.results.jobs import run_folder
+from distillkit.envs import EnvFactory
+from distillkit.results.budgets import BUDGETS, TRAINING_SEEDS
+from distillkit.results.jobs import run_folder, teacher_policy
 
 
-def ship_checkpoint(folder: Path, task: str, checkpoints: Path = CHECKPOINTS) -> Path:
+def ship_checkpoint(folder: Path, task: str, checkpoints: Path = CHECKPOINTS, chosen_by: str = "") -> Path:
     """Copy a teacher's actor, critic, selected actor (a run trained with checkpoint selection) and
     manifest (not its optimiser) into ``checkpoints`` (the package's), recording where it came from
     relative to the repository."""
@@ -22,11 +24,39 @@ def ship_checkpoint(folder: Path, task: str, checkpoints: Path = CHECKPOINTS) ->
     source = folder.resolve()
     stems = [stem for stem in ("actor", "critic", "selected_actor") if stem in manifest["files"]]
     save_artifact(dest, {stem: load_tensors(folder, stem, manifest) for stem in stems},
-                  {**kept, "shipped_from": str(source.relative_to(REPO_ROOT) if source.is_relative_to(REPO_ROOT) else folder)})
+                  {**kept, "shipped_from": str(source.relative_to(REPO_ROOT) if source.is_relative_to(REPO_ROOT) else folder),
+                  "shipped_because": chosen_by})
     return dest
 
 
+def validation_scores(task: str, runs: Path) -> dict[int, dict]:
+    """Each training seed's teacher on the validation seeds (never the held-out panel the results
+    are measured on): success rate and mean return."""
+    from distillkit.evaluate import evaluate_policy, validation_seeds
+
+    envs, budget = EnvFactory(task), BUDGETS[task]
+    scores = {}
+    for seed in TRAINING_SEEDS[task]:
+        actor, _ = teacher_policy(run_folder(runs / "teachers", task, "teacher", seed), envs)
+        ep = evaluate_policy(lambda obs, a=actor: a(obs), envs, validation_seeds(budget.eval_seeds),
+                             num_envs=budget.eval_worlds, training_seeds=[seed])
+        scores[seed] = {"success": float(ep["success"].mean()), "return": float(ep["return"].mean())}
+    return scores
+
+
+def best_seed(scores: dict[int, dict]) -> int:
+    """The seed with the highest validation success, then return."""
+    return max(scores, key=lambda seed: (scores[seed]["success"], scores[seed]["return"]))
+
+
 def ship(tasks: list[str], runs: Path) -> None:
-    """Each task's seed-0 teacher (``runs/teachers``) becomes the package's checkpoint."""
+    """Each task's best teacher on the validation seeds (``runs/teachers``) becomes the package's
+    checkpoint: the chapters demonstrate with a reliable expert, as a practitioner would deploy the
+    best of their training seeds; the results average every seed."""
     for task in tasks:
-        print(f"shipped {ship_checkpoint(run_folder(runs / 'teachers', task, 'teacher', 0), task)}")
+        scores = validation_scores(task, runs)
+        seed = best_seed(scores)
+        because = (f"training seed {seed} of {sorted(scores)}: the highest validation success, then return "
+                   f"({', '.join(f'seed {s}: {v['success']:.2f}, {v['return']:.0f}' for s, v in scores.items())})")
+        print(f"shipped {ship_checkpoint(run_folder(runs / 'teachers', task, 'teacher', seed), task, chosen_by=because)}"
+              f"\n  {because}")

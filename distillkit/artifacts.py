@@ -47,12 +47,13 @@ class ArtifactError(ValueError):
     """An artifact is malformed, torn, or from another task, schema or engine version."""
 
 
-def shipped_teacher(task: str) -> Path:
-    """The folder of ``task``'s teacher shipped with the package."""
-    folder = CHECKPOINTS / f"{task}_teacher"
+def shipped_teacher(task: str, kind: str = "teacher") -> Path:
+    """The folder of ``task``'s teacher shipped with the package: ``kind`` ``"teacher"`` (the claims'
+    teacher) or ``"encoder_teacher"`` (with a privileged encoder, for latent and estimator students)."""
+    folder = CHECKPOINTS / f"{task}_{kind}"
     if not (folder / "manifest.json").exists():
-        shipped = sorted(p.name.removesuffix("_teacher") for p in CHECKPOINTS.glob("*_teacher"))
-        raise ArtifactError(f"no shipped teacher for task {task!r} in {CHECKPOINTS}; shipped: {shipped}")
+        shipped = sorted(p.name for p in CHECKPOINTS.iterdir() if (p / "manifest.json").exists())
+        raise ArtifactError(f"no shipped {kind} for task {task!r} in {CHECKPOINTS}; shipped: {shipped}")
     return folder
 
 

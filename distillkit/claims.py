@@ -214,6 +214,22 @@ def claim_table(record: dict, claim: str, perturbations=("nominal",)) -> pd.Data
     return pd.DataFrame(rows).set_index(["perturbation", "policy"])
 
 
+def student_types_table(section: dict) -> pd.DataFrame:
+    """The student types' comparison (a task's ``student_types`` record, written by ``python -m
+    distillkit results --section student_types``) as a small table: each type's return divided by
+    the teacher's with its 95 % CI per perturbation, and its nominal success."""
+    rows = []
+    for architecture, by_perturbation in section["students"].items():
+        row = {"student": architecture}
+        for perturbation, e in by_perturbation.items():
+            ratio = e["return_ratio"]
+            row[f"{perturbation}: ÷ teacher (95 % CI)"] = (f"{ratio['mean']:.2f} ({ratio['ci95'][0]:.2f} to "
+                                                           f"{ratio['ci95'][1]:.2f})")
+        row["success, nominal"] = round(by_perturbation["nominal"]["success"]["mean"], 2)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("student")
+
+
 def claim_verdict(record: dict, claim: str) -> pd.DataFrame:
     """The targets a claim is judged on, what was measured and whether it was met."""
     _, keys = CLAIM_VIEWS[claim]

@@ -255,10 +255,16 @@ class RecurrentStudent(Student):
     def forward_window(self, obs, starts, window, worlds, prepared):
         return self.outputs_window(obs, starts, window, worlds, prepared)["action"]
 
-    def step(self, obs, memory):
+    def step_outputs(self, obs: Obs, memory: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """``readout`` for one step from ``memory`` (N, hidden_size): every named output (the action,
+        a latent estimate, an estimate in the fields' units) and the memory after the step."""
         raw = self.input.flat(obs)
         out, h = self.gru(self.input.normalizer(raw).unsqueeze(0), memory.unsqueeze(0))
-        return self.readout(raw, out[0])["action"], h[0]
+        return self.readout(raw, out[0]), h[0]
+
+    def step(self, obs, memory):
+        outputs, memory = self.step_outputs(obs, memory)
+        return outputs["action"], memory
 
     def forward(self, obs: Obs) -> torch.Tensor:
         any_field = next(iter(obs.values()))

@@ -97,3 +97,19 @@ def test_measured_on_says_when_the_task_has_changed_since_its_claims_were_measur
     assert "is now version" not in claims.measured_on(record)
     stale = claims.measured_on({**record, "task_version": current - 1})
     assert f"version {current - 1}: measured 2026-12-03" in stale and f"The task is now version {current}" in stale
+
+
+def test_the_student_types_table_shows_each_ratio_with_its_interval():
+    from distillkit.claims import student_types_table
+
+    entry = lambda mean, lo, hi: {"mean": mean, "ci95": [lo, hi], "n": 3}
+    section = {"students": {
+        "mlp": {"nominal": {"return_ratio": entry(0.976, 0.881, 1.072), "success": entry(0.9375, 0.8, 1.0)},
+                "heavy_pole": {"return_ratio": entry(0.5, 0.4, 0.6), "success": entry(0.5, 0.4, 0.6)}},
+        "latent": {"nominal": {"return_ratio": entry(0.93, 0.77, 1.08), "success": entry(0.81, 0.7, 0.9)},
+                   "heavy_pole": {"return_ratio": entry(0.94, 0.82, 1.06), "success": entry(0.8, 0.7, 0.9)}}}}
+    table = student_types_table(section)
+    assert list(table.index) == ["mlp", "latent"]
+    assert table.loc["mlp", "nominal: ÷ teacher (95 % CI)"] == "0.98 (0.88 to 1.07)"
+    assert table.loc["mlp", "heavy_pole: ÷ teacher (95 % CI)"] == "0.50 (0.40 to 0.60)", "each perturbation its own"
+    assert table.loc["latent", "success, nominal"] == 0.81

@@ -44,5 +44,19 @@ def test_a_teacher_loads_from_its_own_manifest_without_an_env(task):
 
 
 def test_an_unshipped_task_is_refused_naming_what_is_shipped():
-    with pytest.raises(ArtifactError, match=r"no shipped teacher for task 'ant' .*'cartpole'"):
+    with pytest.raises(ArtifactError, match=r"no shipped teacher for task 'ant' .*'cartpole_teacher'"):
         shipped_teacher("ant")
+    with pytest.raises(ArtifactError, match=r"no shipped encoder_teacher for task 'ant'"):
+        shipped_teacher("ant", "encoder_teacher")
+
+
+def test_the_shipped_encoder_teacher_labels_a_latent_for_the_latent_students():
+    """Chapter 7's latent and estimator students learn from it: it must load as an encoder teacher
+    on the current task and label its latent."""
+    from distillkit.models import EncoderActor
+
+    env = make_env("cartpole", 2)
+    actor, manifest, _ = load_actor(shipped_teacher("cartpole", "encoder_teacher"), env)
+    assert isinstance(actor, EncoderActor) and manifest["ppo"]["encoder_latent"] == actor.latent_size
+    with torch.no_grad():
+        assert actor.targets(env.reset(seed=1))["latent"].shape == (2, actor.latent_size)

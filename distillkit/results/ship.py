@@ -1,5 +1,7 @@
-"""Shipping a trained teacher into the package: its own explicit command
-(``python -m distillkit results --ship``), recording where it came from relative to the repository."""
+"""Shipping trained teachers into the package: its own explicit command
+(``python -m distillkit results --ship``), recording where each came from relative to the repository.
+Two kinds ship: the claims' teacher (section ``teachers``) and the teacher with a privileged encoder
+(section ``student_types``), which chapter 7's latent and estimator students learn from."""
 
 from __future__ import annotations
 
@@ -8,16 +10,20 @@ from pathlib import Path
 
 from distillkit.artifacts import CHECKPOINTS, REPO_ROOT, load_tensors, read_manifest, save_artifact
 from distillkit.envs import EnvFactory
-from distillkit.results.budgets import BUDGETS, TRAINING_SEEDS
+from distillkit.results.budgets import BUDGETS, STUDENT_TYPE_SEEDS, TRAINING_SEEDS
 from distillkit.results.jobs import run_folder, teacher_policy
 
+#: each kind of teacher that ships: the seeds its section trains, and the section
+KINDS = {"teacher": (TRAINING_SEEDS, "teachers"), "encoder_teacher": (STUDENT_TYPE_SEEDS, "student_types")}
 
-def ship_checkpoint(folder: Path, task: str, checkpoints: Path = CHECKPOINTS, chosen_by: str = "") -> Path:
+
+def ship_checkpoint(folder: Path, task: str, checkpoints: Path = CHECKPOINTS, chosen_by: str = "",
+                    kind: str = "teacher") -> Path:
     """Copy a teacher's actor, critic, selected actor (a run trained with checkpoint selection) and
     manifest (not its optimiser) into ``checkpoints`` (the package's), recording where it came from
     relative to the repository."""
     manifest = read_manifest(folder)
-    dest = checkpoints / f"{task}_teacher"
+    dest = checkpoints / f"{task}_{kind}"
     if dest.exists():
         shutil.rmtree(dest)
     kept = {k: v for k, v in manifest.items() if k not in ("format", "format_version", "files")}
@@ -29,15 +35,15 @@ def ship_checkpoint(folder: Path, task: str, checkpoints: Path = CHECKPOINTS, ch
     return dest
 
 
-def validation_scores(task: str, runs: Path) -> dict[int, dict]:
-    """Each training seed's teacher on the validation seeds (never the held-out panel the results
+def validation_scores(task: str, folders: dict[int, Path]) -> dict[int, dict]:
+    """Each seed's teacher (``folders``) on the validation seeds (never the held-out panel the results
     are measured on): success rate and mean return."""
     from distillkit.evaluate import evaluate_policy, validation_seeds
 
     envs, budget = EnvFactory(task), BUDGETS[task]
     scores = {}
-    for seed in TRAINING_SEEDS[task]:
-        actor, _ = teacher_policy(run_folder(runs / "teachers", task, "teacher", seed), envs)
+    for seed, folder in folders.items():
+        actor, _ = teacher_policy(folder, envs)
         ep = evaluate_policy(lambda obs, a=actor: a(obs), envs, validation_seeds(budget.eval_seeds),
                              num_envs=budget.eval_worlds, training_seeds=[seed])
         scores[seed] = {"success": float(ep["success"].mean()), "return": float(ep["return"].mean())}
@@ -50,13 +56,21 @@ def best_seed(scores: dict[int, dict]) -> int:
 
 
 def ship(tasks: list[str], runs: Path) -> None:
-    """Each task's best teacher on the validation seeds (``runs/teachers``) becomes the package's
-    checkpoint: the chapters demonstrate with a reliable expert, as a practitioner would deploy the
-    best of their training seeds; the results average every seed."""
+    """Each task's best teacher of each kind on the validation seeds (``runs/teachers``) becomes the
+    package's checkpoint: the chapters demonstrate with a reliable expert, as a practitioner would
+    deploy the best of their training seeds; the results average every seed. A kind whose section
+    has not run yet is skipped, saying so."""
     for task in tasks:
-        scores = validation_scores(task, runs)
-        seed = best_seed(scores)
-        because = (f"training seed {seed} of {sorted(scores)}: the highest validation success, then return "
-                   f"({', '.join(f'seed {s}: {v['success']:.2f}, {v['return']:.0f}' for s, v in scores.items())})")
-        print(f"shipped {ship_checkpoint(run_folder(runs / 'teachers', task, 'teacher', seed), task, chosen_by=because)}"
-              f"\n  {because}")
+        for kind, (seeds, section) in KINDS.items():
+            folders = {seed: run_folder(runs / "teachers", task, kind, seed) for seed in seeds[task]}
+            missing = [str(f) for f in folders.values() if not (f / "manifest.json").exists()]
+            if missing:
+                print(f"not shipped: {task} {kind} (no runs {missing}; `python -m distillkit results --section "
+                      f"{section} --tasks {task}` trains them)")
+                continue
+            scores = validation_scores(task, folders)
+            seed = best_seed(scores)
+            because = (f"training seed {seed} of {sorted(scores)}: the highest validation success, then return "
+                       f"({', '.join(f'seed {s}: {v['success']:.2f}, {v['return']:.0f}' for s, v in scores.items())})")
+            dest = ship_checkpoint(folders[seed], task, chosen_by=because, kind=kind)
+            print(f"shipped {dest}\n  {because}")

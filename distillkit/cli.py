@@ -190,8 +190,8 @@ def results(args: argparse.Namespace) -> None:
     from distillkit.results import regenerate
     from distillkit.results.ship import ship
 
-    if args.ship:
-        ship(args.tasks, Path(args.runs))
+    if args.ship is not None:
+        ship(args.tasks, Path(args.runs), kinds=args.ship or None)
     else:
         regenerate(args.section, args.tasks, Path(args.runs), args.jobs)
 
@@ -398,10 +398,12 @@ def main(argv: list[str] | None = None) -> None:
 
     p = commands.add_parser("results", help="train what is missing, evaluate, rewrite docs/results.md")
     from distillkit.results import SECTIONS
+    from distillkit.results.ship import KINDS as SHIPPED_KINDS
 
     p.add_argument("--section", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
-    p.add_argument("--ship", action="store_true",
-                   help="copy each task's trained seed-0 teacher into distillkit/checkpoints/ (and do nothing else)")
+    p.add_argument("--ship", nargs="*", choices=list(SHIPPED_KINDS), default=None, metavar="KIND",
+                   help="copy each task's best teacher on validation seeds into distillkit/checkpoints/ (and do "
+                        f"nothing else): the kinds named, every kind if none is ({', '.join(SHIPPED_KINDS)})")
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     p.add_argument("--runs", default="runs", help="where training runs live (reused when present)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="training runs in parallel")

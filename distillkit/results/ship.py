@@ -55,13 +55,14 @@ def best_seed(scores: dict[int, dict]) -> int:
     return max(scores, key=lambda seed: (scores[seed]["success"], scores[seed]["return"]))
 
 
-def ship(tasks: list[str], runs: Path) -> None:
+def ship(tasks: list[str], runs: Path, kinds: list[str] | None = None) -> None:
     """Each task's best teacher of each kind on the validation seeds (``runs/teachers``) becomes the
     package's checkpoint: the chapters demonstrate with a reliable expert, as a practitioner would
     deploy the best of their training seeds; the results average every seed. A kind whose section
-    has not run yet is skipped, saying so."""
+    has not run yet is skipped, saying so. ``kinds``: which of :data:`KINDS` to ship (None: every kind)."""
     for task in tasks:
-        for kind, (seeds, section) in KINDS.items():
+        for kind in kinds or KINDS:
+            seeds, section = KINDS[kind]
             folders = {seed: run_folder(runs / "teachers", task, kind, seed) for seed in seeds[task]}
             missing = [str(f) for f in folders.values() if not (f / "manifest.json").exists()]
             if missing:

@@ -202,3 +202,21 @@ def test_baseline_tuning_rows_and_the_verdict_on_the_baseline_the_claims_use(tmp
     monkeypatch.setitem(BASELINE_SETTINGS, task, {})
     assert verdict(task, table).startswith(f"The baseline of the teachers and claims sections trains with "
                                            f"**{TEACHERS_SETTINGS}**")
+
+
+def test_baseline_tuning_sets_the_best_row_beside_the_privileged_teacher():
+    """The section's reference line: the best row's return ratio and success gap to the teachers of the
+    same seeds, the numbers the teacher claim's targets are about; a wrong row or sign would show."""
+
+    from distillkit.results.baseline_tuning import against_teacher, summarise
+
+    rows = [{"setting": name, "seed": seed, "return": ret, "success": succ, "fall_rate": 1 - succ}
+            for name, seed, ret, succ in [("a", 0, 1000.0, 0.6), ("a", 1, 1200.0, 0.8),
+                                          ("b", 0, 1500.0, 0.9), ("b", 1, 1700.0, 0.7)]]
+    table = summarise(rows)
+    assert list(table.index) == ["a", "b"] and table.loc["b", "return"] == 1600.0
+    teacher = summarise([{"setting": "teacher", "seed": s, "return": 2000.0, "success": 0.95, "fall_rate": 0.05}
+                         for s in (0, 1)]).loc["teacher"]
+    line = against_teacher(table, teacher)
+    assert "reaches 0.80 of their return" in line                 # row b: 1600 / 2000
+    assert "its success is 0.15 below theirs" in line             # 0.95 - 0.80

@@ -68,6 +68,24 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def against_teacher(table: pd.DataFrame, teacher: pd.Series) -> str:
+    """The best baseline next to the privileged teacher of the same training seeds, on the same panel:
+    a first look at the teacher claim's margins (the claims section measures the claim itself)."""
+    best = table.loc[winner(table)]
+    return (f"The privileged teachers of the same training seeds, on the same panel: return {teacher['return']:.1f} "
+            f"± {teacher.return_std:.1f}, success {teacher.success:.2f}, fall rate {teacher.fall_rate:.2f}. "
+            f"The best row reaches {best['return'] / teacher['return']:.2f} of their return, and its success is "
+            f"{teacher.success - best.success:.2f} below theirs (the teacher claim asks for a return ratio of at "
+            f"least 1.25 or a success gap of at least 0.25).")
+
+
+def summarise(rows: list[dict]) -> pd.DataFrame:
+    """Mean (and std of the return) over training seeds, one row per setting."""
+    return pd.DataFrame(rows).groupby("setting", sort=False).agg(
+        seeds=("seed", "count"), **{"return": ("return", "mean")}, return_std=("return", "std"),
+        success=("success", "mean"), fall_rate=("fall_rate", "mean"))
+
+
 def run(tasks: list[str], runs: Path, workers: int) -> None:
     from distillkit.envs import EnvFactory
     from distillkit.evaluate import evaluate_policy, validation_seeds
@@ -75,24 +93,25 @@ def run(tasks: list[str], runs: Path, workers: int) -> None:
     tasks = [t for t in tasks if t in BASELINE_SWEEP]
     jobs = {(t, name, s): tuning_job(runs, t, name, changes, s)
             for t in tasks for name, changes in settings(t).items() for s in TUNING_SEEDS}
-    run_jobs(list(jobs.values()), workers, "baseline tuning runs")
+    teachers = {(t, s): TeacherJob(t, "teacher", s, run_folder(runs / "teachers", t, "teacher", s), BUDGETS[t])
+                for t in tasks for s in TUNING_SEEDS}
+    run_jobs([*teachers.values(), *jobs.values()], workers, "baseline tuning runs")
     for task in tasks:
         envs, budget = EnvFactory(task), BUDGETS[task]
         seeds = validation_seeds(budget.eval_seeds, first=FIRST_TUNING_SEED)
-        rows = []
-        for (t, name, seed), job in jobs.items():
-            if t != task:
-                continue
-            actor, _ = teacher_policy(job.out, envs)
-            ep = evaluate_policy(lambda obs, a=actor: a(obs), envs, seeds, num_envs=budget.eval_worlds,
+
+        def score(name: str, seed: int, folder: Path) -> dict:
+            actor, _ = teacher_policy(folder, envs)
+            ep = evaluate_policy(lambda obs: actor(obs), envs, seeds, num_envs=budget.eval_worlds,
                                  training_seeds=[seed])
-            rows.append({"setting": name, "seed": seed, "return": ep["return"].mean(),
-                         "success": ep["success"].mean(), "fall_rate": ep["fell"].mean()})
-        table = pd.DataFrame(rows).groupby("setting", sort=False).agg(
-            seeds=("seed", "count"), **{"return": ("return", "mean")}, return_std=("return", "std"),
-            success=("success", "mean"), fall_rate=("fall_rate", "mean"))
+            return {"setting": name, "seed": seed, "return": ep["return"].mean(),
+                    "success": ep["success"].mean(), "fall_rate": ep["fell"].mean()}
+
+        table = summarise([score(name, seed, job.out) for (t, name, seed), job in jobs.items() if t == task])
+        teacher = summarise([score("teacher", seed, job.out) for (t, seed), job in teachers.items() if t == task])
         write_section(f"baseline_tuning_{task}", render(
             "baseline_tuning", task=task, table=markdown(table), verdict=verdict(task, table),
+            reference=against_teacher(table, teacher.loc["teacher"]),
             seeds=f"{len(TUNING_SEEDS)} training seeds {list(TUNING_SEEDS)}",
             panel=f"{len(seeds)} validation seeds from {seeds[0]:,} × {budget.eval_worlds} episodes",
             measured=measured(f"python -m distillkit results --section baseline_tuning --tasks {task}")))

@@ -180,7 +180,7 @@ def test_baseline_tuning_rows_and_the_verdict_on_the_baseline_the_claims_use(tmp
     from distillkit.results.budgets import BASELINE_SETTINGS, BASELINE_SWEEP, BUDGETS, variant_budget
 
     task = "walker_rough"
-    assert BASELINE_SETTINGS[task] == {}, "this test assumes the teacher's settings are the baseline's"
+    monkeypatch.setitem(BASELINE_SETTINGS, task, {})          # the teacher's settings are the baseline's
     reference = tuning_job(tmp_path, task, TEACHERS_SETTINGS, {}, 0)
     assert reference.out == tmp_path / "teachers" / task / "unprivileged_seed0"
     assert reference.config() == PPOConfig(**{**BUDGETS[task].config.to_dict(), "actor_group": "student"})
@@ -190,6 +190,12 @@ def test_baseline_tuning_rows_and_the_verdict_on_the_baseline_the_claims_use(tmp
     config = job.config()
     assert config.actor_group == "student" and all(getattr(config, k) == v for k, v in changes.items())
     assert job.budget.env_steps == variant_budget(task, "unprivileged").env_steps
+    # when another row is the baseline's, the teacher's settings train under runs/baseline_tuning/
+    monkeypatch.setitem(BASELINE_SETTINGS, task, changes)
+    assert tuning_job(tmp_path, task, name, changes, 1).out == tmp_path / "teachers" / task / "unprivileged_seed1"
+    assert tuning_job(tmp_path, task, TEACHERS_SETTINGS, {}, 0).out == \
+        tmp_path / "baseline_tuning" / task / "teachers_settings_seed0"
+    monkeypatch.setitem(BASELINE_SETTINGS, task, {})
 
     rows = list(settings(task))
     table = pd.DataFrame({"success": [0.5, 0.7] + [0.1] * (len(rows) - 2), "return": [900.0] * len(rows)},

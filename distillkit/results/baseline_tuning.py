@@ -36,7 +36,8 @@ def tuning_job(runs: Path, task: str, name: str, changes: dict, seed: int) -> Te
     if changes == BASELINE_SETTINGS[task]:
         return TeacherJob(task, "unprivileged", seed, run_folder(runs / "teachers", task, "unprivileged", seed), budget)
     config = PPOConfig(**{**BUDGETS[task].config.to_dict(), **changes})
-    return TeacherJob(task, "unprivileged", seed, runs / "baseline_tuning" / task / f"{name}_seed{seed}",
+    folder = name.replace("'", "").replace(" ", "_")            # "teacher's settings" -> teachers_settings
+    return TeacherJob(task, "unprivileged", seed, runs / "baseline_tuning" / task / f"{folder}_seed{seed}",
                       dataclasses.replace(budget, config=config))
 
 
@@ -63,7 +64,7 @@ def verdict(task: str, table: pd.DataFrame) -> str:
 def markdown(table: pd.DataFrame) -> str:
     lines = ["| setting | seeds | validation return | success | fall rate |", "|---|---:|---:|---:|---:|"]
     for name, r in table.iterrows():
-        lines.append(f"| {name} | {r.seeds} | {r['return']:.1f} ± {r.return_std:.1f} | {r.success:.2f} | "
+        lines.append(f"| {name} | {int(r.seeds)} | {r['return']:.1f} ± {r.return_std:.1f} | {r.success:.2f} | "
                      f"{r.fall_rate:.2f} |")
     return "\n".join(lines)
 

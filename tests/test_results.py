@@ -213,7 +213,6 @@ def test_baseline_tuning_rows_and_the_verdict_on_the_baseline_the_claims_use(tmp
 def test_baseline_tuning_sets_the_best_row_beside_the_privileged_teacher():
     """The section's reference line: the best row's return ratio and success gap to the teachers of the
     same seeds, the numbers the teacher claim's targets are about; a wrong row or sign would show."""
-
     from distillkit.results.baseline_tuning import against_teacher, summarise
 
     rows = [{"setting": name, "seed": seed, "return": ret, "success": succ, "fall_rate": 1 - succ}

@@ -2,8 +2,8 @@
 can trust.
 
 - **Teacher claim**: privileged state makes a better expert than RL on the student's own inputs.
-  Evidence: the teacher against the *unprivileged* PPO baseline (the same PPO and network class on
-  the student's fields, with at least the teacher's plus the student's env steps).
+  Evidence: the teacher against the *unprivileged* PPO baseline (the same PPO, tuned for it, and network class
+  on the student's fields, with at least the teacher's plus the student's env steps).
 - **Imitation claim**: the student matches the teacher's useful actions on valid states.
   Evidence: the imitation error on the student's own states, and DAgger against behaviour cloning.
 - **Deployment claim**: the student, alone and with every privileged input removed, still succeeds.

@@ -6,8 +6,8 @@ reused, interrupted ones resume), evaluates every policy on held-out seeds and r
 the sections of ``docs/results.md`` and its figures (a run for some tasks rewrites only their
 sections). Sections:
 
-- ``teachers``: privileged teacher vs unprivileged PPO (the same PPO and network on the student's
-  fields, with the teacher's plus the student's env steps), per task, over the task's training
+- ``teachers``: privileged teacher vs unprivileged PPO (the same PPO, tuned for it, and network on the
+  student's fields, with the teacher's plus the student's env steps), per task, over the task's training
   seeds; training curves.
 - ``baseline_tuning``: the unprivileged baseline trained with other PPO settings on two seeds,
   scored on validation seeds: is the baseline of the claims the tuned one?

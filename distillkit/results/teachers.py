@@ -1,5 +1,5 @@
-"""Section ``teachers``: the privileged teacher vs unprivileged PPO (the same PPO and network on the
-student's fields, with the teacher's plus the student's env steps), per task, over the task's
+"""Section ``teachers``: the privileged teacher vs unprivileged PPO (the same PPO, tuned for it, and
+network on the student's fields, with the teacher's plus the student's env steps), per task, over the task's
 training seeds; training curves."""
 
 from __future__ import annotations

@@ -44,6 +44,8 @@ TARGETS = {
     "gap_closure": ("gap closure (DAgger − unprivileged) ÷ (teacher − unprivileged), nominal", ">=", 0.80),
     "bc_vs_teacher_return_ratio": ("BC student ÷ teacher return, nominal", "<=", 0.60),
 }
+#: The teacher claim also needs a fair competitor: a baseline trained with the settings its tuning chose.
+BASELINE_TUNED = "unprivileged PPO trained with the best settings of its tuning (section baseline_tuning)"
 
 
 def per_seed(episodes: pd.DataFrame) -> pd.DataFrame:
@@ -113,8 +115,10 @@ def comparisons(seeds: pd.DataFrame) -> list[dict]:
     return tests
 
 
-def headline(summary: dict, tests: list[dict], perturbation: str = "nominal") -> dict:
-    """The numbers the targets are judged on (nominal panel) and each target's verdict."""
+def headline(summary: dict, tests: list[dict], baseline_tuned: bool, perturbation: str = "nominal") -> dict:
+    """The numbers the targets are judged on (nominal panel) and each target's verdict.
+    ``baseline_tuned``: whether unprivileged PPO trained with the settings its tuning found best; a
+    teacher that only beats an untuned baseline does not show the teacher claim."""
     m = lambda policy, metric: summary[policy][perturbation][metric]["mean"]
     teacher, unprivileged, dagger, bc = (m(p, "return") for p in ("teacher", "unprivileged", "dagger", "bc"))
     test = next(t for t in tests if t["perturbation"] == perturbation and t["a"] == "teacher"
@@ -126,18 +130,22 @@ def headline(summary: dict, tests: list[dict], perturbation: str = "nominal") ->
         "teacher_vs_unprivileged_success_gap": m("teacher", "success") - m("unprivileged", "success"),
         "teacher_vs_unprivileged_p": test["p_value"],
         "dagger_vs_teacher_return_ratio": dagger / teacher,
-        "gap_closure": (dagger - unprivileged) / (teacher - unprivileged),
+        # a gap the paired test cannot tell from zero cannot be closed: its ratio would be noise over noise
+        "gap_closure": ((dagger - unprivileged) / (teacher - unprivileged) if test["difference_ci95"][0] > 0
+                        else math.nan),
         "bc_vs_teacher_return_ratio": bc / teacher,
     }
     verdicts = {}
     for key, (text, op, threshold) in TARGETS.items():
-        value = values[key]
+        value = values[key]                # NaN (undefined) meets no target
         met = {">=": value >= threshold, "<=": value <= threshold, "<": value < threshold}[op]
         verdicts[key] = {"target": f"{text} {op} {threshold}", "value": value, "met": bool(met)}
-    # The teacher claim holds if the return ratio or the success gap reaches its target, significantly.
+    verdicts["baseline_tuned"] = {"target": BASELINE_TUNED, "value": bool(baseline_tuned), "met": bool(baseline_tuned)}
+    # The teacher claim holds if the return ratio or the success gap reaches its target, significantly,
+    # against a tuned baseline.
     teacher_claim = ((verdicts["teacher_vs_unprivileged_return_ratio"]["met"]
                       or verdicts["teacher_vs_unprivileged_success_gap"]["met"])
-                     and verdicts["teacher_vs_unprivileged_p"]["met"])
+                     and verdicts["teacher_vs_unprivileged_p"]["met"] and verdicts["baseline_tuned"]["met"])
     return {"values": values, "targets": verdicts, "teacher_claim_shown": bool(teacher_claim),
             "deployment_claim_shown": bool(verdicts["dagger_vs_teacher_return_ratio"]["met"]
                                            and verdicts["gap_closure"]["met"])}
@@ -161,7 +169,7 @@ def json_safe(value):
 CLAIM_VIEWS = {
     "teacher": (("teacher", "unprivileged"),
                 ("teacher_success", "teacher_fall_rate", "teacher_vs_unprivileged_return_ratio",
-                 "teacher_vs_unprivileged_success_gap", "teacher_vs_unprivileged_p")),
+                 "teacher_vs_unprivileged_success_gap", "teacher_vs_unprivileged_p", "baseline_tuned")),
     "imitation": (("teacher", "bc", "dagger"), ("bc_vs_teacher_return_ratio", "dagger_vs_teacher_return_ratio")),
     "deployment": (("teacher", "unprivileged", "dagger"), ("dagger_vs_teacher_return_ratio", "gap_closure")),
 }
@@ -230,9 +238,27 @@ def student_types_table(section: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("student")
 
 
+def value_text(value) -> str:
+    """A target's measured value as a table shows it: yes/no, undefined (NaN, or null in JSON), or
+    three significant digits."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        return value
+    if value is None or math.isnan(value):
+        return "undefined"
+    return f"{value:.3g}"
+
+
 def claim_verdict(record: dict, claim: str) -> pd.DataFrame:
     """The targets a claim is judged on, what was measured and whether it was met."""
     _, keys = CLAIM_VIEWS[claim]
     targets = record["headline"]["targets"]
-    return pd.DataFrame([{"target": targets[k]["target"], "measured": round(targets[k]["value"], 3),
-                          "met": "yes" if targets[k]["met"] else "no"} for k in keys]).set_index("target")
+    # records measured before the baseline's tuning was checked say nothing about it: not met
+    unchecked = {"target": BASELINE_TUNED, "value": "not recorded", "met": False}
+    rows = []
+    for key in keys:
+        t = targets.get(key, unchecked) if key == "baseline_tuned" else targets[key]
+        measured = value_text(t["value"])
+        rows.append({"target": t["target"], "measured": measured, "met": "yes" if t["met"] else "no"})
+    return pd.DataFrame(rows).set_index("target")

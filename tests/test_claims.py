@@ -53,15 +53,40 @@ def panel(teacher: float, unprivileged: float, dagger: float, bc: float) -> pd.D
 
 def test_verdicts_follow_the_numbers():
     seeds = per_seed(panel(teacher=1800, unprivileged=1200, dagger=1750, bc=600))
-    verdict = headline(summarise(seeds), comparisons(seeds))
+    verdict = headline(summarise(seeds), comparisons(seeds), baseline_tuned=True)
     assert verdict["teacher_claim_shown"] and verdict["deployment_claim_shown"]
     assert verdict["targets"]["gap_closure"]["value"] == pytest.approx((1750 - 1200) / 600, abs=0.05)
     assert verdict["targets"]["bc_vs_teacher_return_ratio"]["met"]
+    # the same numbers against a baseline that was not tuned: the teacher claim is not shown
+    untuned = headline(summarise(seeds), comparisons(seeds), baseline_tuned=False)
+    assert not untuned["teacher_claim_shown"] and not untuned["targets"]["baseline_tuned"]["met"]
+    assert untuned["deployment_claim_shown"]
     # the flagship as it was: a teacher only 1.065x unprivileged PPO does not show the teacher claim
     seeds = per_seed(panel(teacher=1855, unprivileged=1742, dagger=1799, bc=477))
-    verdict = headline(summarise(seeds), comparisons(seeds))
+    verdict = headline(summarise(seeds), comparisons(seeds), baseline_tuned=True)
     assert not verdict["teacher_claim_shown"]
     assert not verdict["targets"]["teacher_vs_unprivileged_return_ratio"]["met"]
+    # no gap between teacher and baseline: nothing to close, so the closure is undefined and not met
+    seeds = per_seed(panel(teacher=1800, unprivileged=1800, dagger=1805, bc=600))
+    verdict = headline(summarise(seeds), comparisons(seeds), baseline_tuned=True)
+    assert np.isnan(verdict["values"]["gap_closure"]) and not verdict["targets"]["gap_closure"]["met"]
+    assert verdict["targets"]["dagger_vs_teacher_return_ratio"]["met"] and not verdict["deployment_claim_shown"]
+
+
+def test_the_teacher_verdict_says_whether_the_baseline_was_tuned():
+    """The chapter's verdict table has a row for the baseline's tuning; a record measured before that
+    check existed shows it as not recorded and not met, never as met."""
+    seeds = per_seed(panel(teacher=1800, unprivileged=1200, dagger=1750, bc=600))
+    record = {"headline": headline(summarise(seeds), comparisons(seeds), baseline_tuned=True)}
+    row = claims.claim_verdict(record, "teacher").loc[claims.BASELINE_TUNED]
+    assert (row["measured"], row["met"]) == ("yes", "yes")
+    del record["headline"]["targets"]["baseline_tuned"]
+    row = claims.claim_verdict(record, "teacher").loc[claims.BASELINE_TUNED]
+    assert (row["measured"], row["met"]) == ("not recorded", "no")
+    assert claims.claim_verdict(record, "teacher").loc[
+        "teacher ÷ unprivileged PPO return, nominal >= 1.25", "measured"] == "1.5"
+    record["headline"]["targets"]["gap_closure"]["value"] = None        # NaN as docs/claims.json stores it
+    assert claims.claim_verdict(record, "deployment")["measured"].iloc[-1] == "undefined"
 
 
 @pytest.mark.slow

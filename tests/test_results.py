@@ -210,6 +210,47 @@ def test_baseline_tuning_rows_and_the_verdict_on_the_baseline_the_claims_use(tmp
                                            f"**{TEACHERS_SETTINGS}**")
 
 
+def test_the_claims_know_whether_their_baseline_is_the_tuned_one(tmp_path):
+    """The claims section reads the baseline's settings from its runs and compares them with the best
+    row of the tuning record: the teacher's settings after the tuning chose another row are not tuned,
+    no tuning record is not tuned, and seeds trained with different settings are refused."""
+    import json
+
+    import pandas as pd
+
+    from distillkit.artifacts import FORMAT, FORMAT_VERSION
+    from distillkit.results.baseline_tuning import record
+    from distillkit.results.budgets import BASELINE_SWEEP, BUDGETS, TRAINING_SEEDS
+    from distillkit.results.claims import baseline_settings, baseline_tuned
+
+    task = "walker_rough"
+    name, changes = next(iter(BASELINE_SWEEP[task].items()))
+    rows = ["teacher's settings", *BASELINE_SWEEP[task]]
+    table = pd.DataFrame({"seeds": 2, "return": 900.0, "return_std": 10.0, "success": [0.5] * len(rows),
+                          "fall_rate": 0.2}, index=rows)
+    table.loc[name, "success"] = 0.8
+    tuning = record(task, table, [2_000_100], "a command")
+    assert tuning["best"] == name and tuning["best_settings"] == changes
+    teachers = BUDGETS[task].config.to_dict()
+    assert baseline_tuned(task, {**teachers, **changes}, tuning)
+    assert not baseline_tuned(task, teachers, tuning)
+    assert not baseline_tuned(task, {**teachers, **changes}, None)
+    assert not baseline_tuned("cartpole", BUDGETS["cartpole"].config.to_dict(), tuning)     # no sweep
+
+    def write(seed: int, ppo: dict) -> None:
+        folder = tmp_path / "teachers" / task / f"unprivileged_seed{seed}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "manifest.json").write_text(json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION,
+                                                          "ppo": ppo}))
+
+    for seed in TRAINING_SEEDS[task]:
+        write(seed, {**teachers, **changes})
+    assert baseline_settings(task, tmp_path) == {**teachers, **changes}
+    write(TRAINING_SEEDS[task][-1], teachers)
+    with pytest.raises(ValueError, match=rf"seeds \[{TRAINING_SEEDS[task][-1]}\] trained with other PPO settings"):
+        baseline_settings(task, tmp_path)
+
+
 def test_baseline_tuning_sets_the_best_row_beside_the_privileged_teacher():
     """The section's reference line: the best row's return ratio and success gap to the teachers of the
     same seeds, the numbers the teacher claim's targets are about; a wrong row or sign would show."""

@@ -8,6 +8,7 @@ panel of the claims). The teachers and claims sections train the baseline with
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +16,7 @@ import pandas as pd
 from distillkit.ppo import PPOConfig
 from distillkit.results.budgets import BASELINE_SETTINGS, BASELINE_SWEEP, BUDGETS, TUNING_SEEDS, variant_budget
 from distillkit.results.jobs import TeacherJob, run_folder, run_jobs, teacher_policy
-from distillkit.results.report import measured, render, write_section
+from distillkit.results.report import machine, measured, render, update_claims_json, write_section
 
 #: the row that keeps the teacher's PPO settings
 TEACHERS_SETTINGS = "teacher's settings"
@@ -80,6 +81,16 @@ def against_teacher(table: pd.DataFrame, teacher: pd.Series) -> str:
             f"least 1.25 or a success gap of at least 0.25).")
 
 
+def record(task: str, table: pd.DataFrame, validation_seeds: list[int], command: str) -> dict:
+    """The sweep for ``docs/claims.json``: every row's validation scores and the best row's settings."""
+    best = winner(table)
+    return {"best": best, "best_settings": settings(task)[best],
+            "rows": {name: {"settings": settings(task)[name], **r.to_dict(), "seeds": int(r.seeds)}
+                     for name, r in table.iterrows()},
+            "training_seeds": list(TUNING_SEEDS), "validation_seeds": list(validation_seeds),
+            "date": datetime.date.today().isoformat(), "machine": machine(), "command": command}
+
+
 def summarise(rows: list[dict]) -> pd.DataFrame:
     """Mean (and std of the return) over training seeds, one row per setting."""
     return pd.DataFrame(rows).groupby("setting", sort=False).agg(
@@ -110,9 +121,12 @@ def run(tasks: list[str], runs: Path, workers: int) -> None:
 
         table = summarise([score(name, seed, job.out) for (t, name, seed), job in jobs.items() if t == task])
         teacher = summarise([score("teacher", seed, job.out) for (t, seed), job in teachers.items() if t == task])
+        command = f"python -m distillkit results --section baseline_tuning --tasks {task}"
+        # the claims section reads the best row from here to judge whether its baseline is the tuned one
+        update_claims_json(task, "baseline_tuning", record(task, table, seeds, command))
         write_section(f"baseline_tuning_{task}", render(
             "baseline_tuning", task=task, table=markdown(table), verdict=verdict(task, table),
             reference=against_teacher(table, teacher.loc["teacher"]),
             seeds=f"{len(TUNING_SEEDS)} training seeds {list(TUNING_SEEDS)}",
             panel=f"{len(seeds)} validation seeds from {seeds[0]:,} × {budget.eval_worlds} episodes",
-            measured=measured(f"python -m distillkit results --section baseline_tuning --tasks {task}")))
+            measured=measured(command)))

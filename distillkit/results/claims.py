@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 
 from distillkit.artifacts import REPO_ROOT, read_manifest
-from distillkit.results.budgets import BUDGETS, STUDENT_BUDGETS, TRAINING_SEEDS, StudentBudget
+from distillkit.results.budgets import BASELINE_SWEEP, BUDGETS, STUDENT_BUDGETS, TRAINING_SEEDS, StudentBudget
 from distillkit.results.figures import plot_claims
 from distillkit.results.jobs import run_folder, teacher_policy
-from distillkit.results.report import figure_path, machine, measured, render, update_claims_json, write_section
+from distillkit.results.report import figure_path, machine, measured, read_claims_json, render, update_claims_json, write_section
 from distillkit.tasks import TASKS
 
 
@@ -80,6 +80,30 @@ def panel_episodes(task: str, runs: Path, workers: int) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def baseline_settings(task: str, runs: Path) -> dict:
+    """The PPO settings every seed's unprivileged baseline trained with (read from the runs'
+    manifests; seeds trained with different settings are refused)."""
+    found = {seed: read_manifest(run_folder(runs / "teachers", task, "unprivileged", seed))["ppo"]
+             for seed in TRAINING_SEEDS[task]}
+    first_seed, first = next(iter(found.items()))
+    other = [seed for seed, ppo in found.items() if ppo != first]
+    if other:
+        raise ValueError(f"the unprivileged runs of {task} seeds {other} trained with other PPO settings than seed "
+                         f"{first_seed} ({first}): one baseline, one set of settings; retrain them")
+    return first
+
+
+def baseline_tuned(task: str, ppo: dict, tuning: dict | None) -> bool:
+    """Whether a baseline that trained with ``ppo`` is the tuned one: on every setting the sweep varies, it
+    has the teacher's value changed by the best row of ``tuning`` (the ``baseline_tuning`` record of
+    ``docs/claims.json``). No sweep or no tuning record: not tuned."""
+    if task not in BASELINE_SWEEP or tuning is None:
+        return False
+    wanted = {**BUDGETS[task].config.to_dict(), **tuning["best_settings"]}
+    varied = {key for changes in BASELINE_SWEEP[task].values() for key in changes}
+    return all(ppo[key] == wanted[key] for key in varied)
+
+
 def run(tasks: list[str], runs: Path, workers: int) -> None:
     from distillkit import claims as stats
     from distillkit.artifacts import provenance
@@ -89,7 +113,9 @@ def run(tasks: list[str], runs: Path, workers: int) -> None:
         episodes = panel_episodes(task, runs, workers)
         seeds = stats.per_seed(episodes)
         summary, tests = stats.summarise(seeds), stats.comparisons(seeds)
-        verdict = stats.headline(summary, tests)
+        baseline_ppo = baseline_settings(task, runs)
+        tuned = baseline_tuned(task, baseline_ppo, read_claims_json(task, "baseline_tuning"))
+        verdict = stats.headline(summary, tests, baseline_tuned=tuned)
         record = {
             "task": task, "task_version": TASKS[task].version, "date": datetime.date.today().isoformat(),
             "machine": machine(), "command": f"python -m distillkit results --section claims --tasks {task}",
@@ -98,7 +124,8 @@ def run(tasks: list[str], runs: Path, workers: int) -> None:
             "episodes_per_policy_seed_perturbation": int(seeds["episodes"].iloc[0]),
             "budgets": {**{f"{variant}_env_steps": read_manifest(run_folder(runs / "teachers", task, variant, 0))["env_steps"]
                            for variant in ("teacher", "unprivileged")},
-                        "student": dataclasses.asdict(STUDENT_BUDGETS[task]), "ppo": BUDGETS[task].config.to_dict()},
+                        "student": dataclasses.asdict(STUDENT_BUDGETS[task]), "ppo": BUDGETS[task].config.to_dict(),
+                        "unprivileged_ppo": baseline_ppo},
             "success": "no fall, and on tasks with a speed command a mean |v_x - command| within the task's "
                        "tracking tolerance",
             "policies": summary, "paired_tests": tests, "headline": verdict,
@@ -141,7 +168,7 @@ def claims_summary(record: dict) -> str:
 
 
 def claims_markdown(task: str, record: dict, figure: Path) -> str:
-    from distillkit.claims import LABELS, POLICIES
+    from distillkit.claims import LABELS, POLICIES, value_text
 
     summary, verdict = record["policies"], record["headline"]
     lines = ["| perturbation | policy | return (95 % CI) | success (95 % CI) | fall rate | tracking error (m/s) |",
@@ -160,7 +187,7 @@ def claims_markdown(task: str, record: dict, figure: Path) -> str:
                          f"{t['difference']:+.2f} ({low:+.2f}, {high:+.2f}) | {t['p_value']:.3g} |")
     targets = ["| target | measured | met |", "|---|---:|---|"]
     for v in verdict["targets"].values():
-        targets.append(f"| {v['target']} | {v['value']:.3g} | {'yes' if v['met'] else '**no**'} |")
+        targets.append(f"| {v['target']} | {value_text(v['value'])} | {'yes' if v['met'] else '**no**'} |")
     shown = lambda ok: "shown" if ok else "**not shown**"
     return render("claims", task=task, teacher_claim=shown(verdict["teacher_claim_shown"]),
                   deployment_claim=shown(verdict["deployment_claim_shown"]),

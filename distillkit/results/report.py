@@ -36,7 +36,18 @@ def write_section(name: str, body: str, doc: Path = REPO_ROOT / "docs" / "result
     doc.write_text(head + begin + "\n" + body.strip() + "\n" + end + tail)
 
 
-def update_claims_json(task: str, key: str, value, doc: Path = REPO_ROOT / "docs" / "claims.json") -> None:
+CLAIMS_JSON = REPO_ROOT / "docs" / "claims.json"
+
+
+def read_claims_json(task: str, key: str, doc: Path = CLAIMS_JSON):
+    """One entry of a task's record in ``docs/claims.json``; None when the file, the task or the
+    entry is missing (a section that writes it has not run yet)."""
+    if not doc.exists():
+        return None
+    return json.loads(doc.read_text())["tasks"].get(task, {}).get(key)
+
+
+def update_claims_json(task: str, key: str, value, doc: Path = CLAIMS_JSON) -> None:
     """Set one entry of a task's record in ``docs/claims.json``, leaving every other entry (and
     every other task) as it is; written atomically."""
     from distillkit.claims import json_safe

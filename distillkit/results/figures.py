@@ -37,9 +37,12 @@ def plot_curves(runs: Path, task: str, variants: list[str], path: Path) -> None:
         length = min(len(c) for c in curves)
         values = np.stack([c["episode_return"].to_numpy()[:length] for c in curves])
         values = pd.DataFrame(values.T).ffill().rolling(5, min_periods=1).mean().to_numpy().T
+        # the first iterations end no episode in any seed: nothing to average there
+        ended = ~np.isnan(values).all(axis=0)
+        values, at = values[:, ended], steps[:length][ended]
         mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
-        ax.plot(steps[:length], mean, label=variant)
-        ax.fill_between(steps[:length], mean - std, mean + std, alpha=0.25)
+        ax.plot(at, mean, label=variant)
+        ax.fill_between(at, mean - std, mean + std, alpha=0.25)
     ax.set_xlabel("env steps")
     ax.set_ylabel("training episode return")
     ax.set_title(f"{task}: mean ± std over {len(seeds)} seeds")

@@ -240,14 +240,14 @@ def student_types_table(section: dict) -> pd.DataFrame:
 
 def value_text(value) -> str:
     """A target's measured value as a table shows it: yes/no, undefined (NaN, or null in JSON), or
-    three significant digits."""
+    three significant digits, trailing zeros kept (a ratio of 1.10, not 1.1)."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, str):
         return value
     if value is None or math.isnan(value):
         return "undefined"
-    return f"{value:.3g}"
+    return f"{value:#.3g}"
 
 
 def claim_verdict(record: dict, claim: str) -> pd.DataFrame:

@@ -1,5 +1,5 @@
-"""Networks: a running observation normaliser, Gaussian actors (an MLP, or an encoder of the
-privileged fields then an MLP) and a critic, each reading one schema group by name.
+"""Networks: a running observation normaliser, Gaussian actors (an MLP, an encoder of the
+privileged fields then an MLP, or a GRU then an MLP) and a critic, each reading one schema group by name.
 
 Every network starts with ``schema.flatten(obs, group)``: the only place named fields become one
 tensor, so which fields a network sees is decided by the schema, nowhere else.
@@ -94,7 +94,10 @@ class GaussianActor(nn.Module):
     log_std: nn.Parameter
 
     def distribution(self, obs: Obs) -> torch.distributions.Normal:
-        mean = self(obs)
+        return self.gaussian(self(obs))
+
+    def gaussian(self, mean: torch.Tensor) -> torch.distributions.Normal:
+        """N(mean, diag(sigma^2)) with this actor's std."""
         return torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean))
 
 
@@ -152,6 +155,62 @@ class EncoderActor(GaussianActor):
     def targets(self, obs: Obs) -> dict[str, torch.Tensor]:
         """What this teacher labels besides its action (:class:`distillkit.policy.Labeller`)."""
         return {"latent": self.latent(obs)}
+
+
+def gru_sequence(gru: nn.GRU, x: torch.Tensor, starts: torch.Tensor, memory: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``gru`` over a (T, N, D) sequence from ``memory`` (N, H), zeroing each world's memory
+    where an episode starts (``starts``: (T, N) bool). Returns the outputs (T, N, H) and the
+    memory before each step (T, N, H)."""
+    h = memory.unsqueeze(0)
+    outputs, before = [], []
+    for t in range(x.shape[0]):
+        h = h * (~starts[t]).to(h.dtype)[None, :, None]
+        before.append(h[0])
+        out, h = gru(x[t:t + 1], h)
+        outputs.append(out[0])
+    return torch.stack(outputs), torch.stack(before)
+
+
+class RecurrentActor(GaussianActor):
+    """Gaussian policy with a memory of the episode: a GRU over one schema group, then an MLP,
+    mu_t = mlp(h_t), h_t = GRU(o_t, h_{t-1}) (rsl_rl's ``ActorCriticRecurrent``; the critic stays
+    an MLP on its own group).
+
+    Acting, ``actor(obs)`` is one step of every world and carries the memory to the next call;
+    ``reset(done)`` zeroes the worlds that start a new episode (:class:`distillkit.policy.Episodic`).
+    PPO's update rebuilds the memory over a whole rollout with :meth:`sequence_mean`, from the
+    memory the rollout started with (:attr:`memory`)."""
+
+    def __init__(self, schema: ObservationSchema, group: str, action_dim: int, hidden: Sequence[int],
+                 init_std: float, memory_size: int):
+        super().__init__()
+        self.input = GroupInput(schema, group)
+        self.gru = nn.GRU(self.input.size, memory_size)
+        self.memory_size = memory_size
+        self.mlp = mlp(memory_size, hidden, action_dim)
+        self.log_std = nn.Parameter(torch.full((action_dim,), math.log(init_std)))
+        self.memory: torch.Tensor | None = None     # (N, memory_size) after the last step; None: zeros
+
+    def forward(self, obs: Obs) -> torch.Tensor:
+        x = self.input(obs)
+        if self.memory is None or self.memory.shape[0] != x.shape[0]:
+            self.memory = torch.zeros(x.shape[0], self.memory_size, device=x.device)
+        out, h = self.gru(x.unsqueeze(0), self.memory.unsqueeze(0))
+        self.memory = h[0].detach()      # acting carries the memory, never gradients (PPO uses sequence_mean)
+        return self.mlp(out[0])
+
+    def reset(self, done: torch.Tensor | None = None) -> None:
+        if self.memory is None or done is None:
+            self.memory = None
+        else:
+            self.memory = self.memory * (~done).to(self.memory.dtype)[:, None]
+
+    def sequence_mean(self, obs: Obs, starts: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        """Mean actions (T, N, action_dim) for a recorded (T, N) sequence from ``memory`` (N, H)."""
+        T, N = starts.shape
+        x = self.input({k: v.reshape(T * N, *v.shape[2:]) for k, v in obs.items()}).reshape(T, N, -1)
+        return self.mlp(gru_sequence(self.gru, x, starts, memory)[0])
 
 
 class Critic(nn.Module):

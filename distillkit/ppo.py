@@ -13,7 +13,9 @@ One iteration:
 3. **Generalised advantage estimation** (Schulman et al. 2016), backwards in time:
    delta_t = r_t + gamma * V(o_{t+1}) * (1 - done_t) - V(o_t),
    A_t = delta_t + gamma * lambda * (1 - done_t) * A_{t+1},   R_t = A_t + V(o_t).
-4. **Update**, ``epochs`` passes over ``minibatches`` shuffled minibatches, minimising
+4. **Update**, ``epochs`` passes over ``minibatches`` shuffled minibatches (of steps; of whole
+   worlds' sequences for a recurrent actor, whose memory is rebuilt from the rollout's first step),
+   minimising
    L = -min(rho * A, clip(rho, 1 - eps, 1 + eps) * A)  with rho = pi(a|o) / pi_old(a|o)
        + c_v * max((V - R)^2, (V_old + clip(V - V_old, -eps, eps) - R)^2)
        - c_e * entropy,
@@ -24,8 +26,9 @@ One iteration:
 
 The actor reads the schema group ``actor_group`` ("teacher"; "student" gives the unprivileged baseline),
 the critic ``critic_group`` ("critic": the asymmetric critic sees even more). With
-``encoder_latent`` > 0 the actor first encodes its privileged fields into a latent z
-(:func:`build_actor`); the loss and the update are the same.
+``encoder_latent`` > 0 the actor first encodes its privileged fields into a latent z; with
+``actor_memory`` > 0 it is recurrent, a GRU over its group then an MLP (:func:`build_actor`); the
+loss is the same.
 
 Steps 2 and 3 are plain functions, :func:`bootstrap_timeouts` and :func:`compute_gae`, that
 :class:`PPO` takes as parameters: a learner's own versions run inside this very loop.
@@ -45,7 +48,8 @@ import torch
 from torch import nn
 
 from distillkit.envs.base import BatchedEnv, Obs
-from distillkit.models import Actor, Critic, EncoderActor, GaussianActor
+from distillkit.models import Actor, Critic, EncoderActor, GaussianActor, RecurrentActor
+from distillkit.policy import forget
 from distillkit.schema import ObservationSchema
 
 TIMEOUT_BOOTSTRAPS = ("final_obs", "current_obs", "none")
@@ -69,6 +73,7 @@ class PPOConfig:
     critic_hidden: tuple[int, ...] = (256, 128, 64)
     encoder_latent: int = 0           # > 0: the actor encodes its privileged fields into a latent this big first
     encoder_hidden: tuple[int, ...] = (64, 32)
+    actor_memory: int = 0             # > 0: a recurrent actor, a GRU with this much memory before its MLP
     actor_group: str = "teacher"
     critic_group: str = "critic"
     timeout_bootstrap: str = "final_obs"
@@ -81,6 +86,11 @@ class PPOConfig:
             raise ValueError(f"timeout_bootstrap must be one of {TIMEOUT_BOOTSTRAPS}, got {self.timeout_bootstrap!r}")
         if self.encoder_latent < 0:
             raise ValueError(f"encoder_latent must be >= 0 (0: no encoder), got {self.encoder_latent}")
+        if self.actor_memory < 0:
+            raise ValueError(f"actor_memory must be >= 0 (0: a memoryless actor), got {self.actor_memory}")
+        if self.actor_memory and self.encoder_latent:
+            raise ValueError(f"an actor has an encoder (encoder_latent={self.encoder_latent}) or a memory "
+                             f"(actor_memory={self.actor_memory}), not both")
         for name in ("actor_hidden", "critic_hidden", "encoder_hidden"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
@@ -113,14 +123,18 @@ def compute_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor
 
 
 def build_actor(schema: ObservationSchema, action_dim: int, config: PPOConfig) -> GaussianActor:
-    """The actor ``config`` describes: an MLP on ``actor_group``, or with ``encoder_latent`` > 0 an
+    """The actor ``config`` describes: an MLP on ``actor_group``; with ``encoder_latent`` > 0 an
     :class:`~distillkit.models.EncoderActor` (privileged fields -> latent, then an MLP on the rest
-    and the latent). PPO trains either end to end; :func:`distillkit.train.load_actor` rebuilds it
+    and the latent); with ``actor_memory`` > 0 a :class:`~distillkit.models.RecurrentActor` (a GRU,
+    then an MLP). PPO trains each end to end; :func:`distillkit.train.load_actor` rebuilds it
     from the config an artifact records."""
-    if config.encoder_latent == 0:
-        return Actor(schema, config.actor_group, action_dim, config.actor_hidden, config.init_std)
-    return EncoderActor(schema, config.actor_group, action_dim, config.actor_hidden, config.init_std,
-                        config.encoder_latent, config.encoder_hidden)
+    if config.encoder_latent:
+        return EncoderActor(schema, config.actor_group, action_dim, config.actor_hidden, config.init_std,
+                            config.encoder_latent, config.encoder_hidden)
+    if config.actor_memory:
+        return RecurrentActor(schema, config.actor_group, action_dim, config.actor_hidden, config.init_std,
+                              config.actor_memory)
+    return Actor(schema, config.actor_group, action_dim, config.actor_hidden, config.init_std)
 
 
 #: (rewards, truncated, final_values, gamma) -> bootstrapped rewards, like :func:`bootstrap_timeouts`
@@ -155,6 +169,14 @@ class PPO:
         self.optimizer = torch.optim.Adam(self.parameters(), lr=self.learning_rate)
         self.episode_return = torch.zeros(env.num_envs, device=self.device)
         self.episode_length = torch.zeros(env.num_envs, device=self.device)
+        self.recurrent = isinstance(self.actor, RecurrentActor)
+        if self.recurrent:
+            if env.num_envs < config.minibatches:
+                raise ValueError(f"a recurrent actor's minibatches are whole worlds: num_envs ({env.num_envs}) must "
+                                 f"be >= PPOConfig.minibatches ({config.minibatches})")
+            # the rollouts' memory, kept here: whatever else runs the actor between iterations (a
+            # validation) leaves it alone
+            self.memory = torch.zeros(env.num_envs, config.actor_memory, device=self.device)
 
     def parameters(self) -> list[nn.Parameter]:
         return [*self.actor.parameters(), *self.critic.parameters()]
@@ -169,6 +191,8 @@ class PPO:
         observations = []
         actions, log_probs, values, rewards, dones, means = [], [], [], [], [], []
         ended = {"return": [], "length": [], "fell": []}
+        if self.recurrent:
+            self.actor.memory = start_memory = self.memory
         for _ in range(T):
             dist = self.actor.distribution(obs)
             action = dist.sample()
@@ -188,6 +212,7 @@ class PPO:
             rewards.append(reward)
             dones.append(result.done)
             self._track_episodes(result, ended)
+            forget(self.actor, result.done)       # a recurrent actor starts the next episodes from zeros
             obs = result.obs
         rollout = {
             "obs": {k: torch.stack([o[k] for o in observations]) for k in observations[0]},
@@ -196,6 +221,11 @@ class PPO:
             "rewards": torch.stack(rewards), "dones": torch.stack(dones),
             "std": self.actor.log_std.exp().detach().clone(),
         }
+        if self.recurrent:
+            self.memory = self.actor.memory
+            # the memory each world started the rollout with, and where episodes restart within it
+            rollout["memory"] = start_memory
+            rollout["starts"] = torch.cat([torch.zeros_like(rollout["dones"][:1]), rollout["dones"][:-1]])
         last_values = self.critic(obs)
         # 3. generalised advantage estimation
         rollout["advantages"], rollout["returns"] = self.advantages(
@@ -216,43 +246,37 @@ class PPO:
     # ------------------------------------------------------------------------------- 4. update
     def update(self, rollout: dict) -> dict[str, float]:
         cfg = self.config
-        T, N = rollout["rewards"].shape
-        flat = lambda x: x.reshape(T * N, *x.shape[2:])
-        obs = {k: flat(v) for k, v in rollout["obs"].items()}
-        actions, old_log_probs = flat(rollout["actions"]), flat(rollout["log_probs"])
-        old_means, old_values, returns = flat(rollout["means"]), flat(rollout["values"]), flat(rollout["returns"])
-        advantages = flat(rollout["advantages"])
-        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        advantages = rollout["advantages"]
+        steps = {"actions": rollout["actions"], "old_log_probs": rollout["log_probs"], "old_means": rollout["means"],
+                 "old_values": rollout["values"], "returns": rollout["returns"],
+                 "advantages": (advantages - advantages.mean()) / (advantages.std() + 1e-8)}
         old_std = rollout["std"]
 
         stats = {"surrogate_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "kl": 0.0}
-        batch = T * N // cfg.minibatches
         updates = 0
         for _ in range(cfg.epochs):
-            order = torch.randperm(T * N, device=self.device)
-            for start in range(0, batch * cfg.minibatches, batch):
-                idx = order[start:start + batch]
-                mb_obs = {k: v[idx] for k, v in obs.items()}
-                dist = self.actor.distribution(mb_obs)
-                log_prob = dist.log_prob(actions[idx]).sum(-1)
+            for mb, mean in self._minibatches(rollout, steps):
+                dist = self.actor.gaussian(mean)
+                log_prob = dist.log_prob(mb["actions"]).sum(-1)
                 entropy = dist.entropy().sum(-1).mean()
-                value = self.critic(mb_obs)
+                value = self.critic(mb["obs"])
 
                 # KL(pi_old || pi) between diagonal Gaussians; adapt the learning rate to it.
                 with torch.no_grad():
                     std = dist.stddev
-                    kl = (torch.log(std / old_std) + (old_std ** 2 + (old_means[idx] - dist.mean) ** 2)
+                    kl = (torch.log(std / old_std) + (old_std ** 2 + (mb["old_means"] - dist.mean) ** 2)
                           / (2 * std ** 2) - 0.5).sum(-1).mean()
                     if is_distributed():
                         torch.distributed.all_reduce(kl)
                         kl /= torch.distributed.get_world_size()
                     self._adapt_learning_rate(float(kl))
 
-                ratio = torch.exp(log_prob - old_log_probs[idx])
-                adv = advantages[idx]
+                ratio = torch.exp(log_prob - mb["old_log_probs"])
+                adv = mb["advantages"]
                 surrogate_loss = -torch.min(ratio * adv, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * adv).mean()
-                value_clipped = old_values[idx] + (value - old_values[idx]).clamp(-cfg.clip, cfg.clip)
-                value_loss = torch.max((value - returns[idx]) ** 2, (value_clipped - returns[idx]) ** 2).mean()
+                old_values, returns = mb["old_values"], mb["returns"]
+                value_clipped = old_values + (value - old_values).clamp(-cfg.clip, cfg.clip)
+                value_loss = torch.max((value - returns) ** 2, (value_clipped - returns) ** 2).mean()
                 loss = surrogate_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
 
                 self.optimizer.zero_grad()
@@ -270,9 +294,38 @@ class PPO:
                 updates += 1
 
         # 5. normalisers learn from this rollout only now, after the update
+        T, N = rollout["rewards"].shape
+        obs = {k: v.reshape(T * N, *v.shape[2:]) for k, v in rollout["obs"].items()}
         self.actor.input.normalizer.update(self.actor.input.flat(obs))
         self.critic.input.normalizer.update(self.critic.input.flat(obs))
         return {k: v / updates for k, v in stats.items()} | {"learning_rate": self.learning_rate}
+
+    def _minibatches(self, rollout: dict, steps: dict[str, torch.Tensor]):
+        """One epoch's shuffled minibatches: for each, its steps (``steps`` and the observations,
+        flattened to (B, ...)) and the current actor's mean actions on them. A memoryless actor's
+        minibatch is any 1/``minibatches`` of the T x N steps. A recurrent actor's is whole sequences
+        of 1/``minibatches`` of the worlds: its memory at each step is rebuilt from the memory the
+        rollout started with, through the episode restarts, as it was when the actions were drawn."""
+        T, N = rollout["rewards"].shape
+        data = {**steps, "obs": rollout["obs"]}
+        take = lambda x, rows, cols: x[rows, cols].reshape(-1, *x.shape[2:])
+        if self.recurrent:
+            order, size = torch.randperm(N, device=self.device), N // self.config.minibatches
+            for start in range(0, size * self.config.minibatches, size):
+                worlds = order[start:start + size]
+                mb = {k: ({f: take(x, slice(None), worlds) for f, x in v.items()} if k == "obs"
+                          else take(v, slice(None), worlds)) for k, v in data.items()}
+                obs = {f: x[:, worlds] for f, x in rollout["obs"].items()}
+                mean = self.actor.sequence_mean(obs, rollout["starts"][:, worlds], rollout["memory"][worlds])
+                yield mb, mean.reshape(T * size, -1)
+        else:
+            order, size = torch.randperm(T * N, device=self.device), T * N // self.config.minibatches
+            for start in range(0, size * self.config.minibatches, size):
+                idx = order[start:start + size]
+                rows, cols = idx // N, idx % N
+                mb = {k: ({f: take(x, rows, cols) for f, x in v.items()} if k == "obs" else take(v, rows, cols))
+                      for k, v in data.items()}
+                yield mb, self.actor(mb["obs"])
 
     def _adapt_learning_rate(self, kl: float) -> None:
         if kl > 2.0 * self.config.desired_kl:

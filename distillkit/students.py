@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from distillkit.models import EncoderActor, GroupInput, RunningNorm, mlp
+from distillkit.models import EncoderActor, GroupInput, RunningNorm, gru_sequence, mlp
 from distillkit.policy import Obs, Policy
 from distillkit.rollouts import Rollouts
 from distillkit.schema import ObservationSchema
@@ -226,14 +226,9 @@ class RecurrentStudent(Student):
         T, N = starts.shape
         raw = self.input.flat({k: v.reshape(T * N, *v.shape[2:]) for k, v in obs.items()}).reshape(T, N, -1)
         x = self.input.normalizer(raw)
-        h = torch.zeros(1, N, self.hidden_size, device=x.device) if hidden is None else hidden.unsqueeze(0)
-        outputs, before = [], []
-        for t in range(T):
-            h = h * (~starts[t]).to(h.dtype)[None, :, None]
-            before.append(h[0])
-            out, h = self.gru(x[t:t + 1], h)
-            outputs.append(out[0])
-        return self.readout(raw, torch.stack(outputs)), torch.stack(before)
+        memory = torch.zeros(N, self.hidden_size, device=x.device) if hidden is None else hidden
+        outputs, before = gru_sequence(self.gru, x, starts, memory)
+        return self.readout(raw, outputs), before
 
     def forward_sequence(self, obs: Obs, starts: torch.Tensor,
                          hidden: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -79,7 +79,7 @@ class Selection:
 
 def validate(actor, task: str, engine: str, device: str, selection: Selection, seed: int) -> dict:
     """The actor's success rate and mean return on the validation seeds."""
-    episodes = evaluate_policy(lambda obs: actor(obs), EnvFactory(task, engine, device),
+    episodes = evaluate_policy(actor, EnvFactory(task, engine, device),
                                validation_seeds(selection.seeds), num_envs=selection.worlds, training_seeds=[seed])
     return {"success": float(episodes["success"].mean()), "return": float(episodes["return"].mean())}
 

@@ -84,7 +84,7 @@ def test_the_teacher_verdict_says_whether_the_baseline_was_tuned():
     row = claims.claim_verdict(record, "teacher").loc[claims.BASELINE_TUNED]
     assert (row["measured"], row["met"]) == ("not recorded", "no")
     assert claims.claim_verdict(record, "teacher").loc[
-        "teacher ÷ unprivileged PPO return, nominal >= 1.25", "measured"] == "1.5"
+        "teacher ÷ unprivileged PPO return, nominal >= 1.25", "measured"] == "1.50"
     record["headline"]["targets"]["gap_closure"]["value"] = None        # NaN as docs/claims.json stores it
     assert claims.claim_verdict(record, "deployment")["measured"].iloc[-1] == "undefined"
 

@@ -1,5 +1,6 @@
 """PPO: GAE and time-out bootstrap checked against rsl_rl (an oracle, installed as a pinned dev
-dependency), and learning on the quick task."""
+dependency), learning on the quick task, and the recurrent actor's memory through rollouts,
+updates and evaluations."""
 
 import pytest
 import torch
@@ -124,3 +125,89 @@ def test_teacher_learns_to_balance_the_quick_task():
         rows.append(row)
     first, last = rows[0]["episode_return"], max(r["episode_return"] for r in rows[-10:])
     assert first < 50 and last > 250, (first, last)
+
+
+def recurrent_ppo(num_envs=8, steps=64, seed=0):
+    """Recurrent unprivileged PPO on the cart-pole (a GRU on the student's fields), with a random
+    policy's rollout long enough for several episodes to end inside it."""
+    env = make_env("cartpole", num_envs)
+    config = PPOConfig(steps_per_env=steps, epochs=1, minibatches=2, actor_group="student", actor_memory=16)
+    return env, PPO(env, config, seed=seed)
+
+
+def test_a_recurrent_actor_acts_with_the_memory_the_update_rebuilds():
+    """The update recomputes every action's mean from the rollout's first memory through the
+    episode restarts; it must be the mean the actions were drawn from (ratio 1 before any step)."""
+    env, ppo = recurrent_ppo()
+    obs = env.reset(seed=0)
+    _, obs, _ = ppo.collect(obs)                  # the second rollout starts from a non-zero memory
+    rollout, _, ended = ppo.collect(obs)
+    assert len(ended["return"]) >= 4 and rollout["memory"].abs().sum() > 0
+    with torch.no_grad():
+        rebuilt = ppo.actor.sequence_mean(rollout["obs"], rollout["starts"], rollout["memory"])
+        torch.testing.assert_close(rebuilt, rollout["means"], rtol=1e-5, atol=1e-5)
+        # the bad case: a memory carried across an episode's end gives other actions after it
+        carried = ppo.actor.sequence_mean(rollout["obs"], torch.zeros_like(rollout["starts"]), rollout["memory"])
+    after_restart = rollout["starts"].cumsum(0) > 0
+    assert not torch.allclose(carried[after_restart], rollout["means"][after_restart], atol=1e-3)
+    torch.testing.assert_close(carried[~after_restart], rollout["means"][~after_restart], rtol=1e-5, atol=1e-5)
+
+
+def test_a_validation_between_iterations_leaves_the_rollout_memory_alone():
+    from distillkit.envs import EnvFactory
+    from distillkit.evaluate import evaluate_policy, validation_seeds
+
+    env, ppo = recurrent_ppo()
+    _, obs, _ = ppo.collect(env.reset(seed=0))
+    memory = ppo.memory.clone()
+    with torch.no_grad():
+        evaluate_policy(ppo.actor, EnvFactory("cartpole"), validation_seeds(1), num_envs=3)
+    assert ppo.actor.memory is None or ppo.actor.memory.shape[0] == 3, "the evaluation ran on its own memory"
+    rollout, _, _ = ppo.collect(obs)
+    assert torch.equal(rollout["memory"], memory)
+
+
+def test_an_evaluation_starts_every_episode_of_a_recurrent_actor_from_zero_memory():
+    from distillkit.envs import EnvFactory
+    from distillkit.evaluate import run_episodes
+
+    _, ppo = recurrent_ppo()
+    with torch.no_grad():
+        first = run_episodes(ppo.actor, EnvFactory("cartpole"), seed=1_000_000, num_envs=4)
+        again = run_episodes(ppo.actor, EnvFactory("cartpole"), seed=1_000_000, num_envs=4)
+        # the bad case: the same actor hidden behind a function is never told to forget
+        hidden = lambda o: ppo.actor(o)
+        run_episodes(hidden, EnvFactory("cartpole"), seed=1_000_000, num_envs=4)
+        stale = run_episodes(hidden, EnvFactory("cartpole"), seed=1_000_000, num_envs=4)
+    assert first.equals(again)
+    assert not first["return"].equals(stale["return"])
+
+
+def test_a_recurrent_actor_needs_a_world_per_minibatch_and_no_encoder():
+    with pytest.raises(ValueError, match=r"num_envs \(2\) must be >= PPOConfig.minibatches \(4\)"):
+        PPO(make_env("cartpole", 2), PPOConfig(actor_group="student", actor_memory=8, minibatches=4))
+    with pytest.raises(ValueError, match="not both"):
+        PPOConfig(actor_memory=8, encoder_latent=8)
+    with pytest.raises(ValueError, match="actor_memory must be >= 0"):
+        PPOConfig(actor_memory=-1)
+
+
+@pytest.mark.slow
+def test_recurrent_unprivileged_ppo_learns_the_quick_task_from_the_student_fields(tmp_path):
+    """A GRU actor on positions only learns to balance, and its run loads back as the same
+    recurrent actor (an artifact records ``actor_memory``)."""
+    import pandas as pd
+
+    from distillkit.models import RecurrentActor
+    from distillkit.train import load_actor, train_teacher
+
+    torch.set_num_threads(1)
+    config = PPOConfig(actor_memory=32, actor_hidden=(64,), critic_hidden=(64, 64), entropy_coef=0.005)
+    train_teacher("cartpole", tmp_path, 120_000, num_envs=64, unprivileged=True, config=config, progress=False)
+    log = pd.read_csv(tmp_path / "metrics.csv")
+    assert log["episode_return"].iloc[:3].max() < 50 and log["episode_return"].iloc[-5:].max() > 200, \
+        log["episode_return"].tolist()
+    env = make_env("cartpole", 1)
+    actor, manifest, _ = load_actor(tmp_path, env)
+    assert isinstance(actor, RecurrentActor) and manifest["ppo"]["actor_memory"] == 32
+    assert list(actor.input.names) == list(env.schema.group("student"))

@@ -114,7 +114,7 @@ def run(tasks: list[str], runs: Path, workers: int) -> None:
 
         def score(name: str, seed: int, folder: Path) -> dict:
             actor, _ = teacher_policy(folder, envs)
-            ep = evaluate_policy(lambda obs: actor(obs), envs, seeds, num_envs=budget.eval_worlds,
+            ep = evaluate_policy(actor, envs, seeds, num_envs=budget.eval_worlds,
                                  training_seeds=[seed])
             return {"setting": name, "seed": seed, "return": ep["return"].mean(),
                     "success": ep["success"].mean(), "fall_rate": ep["fell"].mean()}

@@ -41,7 +41,7 @@ def _unprivileged_panel(job: PanelJob) -> str:
     torch.set_num_threads(1)
     envs = EnvFactory(job.task)
     actor, _ = teacher_policy(job.folder, envs)
-    episodes = [run_episodes(lambda o: actor(o), envs, s, num_envs=job.budget.eval_worlds, perturbation=p)
+    episodes = [run_episodes(actor, envs, s, num_envs=job.budget.eval_worlds, perturbation=p)
                 .assign(policy="unprivileged", perturbation=p.name)
                 for p in PERTURBATIONS[job.task] for s in held_out_seeds(job.budget.eval_seeds)]
     job.out.parent.mkdir(parents=True, exist_ok=True)

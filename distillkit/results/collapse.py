@@ -27,9 +27,9 @@ def run(tasks: list[str], runs: Path, workers: int) -> None:
             actor, manifest = teacher_policy(run_folder(runs, task, "teacher", seed), envs)
             privileged = [n for n in actor.input.names if actor.input.schema.field(n).privileged]
             baseline, _ = teacher_policy(run_folder(runs, task, "unprivileged", seed), envs)
-            policies = {"intact": lambda o, a=actor: a(o),
+            policies = {"intact": actor,
                         **{mode: Corrupted(actor, privileged, mode, seed=seed) for mode in MODES},
-                        "unprivileged PPO": lambda o, a=baseline: a(o)}
+                        "unprivileged PPO": baseline}
             for name, policy in policies.items():
                 ep = evaluate_policy(policy, envs, seeds, num_envs=budget.eval_worlds, training_seeds=[seed])
                 rows.append({"seed": seed, "policy": name, "return": ep["return"].mean(),

@@ -173,7 +173,7 @@ def evaluate_run(folder: Path, envs: EnvFactory, budget: Budget) -> pd.DataFrame
     from distillkit.evaluate import evaluate_policy, held_out_seeds
 
     actor, manifest = teacher_policy(folder, envs)
-    return evaluate_policy(lambda obs: actor(obs), envs, held_out_seeds(budget.eval_seeds),
+    return evaluate_policy(actor, envs, held_out_seeds(budget.eval_seeds),
                            num_envs=budget.eval_worlds, training_seeds=[manifest["seed"]])
 
 

@@ -44,7 +44,7 @@ def validation_scores(task: str, folders: dict[int, Path]) -> dict[int, dict]:
     scores = {}
     for seed, folder in folders.items():
         actor, _ = teacher_policy(folder, envs)
-        ep = evaluate_policy(lambda obs, a=actor: a(obs), envs, validation_seeds(budget.eval_seeds),
+        ep = evaluate_policy(actor, envs, validation_seeds(budget.eval_seeds),
                              num_envs=budget.eval_worlds, training_seeds=[seed])
         scores[seed] = {"success": float(ep["success"].mean()), "return": float(ep["return"].mean())}
     return scores

@@ -29,7 +29,7 @@ def run(tasks: list[str], runs: Path, workers: int) -> None:
         panels, curves, leak_checks = [], [], []
         for seed in TRAINING_SEEDS[task]:
             teacher, _ = teacher_policy(run_folder(runs / "teachers", task, "teacher", seed), envs)
-            teacher_return = evaluate_policy(lambda o: teacher(o), envs, seeds, num_envs=b.curve_worlds,
+            teacher_return = evaluate_policy(teacher, envs, seeds, num_envs=b.curve_worlds,
                                              training_seeds=[seed])["return"].mean()
             for schedule in SCHEDULES:
                 out = run_folder(runs / "students", task, schedule, seed)

@@ -182,8 +182,11 @@ def render_course(args: argparse.Namespace) -> None:
     if missing:
         raise FileNotFoundError(f"no chapter {missing} in {NOTEBOOKS}; the chapters are {[p.name for p in every]}")
     for path in chapters:
-        for written in render_chapter(path, RENDERED, fast=args.fast):
-            print(f"wrote {written}")
+        start = time.perf_counter()
+        written = render_chapter(path, RENDERED, fast=args.fast)
+        # the chapter's run time, full or FAST, is what its header's "Time" should say
+        print(f"{path.name}: executed and rendered in {time.perf_counter() - start:.0f} s"
+              f"{' (FAST)' if args.fast else ''}; wrote {', '.join(str(w) for w in written)}", flush=True)
 
 
 def results(args: argparse.Namespace) -> None:

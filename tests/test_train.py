@@ -286,3 +286,24 @@ def test_selection_keeps_the_best_validated_checkpoint_and_resumes_it(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(selected.state_dict().values(),
                                                   load_actor(shipped, env)[0].state_dict().values())), \
         "the package's teacher is the run's selected checkpoint"
+
+
+def test_an_atomically_written_file_is_as_readable_as_a_plainly_written_one(tmp_path):
+    """mkstemp's temp file is owner-only (0o600); the written file must get open()'s mode, 0o666
+    less the umask, or a manifest or rendered chapter is unreadable to everyone else."""
+    import os
+    import stat
+    import tempfile
+
+    from distillkit.atomic import write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "atomic.txt", "x")
+        (tmp_path / "plain.txt").write_text("x")
+        _, raw = tempfile.mkstemp(dir=tmp_path)
+    finally:
+        os.umask(old)
+    mode = lambda name: stat.S_IMODE((tmp_path / name).stat().st_mode)
+    assert mode("atomic.txt") == mode("plain.txt") == 0o644
+    assert mode(raw) == 0o600, "the bad case this guards against"

@@ -29,82 +29,30 @@ global torch, numpy and Warp generators; its events and noise draw from them.
 
 **Engine logs go to a file.** Isaac Lab prints a table per manager, timings and warnings every time
 an env is built (hundreds of lines per env, thousands in a notebook that builds several). Its
-imports, env construction, resets, steps and close run inside :func:`engine_logs`, which sends
-that output (Python's and the C libraries', stdout and stderr) to ``runs/logs/isaaclab_*.log`` and
-prints one line saying where, once per process. ``DISTILLKIT_ENGINE_LOGS=console`` keeps it on the
-console.
+imports, env construction, resets, steps and close run inside
+:func:`~distillkit.envs.logs.engine_logs`, which sends that output (Python's and the C libraries',
+stdout and stderr) to ``runs/logs/isaaclab_*.log`` and prints one line saying where, once per
+process. ``DISTILLKIT_ENGINE_LOGS=console`` keeps it on the console.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime
-import logging
 import math
-import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
 from distillkit.assets import use_isaac_assets
 from distillkit.envs.base import ACTION_LIMIT, VALIDITY_SIGNALS, ActionError, BatchedEnv, Obs, StepResult
+from distillkit.envs.logs import engine_logs
 from distillkit.schema import ROLES, Field, Noise, ObservationSchema, SchemaError
 from distillkit.tasks.spec import TaskSpec
-
-#: Where :func:`engine_logs` writes (one file per process, created on first use).
-LOG_DIR = Path(__file__).resolve().parents[2] / "runs" / "logs"
-_log_file = None
-
-
-@contextlib.contextmanager
-def engine_logs() -> Iterator[None]:
-    """Send everything printed or logged to the console inside the block - by Python code (stdout,
-    stderr, stream handlers of the root logger) and by C libraries (file descriptors 1 and 2) - to
-    this process's ``runs/logs/isaaclab_*.log``; the first use prints the file's path."""
-    global _log_file
-    if os.environ.get("DISTILLKIT_ENGINE_LOGS") == "console":
-        yield
-        return
-    if _log_file is None:
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        path = LOG_DIR / f"isaaclab_{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}_{os.getpid()}.log"
-        _log_file = open(path, "a", buffering=1, encoding="utf-8")
-        shown = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
-        print(f"Isaac Lab's engine logs (its [INFO] tables and warnings) go to {shown}", flush=True)
-    log = _log_file
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    handlers = [h for h in logging.getLogger().handlers
-                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
-    streams = [h.stream for h in handlers]
-    for handler in handlers:
-        handler.setStream(log)
-    saved = []
-    try:
-        for fd in (1, 2):
-            try:
-                saved.append((fd, os.dup(fd)))
-                os.dup2(log.fileno(), fd)
-            except OSError:           # no such descriptor (an embedding without a console): Python's streams only
-                pass
-        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            yield
-    finally:
-        log.flush()
-        for fd, copy in saved:
-            os.dup2(copy, fd)
-            os.close(copy)
-        for handler, stream in zip(handlers, streams):
-            handler.setStream(stream)
-
 
 # Asset root first: Isaac Lab reads ISAACSIM_ASSET_ROOT once, when isaaclab.utils.assets is imported.
 ASSET_SOURCE, ASSET_ROOT = use_isaac_assets()
 
-with engine_logs():
+with engine_logs("isaaclab"):
     import gymnasium as gym
     import isaaclab
     import isaaclab.envs.mdp as mdp
@@ -326,7 +274,7 @@ class IsaacLabEnv(BatchedEnv):
         if _live is not None and not _live._closed:
             _live.close()
 
-        with engine_logs():
+        with engine_logs("isaaclab"):
             cfg = parse_env_cfg(self.task.isaac_id, device=str(self.device), num_envs=num_envs)
             cfg.seed = 0                       # start-up randomisation (masses, friction) is reproducible
             cfg.compute_final_obs = True       # the observation before each auto-reset (true final obs)
@@ -433,7 +381,7 @@ class IsaacLabEnv(BatchedEnv):
             seed = 0
         if seed is not None:
             self._seeded = True
-        with engine_logs():
+        with engine_logs("isaaclab"):
             groups, _ = self.env.reset(seed=seed)
         sample = self._fields(groups)
         self._history = {n: sample[n].unsqueeze(1).expand(-1, self.schema.field(n).history_length,
@@ -450,7 +398,7 @@ class IsaacLabEnv(BatchedEnv):
         acts = acts.clamp(-ACTION_LIMIT, ACTION_LIMIT)
         transient = self.env.episode_length_buf < self.reset_transient_steps
 
-        with engine_logs():
+        with engine_logs("isaaclab"):
             groups, _, terminated, time_outs, extras = self.env.step(acts)
         failed = terminated.clone()
         truncated = time_outs & ~failed
@@ -565,7 +513,7 @@ class IsaacLabEnv(BatchedEnv):
     def close(self) -> None:
         global _live
         if not self._closed:
-            with engine_logs():
+            with engine_logs("isaaclab"):
                 self._gym.close()
             self._closed = True
         if _live is self:

@@ -43,9 +43,12 @@ import warp as wp
 from mujoco_warp._src.types import OverflowType
 
 from distillkit.envs.host import HostEnv, build_task
+from distillkit.envs.logs import engine_logs
 from distillkit.tasks.base import MujocoTask, PhysicsState
 
 wp.config.log_level = wp.LOG_WARNING   # no line per compiled kernel module
+with engine_logs("mujoco_warp"):       # Warp's start-up: on a machine without CUDA, a warning from C saying so
+    wp.init()
 
 #: Model fields a task may edit per world (see MujocoTask.reset_worlds), each batched per world.
 PER_WORLD_FIELDS = ("body_mass", "body_inertia", "geom_friction")

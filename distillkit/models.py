@@ -203,7 +203,7 @@ class RecurrentActor(GaussianActor):
     def reset(self, done: torch.Tensor | None = None) -> None:
         if self.memory is None or done is None:
             self.memory = None
-        else:
+        else:       # a new tensor, not in place: a rollout keeps the memory it started with
             self.memory = self.memory * (~done).to(self.memory.dtype)[:, None]
 
     def sequence_mean(self, obs: Obs, starts: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:

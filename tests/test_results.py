@@ -160,13 +160,22 @@ def test_student_types_section_runs_every_architecture_end_to_end(tmp_path, monk
     for architecture in ARCHITECTURES:
         assert f"| {architecture} |" in text
     assert "| student | joint_vel_rel | pole_mass | latent |" in text
-    students_table = text.split("What each student's memory holds")[0]
+    students_table = text.split("Each student type against action matching")[0]
     rows = {line.split(" | ")[0].lstrip("| "): line for line in students_table.splitlines() if line.startswith("| ")}
     assert rows["history"].endswith("not exportable |")           # its stacked history lives outside a network
     assert not any("not exportable" in rows[a] for a in ARCHITECTURES if a != "history")
     record = recorded["student_types"]
     assert set(record["students"]) == set(ARCHITECTURES) and record["leakage_passed"]
     assert set(record["probe_r2"]["gru"]) == {"joint_vel_rel", "pole_mass", "latent"}
+    # every other type against action matching, paired by seed: its difference is the difference of the means
+    versus = record["versus_action_matching"]
+    assert set(versus) == set(ARCHITECTURES) - {"mlp"}
+    for architecture, by_perturbation in versus.items():
+        assert f"| {architecture} | " in text.split("Each student type against action matching")[1]
+        for perturbation, comparison in by_perturbation.items():
+            means = {a: record["students"][a][perturbation]["return_ratio"]["mean"] for a in (architecture, "mlp")}
+            assert comparison["n"] == 2
+            assert comparison["difference"] == pytest.approx(means[architecture] - means["mlp"])
 
 
 def test_baseline_tuning_rows_and_the_verdict_on_the_baseline_the_claims_use(tmp_path, monkeypatch):

@@ -26,6 +26,8 @@ from distillkit.results.jobs import StudentJob, TeacherJob, run_folder, run_jobs
 from distillkit.results.report import measured, render, update_claims_json, write_section
 
 TEACHER = "encoder_teacher"
+#: the student every other type is compared with: action matching by an MLP
+ACTION_MATCHING = "mlp"
 #: the perturbations of each task's suite that change hidden dynamics or terrain (the table's columns)
 HIDDEN = {"cartpole": ("heavy_pole",), "walker_rough": ("low_friction", "heavy_payload", "hard_terrain")}
 
@@ -75,7 +77,7 @@ def probe_scores(task: str, job: StudentJob) -> dict[str, float]:
 
 
 def run(tasks: list[str], runs: Path, workers: int) -> None:
-    from distillkit.claims import mean_ci
+    from distillkit.claims import mean_ci, paired
 
     teacher_budget = {task: dataclasses.replace(BUDGETS[task], config=dataclasses.replace(
         BUDGETS[task].config, encoder_latent=ENCODER_LATENT)) for task in tasks}
@@ -116,6 +118,18 @@ def run(tasks: list[str], runs: Path, workers: int) -> None:
             lines.append(f"| {architecture} | " + " | ".join(cells)
                          + f" | {nominal['student_success'].mean():.2f} | {'—' if pd.isna(tracking) else f'{tracking:.3f}'} | "
                          f"{int(runs_of['leakage_passed'].sum())} of {len(runs_of)} | {exported} |")
+        # the question chapter 07 asks: does matching more than actions beat action matching? Paired
+        # by training seed (each seed's students share one teacher), per perturbation
+        ratios = frame.pivot_table(index=["perturbation", "seed"], columns="architecture", values="return_ratio")
+        versus, paired_lines = {}, [
+            "| student − mlp | " + " | ".join(f"{p}: difference (95 % CI), p" for p in perturbations) + " |",
+            "|---|" + "---:|" * len(perturbations)]
+        for architecture in [a for a in record if a != ACTION_MATCHING]:
+            versus[architecture] = {p: paired(ratios.loc[p][architecture], ratios.loc[p][ACTION_MATCHING])
+                                    for p in perturbations}
+            paired_lines.append(f"| {architecture} | " + " | ".join(
+                f"{c['difference']:+.2f} ({c['difference_ci95'][0]:+.2f}, {c['difference_ci95'][1]:+.2f}), "
+                f"{c['p_value']:.2f}" for c in versus[architecture].values()) + " |")
         fields = [c for c in probe_frame.columns if c not in ("architecture", "seed")]
         r2 = probe_frame.groupby("architecture", sort=False)[fields].mean()
         probe_lines = ["| student | " + " | ".join(fields) + " |", "|---|" + "---:|" * len(fields)]
@@ -126,11 +140,13 @@ def run(tasks: list[str], runs: Path, workers: int) -> None:
         update_claims_json(task, "student_types", {
             "date": datetime.date.today().isoformat(), "command": command,
             "training_seeds": list(STUDENT_TYPE_SEEDS[task]), "encoder_latent": ENCODER_LATENT,
-            "students": record, "probe_r2": {a: {f: float(v) for f, v in r.items()} for a, r in r2.iterrows()},
+            "students": record, "versus_action_matching": versus,
+            "probe_r2": {a: {f: float(v) for f, v in r.items()} for a, r in r2.iterrows()},
             "leakage_passed": bool(frame.drop_duplicates(["architecture", "seed"])["leakage_passed"].all())})
         write_section(f"student_types_{task}", render(
             "student_types", task=task, seeds=f"{len(STUDENT_TYPE_SEEDS[task])} training seeds "
                                               f"{list(STUDENT_TYPE_SEEDS[task])}",
             latent=ENCODER_LATENT, rounds=b.rounds, steps_per_round=b.steps_per_round, num_envs=b.num_envs,
             grad_steps=b.grad_steps, probe_steps=PROBE_STEPS[task], table="\n".join(lines),
+            paired_table="\n".join(paired_lines),
             probe_table="\n".join(probe_lines), measured=measured(command)))

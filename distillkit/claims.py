@@ -238,6 +238,19 @@ def student_types_table(section: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("student")
 
 
+def versus_action_matching_table(section: dict) -> pd.DataFrame:
+    """Each student type against action matching (a task's ``student_types`` record): the paired
+    difference of return ÷ teacher with its 95 % CI and p-value, per perturbation."""
+    rows = []
+    for architecture, by_perturbation in section["versus_action_matching"].items():
+        row = {"student − mlp": architecture}
+        for perturbation, c in by_perturbation.items():
+            low, high = c["difference_ci95"]
+            row[perturbation] = f"{c['difference']:+.2f} ({low:+.2f} to {high:+.2f}), p {c['p_value']:.2f}"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("student − mlp")
+
+
 def value_text(value) -> str:
     """A target's measured value as a table shows it: yes/no, undefined (NaN, or null in JSON), or
     three significant digits, trailing zeros kept (a ratio of 1.10, not 1.1)."""

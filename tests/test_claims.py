@@ -138,3 +138,15 @@ def test_the_student_types_table_shows_each_ratio_with_its_interval():
     assert table.loc["mlp", "nominal: ÷ teacher (95 % CI)"] == "0.98 (0.88 to 1.07)"
     assert table.loc["mlp", "heavy_pole: ÷ teacher (95 % CI)"] == "0.50 (0.40 to 0.60)", "each perturbation its own"
     assert table.loc["latent", "success, nominal"] == 0.81
+
+
+def test_the_versus_action_matching_table_signs_each_difference():
+    from distillkit.claims import versus_action_matching_table
+
+    comparison = lambda d, lo, hi, p: {"difference": d, "difference_ci95": [lo, hi], "p_value": p, "n": 3}
+    section = {"versus_action_matching": {
+        "latent": {"nominal": comparison(0.068, -0.08, 0.22, 0.191), "heavy_pole": comparison(-0.01, -0.06, 0.04, 0.49)}}}
+    table = versus_action_matching_table(section)
+    assert list(table.index) == ["latent"]
+    assert table.loc["latent", "nominal"] == "+0.07 (-0.08 to +0.22), p 0.19"
+    assert table.loc["latent", "heavy_pole"] == "-0.01 (-0.06 to +0.04), p 0.49", "each perturbation its own, signed"

@@ -50,13 +50,14 @@ def test_an_unshipped_task_is_refused_naming_what_is_shipped():
         shipped_teacher("ant", "encoder_teacher")
 
 
-def test_the_shipped_encoder_teacher_labels_a_latent_for_the_latent_students():
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_the_shipped_encoder_teacher_labels_a_latent_for_the_latent_students(task):
     """Chapter 7's latent and estimator students learn from it: it must load as an encoder teacher
     on the current task and label its latent."""
     from distillkit.models import EncoderActor
 
-    env = make_env("cartpole", 2)
-    actor, manifest, _ = load_actor(shipped_teacher("cartpole", "encoder_teacher"), env)
+    env = make_env(task, 2)
+    actor, manifest, _ = load_actor(shipped_teacher(task, "encoder_teacher"), env)
     assert isinstance(actor, EncoderActor) and manifest["ppo"]["encoder_latent"] == actor.latent_size
     with torch.no_grad():
         assert actor.targets(env.reset(seed=1))["latent"].shape == (2, actor.latent_size)

@@ -4,11 +4,11 @@ The exported graph takes one input per student field, named after it, in the sch
 with the observation normaliser baked in, and returns the action. A robot-side loader checks
 the names and shapes before the first call.
 
-A recurrent (GRU) student is exported as one step of its recurrence: one more input,
-``student_memory`` (batch, hidden), and one more output, ``student_memory_out``, which the robot
-feeds back on the next call (zeros at an episode start). The memory is not an observation: it is
-the student's own output, so the graph still reads nothing but student fields. Stacked-history
-students keep a buffer of past fields outside any graph and are not exported.
+A student with memory (a GRU state, a stacked history) is exported as one step: one more input,
+``student_memory`` (batch, memory size), and one more output, ``student_memory_out``, which the
+robot feeds back on the next call (zeros at an episode start). The memory is not an observation:
+it is the student's own output (a stacked history's memory holds past student fields), so the
+graph still reads nothing but student fields.
 
 Before tracing, :func:`check_student_only` refuses a network holding any privileged part: a
 layer that reads a privileged field (a teacher's actor or its encoder's input), or, given an
@@ -33,7 +33,7 @@ from distillkit.schema import ObservationSchema
 from distillkit.students import Student
 
 OUTPUT = "student_action"          # the graph's output; no student field may carry these names
-MEMORY = "student_memory"          # a recurrent student's memory in, and out:
+MEMORY = "student_memory"          # the memory of a student with one, in and out:
 MEMORY_OUT = "student_memory_out"
 RESERVED = (OUTPUT, MEMORY, MEMORY_OUT)
 
@@ -44,13 +44,10 @@ class ExportError(ValueError):
 
 class NamedInputStudent(nn.Module):
     """The student as a function of positional tensors, one per student field, in schema order
-    (then the memory, for a recurrent student)."""
+    (then the memory, for a student with one)."""
 
     def __init__(self, student: Student):
         super().__init__()
-        if not student.exportable:
-            raise ExportError(f"a {type(student).__name__} keeps past fields outside any graph: export a student "
-                              f"whose memory, if any, is its own (an MLP or a GRU student)")
         self.student = student
         self.recurrent = student.memory_size > 0
         self.names = list(student.input.names)

@@ -7,10 +7,10 @@ value of a privileged field, fitted on the states of some rollouts and scored on
 by R^2 (1: the field is a linear function of the representation; 0: no better than the field's
 mean; below 0: worse).
 
-The representation is a recurrent student's memory after the step (its GRU state, from which a
-latent or estimator student reads its latent or estimate linearly), and a memoryless student's
-normalised input: such a student holds nothing but what it sees now, so on a field that only
-history reveals it scores about 0 however it was trained.
+The representation is a student's memory after the step (a GRU state, from which a latent or
+estimator student reads its latent or estimate linearly; a stacked history's past observations),
+and a memoryless student's normalised input: such a student holds nothing but what it sees now,
+so on a field that only history reveals it scores about 0 however it was trained.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ from distillkit.students import Student
 def representation(student: Student, rollouts: Rollouts) -> torch.Tensor:
     """(T, N, F): what ``student`` holds at each recorded step, its memory after the step (run
     with its one-step function along each world's episodes), or, without memory, its input."""
-    if not student.exportable:
-        raise TypeError(f"a {type(student).__name__} keeps its past outside any network: there is no memory to probe")
     T, N = rollouts.done.shape
     if student.memory_size == 0:
         return student.input({k: v.reshape(T * N, *v.shape[2:]) for k, v in rollouts.obs.items()}).reshape(T, N, -1)

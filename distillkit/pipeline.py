@@ -90,7 +90,7 @@ def load_student(folder: str | Path, env, *, allow_mismatch: bool = False):
 def evaluate(envs: EnvFactory, teacher_folder: str | Path, student_folder: str | Path, out: str | Path, *,
              seeds: int = 4, num_envs: int = 32, export: bool = True,
              perturbations: list[str] | None = None) -> pd.DataFrame:
-    """The evaluation artifact of a student (and ONNX export + its name check, for MLP and GRU students),
+    """The evaluation artifact of a student (and its ONNX export + the export check),
     in envs built by ``envs``: teacher and student must have been made on its engine. ``perturbations``:
     names from the task's suite (default: all of it)."""
     suite = {p.name: p for p in PERTURBATIONS[envs.task]}
@@ -105,7 +105,7 @@ def evaluate(envs: EnvFactory, teacher_folder: str | Path, student_folder: str |
         env.close()
     out = Path(out)
     export_path = None
-    if export and student.exportable:
+    if export:
         from distillkit.export import export_onnx
 
         export_path = export_onnx(student, envs.schema, out / "student.onnx")

@@ -12,8 +12,8 @@ Every student type implements :class:`Student`, and only through it do training
   privileged field values) for the students that go beyond action matching; ``adopt`` takes what
   a student reuses from the teacher (the latent student: the teacher's action head);
 - **export**: ``step(obs, memory)`` is one step as a pure function; ``memory_size`` is the size of
-  the memory that function carries (0: none), ``exportable`` says whether a graph can hold the
-  whole student.
+  the memory that function carries (0: none). Every past a student acts on is in that memory (a
+  GRU state, a stacked history), so the exported graph is the whole student.
 
 :data:`ARCHITECTURES` is the one table of student types that training, the CLI and export read:
 adding a type is one class here and one row there.
@@ -50,10 +50,8 @@ class Student(nn.Module, ABC):
     only way a student sees an observation."""
 
     input: GroupInput
-    #: size of the memory ``step`` carries in and out (a recurrent student's hidden state); 0: none
+    #: size of the memory ``step`` carries in and out (a GRU state, a stacked history); 0: none
     memory_size: int = 0
-    #: False where past inputs live outside any graph (a stacked history): such a student is not exported
-    exportable: bool = True
     #: named targets besides the teacher's action that ``training_loss`` reads (keys of ``Rollouts.targets``)
     learns_from: tuple[str, ...] = ()
 
@@ -133,11 +131,32 @@ class MLPStudent(Student):
         return {"hidden": list(self.hidden)}
 
 
-class HistoryStudent(Student):
-    """An MLP on the last ``history`` student observations stacked, oldest first (an episode's
-    first observation is repeated until ``history`` exist)."""
+class MemoryStudent(Student):
+    """A student whose past is its memory: acting in closed loop is its one-step function, with
+    the memory it carries from step to step (zeros at an episode start), so the robot's loop and
+    the exported graph act alike."""
 
-    exportable = False
+    _memory: torch.Tensor | None = None
+
+    def forward(self, obs: Obs) -> torch.Tensor:
+        any_field = next(iter(obs.values()))
+        if self._memory is None or self._memory.shape[0] != any_field.shape[0]:
+            self._memory = torch.zeros(any_field.shape[0], self.memory_size, device=any_field.device)
+        action, self._memory = self.step(obs, self._memory)
+        return action
+
+    def reset(self, done: torch.Tensor | None = None) -> None:
+        if self._memory is None or done is None:
+            self._memory = None
+        else:
+            self._memory[done] = 0.0
+
+
+class HistoryStudent(MemoryStudent):
+    """An MLP on the last ``history`` student observations stacked, oldest first (an episode's
+    first observation is repeated until ``history`` exist). Its memory is the previous
+    ``history - 1`` raw observations and a flag that the episode is under way (zeros: it starts
+    now), so the stack travels in and out of the exported graph like a GRU's state."""
 
     def __init__(self, schema: ObservationSchema, action_dim: int, hidden: Sequence[int] = RSL_RL_HIDDEN,
                  history: int = 4):
@@ -147,8 +166,7 @@ class HistoryStudent(Student):
         self.input = GroupInput(schema, "student")
         self.hidden, self.history = tuple(hidden), history
         self.mlp = mlp(self.input.size * history, self.hidden, action_dim)
-        self._buffer: torch.Tensor | None = None     # closed loop: the last `history` raw inputs
-        self._fresh: torch.Tensor | None = None      # worlds whose history restarts next step
+        self.memory_size = self.input.size * (history - 1) + 1
 
     def stack(self, raw: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
         """(T, N, D) raw inputs -> (T, N, history * D), oldest first; looking back never crosses
@@ -164,25 +182,6 @@ class HistoryStudent(Student):
         shape = x.shape
         return self.input.normalizer(x.reshape(*shape[:-1], self.history, -1)).reshape(shape)
 
-    def forward(self, obs: Obs) -> torch.Tensor:
-        raw = self.input.flat(obs)
-        n = raw.shape[0]
-        filled = raw.unsqueeze(1).repeat(1, self.history, 1)
-        if self._buffer is None or self._buffer.shape[0] != n:
-            self._buffer = filled
-        else:
-            self._buffer = torch.cat([self._buffer[:, 1:], raw.unsqueeze(1)], dim=1)
-            if self._fresh is not None:
-                self._buffer[self._fresh] = filled[self._fresh]
-        self._fresh = None
-        return self.mlp(self._normalise(self._buffer.reshape(n, -1)))
-
-    def reset(self, done: torch.Tensor | None = None) -> None:
-        if done is None:
-            self._buffer, self._fresh = None, None
-        else:
-            self._fresh = done.clone() if self._fresh is None else self._fresh | done
-
     def forward_window(self, obs, starts, window, worlds, prepared):
         # the stack reaches back history - 1 steps before the window: give it that real past
         context = max(0, window.start - self.history + 1)
@@ -195,13 +194,20 @@ class HistoryStudent(Student):
         return self.mlp(self._normalise(self.stack(raw, chunk_starts)))[window.start - context:]
 
     def step(self, obs, memory):
-        raise TypeError("a stacked-history student keeps past fields outside any graph: it has no one-step function")
+        raw = self.input.flat(obs)
+        past = memory[:, :-1].reshape(-1, self.history - 1, raw.shape[1])
+        under_way = memory[:, -1:, None] > 0.5
+        # at an episode start the stack is the first observation repeated, as in training's stack
+        past = torch.where(under_way, past, raw.unsqueeze(1).expand(-1, self.history - 1, -1))
+        frames = torch.cat([past, raw.unsqueeze(1)], dim=1)
+        action = self.mlp(self._normalise(frames.flatten(1)))
+        return action, torch.cat([frames[:, 1:].flatten(1), torch.ones_like(memory[:, -1:])], dim=1)
 
     def options(self) -> dict:
         return {"hidden": list(self.hidden), "history": self.history}
 
 
-class RecurrentStudent(Student):
+class RecurrentStudent(MemoryStudent):
     """A GRU over the normalised student group, trained with truncated back-propagation through
     time (the memory is carried along each world's sequence, zeroed at episode starts); what the
     memory becomes (the action, a latent, an estimate) is each subclass's ``readout``."""
@@ -211,7 +217,6 @@ class RecurrentStudent(Student):
         self.input = GroupInput(schema, "student")
         self.gru = nn.GRU(self.input.size, hidden_size)
         self.hidden_size = self.memory_size = hidden_size
-        self._hidden: torch.Tensor | None = None
 
     @abstractmethod
     def readout(self, raw: torch.Tensor, out: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -260,19 +265,6 @@ class RecurrentStudent(Student):
     def step(self, obs, memory):
         outputs, memory = self.step_outputs(obs, memory)
         return outputs["action"], memory
-
-    def forward(self, obs: Obs) -> torch.Tensor:
-        any_field = next(iter(obs.values()))
-        if self._hidden is None or self._hidden.shape[0] != any_field.shape[0]:
-            self._hidden = torch.zeros(any_field.shape[0], self.hidden_size, device=any_field.device)
-        action, self._hidden = self.step(obs, self._hidden)
-        return action
-
-    def reset(self, done: torch.Tensor | None = None) -> None:
-        if self._hidden is None or done is None:
-            self._hidden = None
-        else:
-            self._hidden[done] = 0.0
 
 
 class GRUStudent(RecurrentStudent):

@@ -14,7 +14,7 @@ from distillkit.leakage import (
     schema_check,
 )
 from distillkit.models import GroupInput, mlp
-from distillkit.students import GRUStudent, MLPStudent
+from distillkit.students import GRUStudent, HistoryStudent, MLPStudent
 
 
 class LeakyStudent(MLPStudent):
@@ -81,28 +81,34 @@ def test_export_check_and_onnx_matches_torch(tmp_path):
         export_onnx(leaky, schema, tmp_path / "leaky.onnx")
 
 
-def test_recurrent_student_exports_one_step_with_its_memory(tmp_path):
-    """A GRU student's graph: student fields + its memory in, action + next memory out; deployed
-    in closed loop (memory fed back, reset at episode starts) it acts as the torch student."""
+@pytest.mark.parametrize("architecture", ["gru", "history"])
+def test_a_student_with_memory_exports_one_step_with_it(tmp_path, architecture):
+    """A GRU or stacked-history student's graph: student fields + its memory in, action + next
+    memory out; deployed in closed loop (memory fed back, reset at episode starts: an untrained
+    student falls within these 120 steps) it acts as the torch student."""
     env = make_env("walker_rough", 4)
     torch.manual_seed(0)
-    student = GRUStudent(env.schema, env.action_dim, hidden_size=16).eval()
+    student = (GRUStudent(env.schema, env.action_dim, hidden_size=16) if architecture == "gru"
+               else HistoryStudent(env.schema, env.action_dim, hidden=(32,), history=3)).eval()
     obs = env.reset(seed=0)
     student.input.normalizer.update(student.input.flat(obs))
-    path = export_onnx(student, env.schema, tmp_path / "gru.onnx")
+    path = export_onnx(student, env.schema, tmp_path / f"{architecture}.onnx")
     assert export_check(path, env.schema)["passed"]
     deployed = OnnxStudent(path, env.schema)
     assert deployed.recurrent and deployed.names == list(env.schema.group("student"))
     student.reset()
-    for _ in range(30):
+    restarted = torch.zeros(4, dtype=torch.bool)
+    for _ in range(120):
         action = student(obs)
         assert torch.allclose(deployed(StudentOnly.deployable(obs, env.schema)), action, atol=1e-5)
         result = env.step(action)
         obs = result.obs
         student.reset(result.done)
         deployed.reset(result.done)
-    traced = torch.jit.load(export_torchscript(student, env.schema, tmp_path / "gru.pt"))
-    memory = torch.zeros(4, 16)
+        restarted |= result.done
+    assert restarted.any(), "no episode restarted: the memory's reset went untested"
+    traced = torch.jit.load(export_torchscript(student, env.schema, tmp_path / f"{architecture}.pt"))
+    memory = torch.zeros(4, student.memory_size)
     assert torch.allclose(traced(*[obs[n] for n in env.schema.group("student")], memory)[0],
                           student.step(obs, memory)[0], atol=1e-5)
 

@@ -186,8 +186,10 @@ save_file({{k: v.contiguous() for k, v in state.items()}}, "{out}" + f"_{{rank}}
 dist.destroy_process_group()
 """)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-port=29533",
-                    str(script)], check=True, capture_output=True, env=env, timeout=300)
+    # --standalone: torchrun picks a free port itself (a fixed one can still be held by another run)
+    ran = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                          str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-3000:]
     a, b = load_file(f"{out}_0.safetensors"), load_file(f"{out}_1.safetensors")
     assert a.keys() == b.keys()
     for k in a:

@@ -17,9 +17,12 @@
 # installs the wheels with `pip install --no-index --no-deps --target bundle/gpu/site` (plain
 # unzip if that Python has no pip) and reuses that install on later runs. Results: one JSON,
 # $OUT/gpu_check.json (bench/out/gpu_check.json without $OUT), and a summary at the end of
-# the output. Every step has its own time limit (under 8 minutes in all), so a step that hangs
-# still leaves the others' numbers and time for a rerun in a 15-minute loan. Isaac Lab is not
-# part of it yet (its minimal package set has not been measured; see docs/benchmarks.md).
+# the output. Every step has its own time limit (575 s in all; the whole run took 170 s on an H200
+# on 2026-12-04, before the second PPO step), so a step that hangs still leaves the others' numbers
+# and time for a rerun in a 15-minute loan. PPO runs twice: with its networks where the env hands
+# out its tensors (the host: the task's numpy code runs there), then on the GPU (--policy-device).
+# Isaac Lab is not part of it yet (its minimal package set has not been measured; see
+# docs/benchmarks.md).
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -82,8 +85,12 @@ print(json.dumps({'python': platform.python_version(), 'torch': torch.__version_
 step mujoco_warp 200 "$PYTHON" bench/warp_throughput.py --device "$DEVICE" --worlds "$WORLDS" --tasks walker_rough \
     --steps "$STEPS" --repeats "$REPEATS" --out "$WORK/warp_throughput.json"
 if [ "$PPO" = 1 ]; then
+    # networks where the env hands out its tensors (the host), then on the simulating device
     step ppo 120 "$PYTHON" bench/gpu_ppo.py --task walker_rough --engine mujoco_warp --device "$DEVICE" \
         --num-envs "$PPO_WORLDS" --iterations "$PPO_ITERATIONS" --out "$WORK/ppo.json"
+    step ppo_networks_on_device 120 "$PYTHON" bench/gpu_ppo.py --task walker_rough --engine mujoco_warp \
+        --device "$DEVICE" --policy-device "$DEVICE" --num-envs "$PPO_WORLDS" --iterations "$PPO_ITERATIONS" \
+        --out "$WORK/ppo_networks_on_device.json"
 fi
 
 "$PYTHON" - "$WORK" "$RESULTS" "$START" "$DEVICE" <<'EOF'
@@ -104,7 +111,9 @@ commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=
 report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "device": device,
           "git_commit": commit or None, "install": part("install"), "versions": versions,
           "mujoco_warp_walker_rough": part("mujoco_warp", "warp_throughput.json"),
-          "ppo_mujoco_warp_walker_rough": part("ppo"), "wall_s": round(time.time() - start)}
+          "ppo_mujoco_warp_walker_rough": part("ppo"),
+          "ppo_mujoco_warp_walker_rough_networks_on_device": part("ppo_networks_on_device"),
+          "wall_s": round(time.time() - start)}
 (results / "gpu_check.json").write_text(json.dumps(report, indent=2) + "\n")
 print(f"gpu_check: wrote {results / 'gpu_check.json'} ({report['wall_s']} s)")
 if versions and versions["result"]:
@@ -116,13 +125,16 @@ if w and w["result"]:
               f"raw {r['raw_env_steps_per_s']:,.0f}/s, ratio {r['ratio_env_to_raw']:.3f} "
               f"[{r['ratio_min']:.3f}-{r['ratio_max']:.3f}], physics {r['physics_share_of_env_step']:.0%} of an env step, "
               f"build {r['build_and_first_step_s']:.0f} s")
-p = report["ppo_mujoco_warp_walker_rough"]
-if p and p["result"]:
-    r = p["result"]
-    print(f"  PPO {r['task']} {r['num_envs']} worlds, {r['engine']} on {r['device']} (networks on {r['tensors_on']}): "
-          f"{r['env_steps_per_s']:,.0f} env-steps/s, collection {r['collect_env_steps_per_s']:,.0f}/s, "
-          f"update {r['update_s']:.1f} s per iteration (median of iterations 2..)")
-for key in ("install", "versions", "mujoco_warp_walker_rough", "ppo_mujoco_warp_walker_rough"):
+for key in ("ppo_mujoco_warp_walker_rough", "ppo_mujoco_warp_walker_rough_networks_on_device"):
+    p = report[key]
+    if p and p["result"]:
+        r = p["result"]
+        print(f"  PPO {r['task']} {r['num_envs']} worlds, {r['engine']} on {r['device']} (networks on "
+              f"{r['networks_on']}): {r['env_steps_per_s']:,.0f} env-steps/s, collection "
+              f"{r['collect_env_steps_per_s']:,.0f}/s, update {r['update_s']:.1f} s per iteration "
+              f"(median of iterations 2..)")
+for key in ("install", "versions", "mujoco_warp_walker_rough", "ppo_mujoco_warp_walker_rough",
+            "ppo_mujoco_warp_walker_rough_networks_on_device"):
     if report[key]:
         print(f"  {key}: {report[key]['status']}")
 EOF

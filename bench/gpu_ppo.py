@@ -28,6 +28,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda", help="the engine's device (mujoco_warp: its Warp device)")
     parser.add_argument("--num-envs", type=int, default=4096)
     parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--policy-device", default=None,
+                        help="where the networks run (default: where the env hands out its tensors)")
     parser.add_argument("--torch-threads", type=int, default=1, help="as distillkit.train sets")
     parser.add_argument("--out", default=None, help="write the rows as JSON here")
     args = parser.parse_args()
@@ -35,7 +37,7 @@ def main() -> None:
 
     start = time.perf_counter()
     env = make_env(args.task, args.num_envs, engine=args.engine, device=args.device)
-    ppo = PPO(env, PPOConfig(), seed=0)
+    ppo = PPO(env, PPOConfig(), seed=0, device=args.policy_device)
     obs = env.reset(seed=0)
     build = time.perf_counter() - start
     rows = []
@@ -53,7 +55,8 @@ def main() -> None:
     env.close()
     later = rows[1:] or rows
     result = {"task": args.task, "engine": args.engine, "device": args.device, "num_envs": args.num_envs,
-              "tensors_on": str(env.device), "torch_threads": args.torch_threads, "build_s": build,
+              "tensors_on": str(env.device), "networks_on": str(ppo.device), "torch_threads": args.torch_threads,
+              "build_s": build,
               "env_steps_per_s": statistics.median(r["env_steps_per_s"] for r in later),
               "collect_env_steps_per_s": statistics.median(r["collect_env_steps_per_s"] for r in later),
               "update_s": statistics.median(r["update_s"] for r in later), "iterations": rows}

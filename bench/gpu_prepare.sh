@@ -7,8 +7,8 @@
 # not mujoco, mujoco-warp or warp-lang, and it reaches no package index. What travels to it is the
 # working tree plus the ignored folders named in a call's `carry`, 64 MiB per call; carried
 # folders stay on the machine while it is warm (30 s after a call). So the three wheels (~186 MB,
-# warp-lang alone 164 MB) go as one uncompressed tar, split into pieces of at most 60 MiB, one
-# piece per ignored folder:
+# warp-lang alone 164 MB) go as one uncompressed tar, split into pieces that fit beside the working
+# tree (3 of 60 MiB with a ~3 MiB tree), one piece per ignored folder:
 #
 #   bundle/gpu/wheels/*.whl                 the downloaded wheels (not carried)
 #   bundle/gpu/part1/wheels.tar.00          piece 1 (+ manifest.json, the same in every part)
@@ -24,7 +24,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 BUNDLE=${BUNDLE:-bundle/gpu}
-PIECE=${PIECE:-60M}                 # split's size: 60M = 60 MiB; the working tree (~2 MiB) travels too
+# Every call carries the working tree (tracked and untracked-not-ignored files) beside its piece, 64 MiB
+# in all: the pieces are as large as that leaves room for, less 1 MiB (PIECE overrides, e.g. 60M).
+TREE=$(git ls-files -z --cached --others --exclude-standard | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
+PIECE=${PIECE:-$(( 63 * 1024 * 1024 - TREE ))}
+if [ "$(numfmt --from=iec "$PIECE")" -lt $(( 4 * 1024 * 1024 )) ]; then
+    echo "gpu_prepare: the working tree that travels with every call is $((TREE / 1048576)) MiB of the 64 MiB a call" \
+         "takes, which leaves pieces under 4 MiB; see docs/benchmarks.md (GPU check) for making it smaller" >&2
+    exit 2
+fi
 
 version() {  # installed version of a distribution, or the fallback given
     "$PYTHON" -c "import importlib.metadata as m, sys
@@ -74,13 +82,12 @@ for p in manifest["pieces"]:
     print(f"piece  {bundle}/{p['part']}/{p['name']:48s} {p['bytes'] / 2**20:7.1f} MiB")
 EOF
 
-TREE=$(git ls-files -z --cached --others --exclude-standard | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
-echo "working tree that travels with every call: $((TREE / 1024)) KiB"
+echo "working tree that travels with every call: $((TREE / 1024)) KiB; pieces of at most $(( $(numfmt --from=iec "$PIECE") / 1024 )) KiB"
 echo
 echo "GPU machine calls (one after the other, each within 30 s of the last; see docs/benchmarks.md):"
-PARTS=("$BUNDLE"/part*)
+mapfile -t PARTS < <(printf '%s\n' "$BUNDLE"/part* | sort -V)
 for i in "${!PARTS[@]}"; do
     last=$(( i == ${#PARTS[@]} - 1 ))
     cmd=$([ $last = 1 ] && echo "bash bench/gpu_check.sh run" || echo "bash bench/gpu_check.sh receive")
-    echo "  run(carry=[\"${PARTS[$i]}\"], command=\"$cmd\", timeout_s=$([ $last = 1 ] && echo 480 || echo 60))"
+    echo "  run(carry=[\"${PARTS[$i]}\"], command=\"$cmd\", timeout_s=$([ $last = 1 ] && echo 600 || echo 60))"
 done

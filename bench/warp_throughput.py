@@ -161,7 +161,8 @@ def main() -> None:
     result = {
         "command": "python bench/warp_throughput.py " + " ".join(
             f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-            for k, v in vars(args).items() if k not in ("out", "update_docs")) + (" --update-docs" if args.update_docs else ""),
+            for k, v in vars(args).items() if k not in ("out", "update_docs", "from_json"))
+        + (" --update-docs" if args.update_docs else ""),
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "load_average_1min": os.getloadavg()[0],   # other processes share the cores: ratios, not rates, compare

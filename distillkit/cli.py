@@ -163,7 +163,7 @@ def train_teacher(args: argparse.Namespace) -> None:
     config = config_from_args(PPOConfig, args)
     metrics = train(args.task, args.out, args.steps, seed=args.seed, num_envs=args.num_envs, unprivileged=args.unprivileged,
                     config=config, engine=args.engine, device=device, checkpoint_every=args.checkpoint_every,
-                    curriculum=args.curriculum,
+                    curriculum=args.curriculum, policy_device=args.policy_device,
                     selection=None if args.select_every is None else Selection(args.select_every, args.select_start))
     if not distributed or torch.distributed.get_rank() == 0:
         tail = metrics.tail(10)
@@ -389,6 +389,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--select-start", type=int, default=0, metavar="STEPS",
                    help="with --select-every: the first validation at this many env steps")
     add_engine_options(p)
+    p.add_argument("--policy-device", default=None,
+                   help="where the networks train (default: where the env hands out its tensors, the CPU for "
+                        "--engine mujoco_warp, whose task code runs on the host; cuda puts the update on the GPU)")
     p.add_argument("--checkpoint-every", type=int, default=50, help="iterations between checkpoints")
     add_config_options(p, PPOConfig, skip=("actor_group", "critic_group"))      # the groups follow --unprivileged
     p.set_defaults(run=train_teacher)

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from distillkit.envs.base import BatchedEnv, Obs
+from distillkit.envs.base import BatchedEnv, Obs, StepResult
 from distillkit.models import Actor, Critic, EncoderActor, GaussianActor, RecurrentActor
 from distillkit.policy import forget
 from distillkit.schema import ObservationSchema
@@ -154,11 +154,15 @@ class PPO:
     2 and 3 (a learner's functions may take the place of the package's)."""
 
     def __init__(self, env: BatchedEnv, config: PPOConfig, seed: int = 0, *,
-                 bootstrap: BootstrapFn = bootstrap_timeouts, advantages: AdvantageFn = compute_gae):
+                 bootstrap: BootstrapFn = bootstrap_timeouts, advantages: AdvantageFn = compute_gae,
+                 device: str | torch.device | None = None):
         self.env, self.config = env, config
         self.bootstrap, self.advantages = bootstrap, advantages
-        # Networks and buffers live where the env hands out its tensors (a GPU engine: the GPU).
-        self.device = env.device
+        # Networks and buffers live on ``device``, by default where the env hands out its tensors.
+        # A host-side env on a GPU engine (MuJoCo Warp: the task's numpy code runs on the host) hands
+        # them out on the CPU; device="cuda" then moves each step's tensors to the networks and the
+        # actions back, so the update runs on the GPU.
+        self.device = env.device if device is None else torch.device(device)
         torch.manual_seed(seed)
         self.actor = build_actor(env.schema, env.action_dim, config).to(self.device)
         self.critic = Critic(env.schema, config.critic_group, config.critic_hidden).to(self.device)
@@ -186,18 +190,19 @@ class PPO:
     def collect(self, obs: Obs) -> tuple[dict, Obs, dict]:
         """Run ``steps_per_env`` steps from ``obs``; return the rollout, the next observation
         and the episodes that ended (returns, lengths, falls)."""
-        cfg, env = self.config, self.env
+        cfg = self.config
         T = cfg.steps_per_env
         observations = []
         actions, log_probs, values, rewards, dones, means = [], [], [], [], [], []
         ended = {"return": [], "length": [], "fell": []}
         if self.recurrent:
             self.actor.memory = start_memory = self.memory
+        obs = self._here(obs)
         for _ in range(T):
             dist = self.actor.distribution(obs)
             action = dist.sample()
             value = self.critic(obs)
-            result = env.step(action)
+            result = self._step(action)
             reward = result.reward
             # 2. time-out bootstrap: the episode would have gone on.
             if cfg.timeout_bootstrap == "final_obs" and result.truncated.any():
@@ -231,6 +236,23 @@ class PPO:
         rollout["advantages"], rollout["returns"] = self.advantages(
             rollout["rewards"], rollout["values"], rollout["dones"], last_values, cfg.gamma, cfg.lam)
         return rollout, obs, ended
+
+    def _here(self, obs: Obs) -> Obs:
+        """``obs`` on the networks' device."""
+        return {k: v.to(self.device) for k, v in obs.items()}
+
+    def _step(self, action: torch.Tensor) -> StepResult:
+        """One env step with ``action``, its result on the networks' device."""
+        result = self.env.step(action.to(self.env.device))
+        if self.env.device == self.device:
+            return result
+        move = lambda x: x.to(self.device)
+        return dataclasses.replace(
+            result, obs=self._here(result.obs), final_obs=self._here(result.final_obs), reward=move(result.reward),
+            terminated=move(result.terminated), truncated=move(result.truncated),
+            reward_terms={k: move(v) for k, v in result.reward_terms.items()},
+            validity={k: move(v) for k, v in result.validity.items()},
+            metrics={k: move(v) for k, v in result.metrics.items()})
 
     def _track_episodes(self, result, ended: dict) -> None:
         self.episode_return += result.reward

@@ -14,6 +14,7 @@ best-scoring checkpoint is kept as the run's *selected* actor, the one :func:`lo
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -112,7 +113,8 @@ def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, 
 def train_teacher(task: str, out: str | os.PathLike, env_steps: int, *, seed: int = 0, num_envs: int = 64,
                   unprivileged: bool = False, config: PPOConfig | None = None, engine: str = "mujoco",
                   checkpoint_every: int = 50, progress: bool = True, nthread: int | None = None,
-                  device: str = "cpu", curriculum: bool = False, selection: Selection | None = None) -> pd.DataFrame:
+                  device: str = "cpu", curriculum: bool = False, selection: Selection | None = None,
+                  policy_device: str | None = None) -> pd.DataFrame:
     """Train a PPO teacher (``unprivileged=True``: the actor sees only the student's fields - the
     unprivileged PPO baseline, RL directly on what the student observes)
     for ``env_steps`` env steps in total (all processes together) on ``engine``, simulating and
@@ -121,7 +123,10 @@ def train_teacher(task: str, out: str | os.PathLike, env_steps: int, *, seed: in
     ``curriculum``: train under the task's curriculum (e.g. the walker's terrain levels); its
     settings are recorded in the artifact, and evaluation keeps the task's own reset distribution.
     ``selection``: score the actor on validation seeds during training and keep the best
-    checkpoint as the selected actor (:class:`Selection`)."""
+    checkpoint as the selected actor (:class:`Selection`).
+    ``policy_device``: where the networks train, by default where the env hands out its tensors
+    (a host-side engine hands them out on the CPU even when it simulates on a GPU; then
+    ``policy_device="cuda"`` puts the networks and the update on the GPU)."""
     config = config or PPOConfig()
     if unprivileged:
         config = PPOConfig(**{**config.to_dict(), "actor_group": "student"})
@@ -134,14 +139,15 @@ def train_teacher(task: str, out: str | os.PathLike, env_steps: int, *, seed: in
             raise ValueError(f"engine {engine!r} runs {task!r} without a repo task's curriculum; "
                              "train with curriculum on the 'mujoco' or 'mujoco_warp' engine")
         curriculum_settings = env.task.start_curriculum()
-    ppo = PPO(env, config, seed=seed)
+    ppo = PPO(env, config, seed=seed, device=policy_device)
     out = Path(out)
     steps_per_iteration = config.steps_per_env * num_envs * world
     iterations = math.ceil(env_steps / steps_per_iteration)
     run = {"kind": KIND, "task": task, "engine": engine, "seed": seed, "num_envs": num_envs,
            "world_size": world, "unprivileged": unprivileged, "env_steps_target": env_steps, "ppo": config.to_dict(),
            "curriculum": curriculum_settings, "selection": selection.to_dict() if selection else None,
-           "device": device}     # recorded, not checked on resume: a run may continue on another device
+           # the devices are recorded, not checked on resume: a run may continue on other devices
+           "device": device, "policy_device": str(ppo.device)}
 
     log: list[dict] = []
     start_iteration = 0
@@ -167,7 +173,9 @@ def train_teacher(task: str, out: str | os.PathLike, env_steps: int, *, seed: in
     for iteration in range(start_iteration, iterations):
         obs, row = run_iteration(ppo, obs, iteration, env_steps_done)
         if rank == 0 and selection is not None and selection.due(env_steps_done, row["env_steps"]):
-            score = validate(ppo.actor, task, engine, device, selection, seed)
+            # validation envs hand out their tensors where the training env does
+            actor = ppo.actor if ppo.device == env.device else copy.deepcopy(ppo.actor).to(env.device)
+            score = validate(actor, task, engine, device, selection, seed)
             validations.append({"env_steps": int(row["env_steps"]), **score})
             if max(validations, key=ranking) is validations[-1]:
                 selected = {k: v.detach().cpu().clone() for k, v in ppo.actor.state_dict().items()}

@@ -241,6 +241,10 @@ def student_types_table(section: dict) -> pd.DataFrame:
 def versus_action_matching_table(section: dict) -> pd.DataFrame:
     """Each student type against action matching (a task's ``student_types`` record): the paired
     difference of return ÷ teacher with its 95 % CI and p-value, per perturbation."""
+    if "versus_action_matching" not in section:
+        raise KeyError(f"this student_types record has no 'versus_action_matching' (it has {sorted(section)}): it was "
+                       "written before the paired comparison; run `python -m distillkit results --section "
+                       "student_types` again")
     rows = []
     for architecture, by_perturbation in section["versus_action_matching"].items():
         row = {"student − mlp": architecture}

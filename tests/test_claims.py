@@ -150,3 +150,10 @@ def test_the_versus_action_matching_table_signs_each_difference():
     assert list(table.index) == ["latent"]
     assert table.loc["latent", "nominal"] == "+0.07 (-0.08 to +0.22), p 0.19"
     assert table.loc["latent", "heavy_pole"] == "-0.01 (-0.06 to +0.04), p 0.49", "each perturbation its own, signed"
+
+
+def test_the_versus_action_matching_table_names_what_an_old_record_lacks():
+    from distillkit.claims import versus_action_matching_table
+
+    with pytest.raises(KeyError, match="no 'versus_action_matching'.*run `python -m distillkit results"):
+        versus_action_matching_table({"students": {}, "leakage": {}})

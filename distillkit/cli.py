@@ -154,16 +154,17 @@ def train_teacher(args: argparse.Namespace) -> None:
     from distillkit.train import train_teacher as train
 
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    device = args.device
+    device, policy_device = args.device, args.policy_device
     if distributed:           # launched by torchrun: one process per CPU core or GPU
         # gloo reduces CPU and CUDA tensors alike, wherever the engine's tensors put PPO's networks.
         torch.distributed.init_process_group("gloo")
-        if device == "cuda":
-            device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"      # each process simulates on its own GPU
+        own_gpu = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"      # each process simulates and trains on its own GPU
+        device = own_gpu if device == "cuda" else device
+        policy_device = own_gpu if policy_device == "cuda" else policy_device
     config = config_from_args(PPOConfig, args)
     metrics = train(args.task, args.out, args.steps, seed=args.seed, num_envs=args.num_envs, unprivileged=args.unprivileged,
                     config=config, engine=args.engine, device=device, checkpoint_every=args.checkpoint_every,
-                    curriculum=args.curriculum, policy_device=args.policy_device,
+                    curriculum=args.curriculum, policy_device=policy_device,
                     selection=None if args.select_every is None else Selection(args.select_every, args.select_start))
     if not distributed or torch.distributed.get_rank() == 0:
         tail = metrics.tail(10)

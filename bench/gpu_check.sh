@@ -2,7 +2,7 @@
 # The GPU check: MuJoCo Warp's flagship (walker_rough) at 4096 worlds on CUDA - raw mujoco_warp
 # vs the distillkit env, and a few teacher PPO iterations - on a GPU machine that reaches no
 # package index and takes 64 MiB per call. bench/gpu_prepare.sh (run first, where PyPI is
-# reachable) puts the wheels it needs, in pieces of at most 60 MiB, in bundle/gpu/part1..3.
+# reachable) puts the wheels it needs, in pieces that fit beside the working tree, in bundle/gpu/part1..N.
 #
 #   bench/gpu_check.sh receive        # a call carrying one part: check the pieces present so far
 #   bench/gpu_check.sh run [options]  # the last call: install (once) and measure

@@ -109,14 +109,12 @@ def run_distillkit(task: str, config, seed: int):
     return config.rounds * config.steps_per_round * n, seconds, StudentOnly(student.eval(), schema)
 
 
-def run_rsl_rl(task: str, seed: int):
+def rsl_rl_runner(task: str, env, seed: int, hidden=HIDDEN):
+    """rsl_rl's ``DistillationRunner`` on ``env`` with Isaac Lab's distillation settings, labelling
+    with the shipped teacher; its student an MLP of ``hidden`` on the ``student`` group."""
     from rsl_rl.runners import DistillationRunner
 
-    n, rounds, steps, _ = SETTINGS[task]
-    env_steps = rounds * steps * n
-    iterations = env_steps // (RSL_STEPS_PER_ENV * n)
     torch.manual_seed(seed)
-    env = make_env(task, n)
     teacher, _, _ = load_actor(shipped_teacher(task), env)
     vec = RslRlVecEnv(env, seed=seed)
     config = {
@@ -124,7 +122,7 @@ def run_rsl_rl(task: str, seed: int):
         "obs_groups": checked_obs_groups({"student": ["student"], "teacher": ["teacher"]}, "Distillation"),
         "algorithm": {"class_name": "Distillation", "num_learning_epochs": 2, "learning_rate": 1e-3,
                       "gradient_length": 15},
-        "student": {"class_name": "MLPModel", "hidden_dims": list(HIDDEN), "activation": "elu",
+        "student": {"class_name": "MLPModel", "hidden_dims": list(hidden), "activation": "elu",
                     "obs_normalization": True,
                     "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": 0.1}},
         "teacher": {"class_name": "MLPModel", "hidden_dims": list(HIDDEN), "activation": "elu",
@@ -133,15 +131,30 @@ def run_rsl_rl(task: str, seed: int):
     runner = DistillationRunner(vec, config, log_dir=None, device="cpu")
     runner.alg.teacher = runner.alg._raw_teacher = TeacherForRslRl(teacher).eval()
     runner.alg.teacher_loaded = True
+    return runner
+
+
+def rsl_rl_student(runner, schema):
+    """The runner's current student as a policy on distillkit observations (rsl_rl's student sees a
+    TensorDict holding the student group only)."""
+    policy = runner.get_inference_policy(device="cpu")
+
+    def student(obs):
+        return policy(TensorDict({"student": schema.flatten(obs, "student")}, batch_size=[next(iter(obs.values())).shape[0]]))
+    return student
+
+
+def run_rsl_rl(task: str, seed: int):
+    n, rounds, steps, _ = SETTINGS[task]
+    env_steps = rounds * steps * n
+    iterations = env_steps // (RSL_STEPS_PER_ENV * n)
+    env = make_env(task, n)
+    runner = rsl_rl_runner(task, env, seed)
     start = time.perf_counter()
     runner.learn(iterations)
     seconds = time.perf_counter() - start
-    policy = runner.get_inference_policy(device="cpu")
-    schema = env.schema
+    student = rsl_rl_student(runner, env.schema)
     env.close()
-
-    def student(obs):                       # rsl_rl's student sees a TensorDict holding the student group only
-        return policy(TensorDict({"student": schema.flatten(obs, "student")}, batch_size=[next(iter(obs.values())).shape[0]]))
     return iterations * RSL_STEPS_PER_ENV * n, seconds, student
 
 

@@ -146,6 +146,14 @@ def schema(args: argparse.Namespace) -> None:
         print(s.table().to_string())
 
 
+def process_devices(device: str, policy_device: str | None, local_rank: int) -> tuple[str, str | None]:
+    """The engine's and the networks' devices of one torchrun process: a bare ``cuda`` becomes that
+    process's own GPU (``cuda:<local_rank>``), anything else stays as given."""
+    own_gpu = f"cuda:{local_rank}"
+    return (own_gpu if device == "cuda" else device,
+            own_gpu if policy_device == "cuda" else policy_device)
+
+
 def train_teacher(args: argparse.Namespace) -> None:
     import torch
 
@@ -158,9 +166,7 @@ def train_teacher(args: argparse.Namespace) -> None:
     if distributed:           # launched by torchrun: one process per CPU core or GPU
         # gloo reduces CPU and CUDA tensors alike, wherever the engine's tensors put PPO's networks.
         torch.distributed.init_process_group("gloo")
-        own_gpu = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"      # each process simulates and trains on its own GPU
-        device = own_gpu if device == "cuda" else device
-        policy_device = own_gpu if policy_device == "cuda" else policy_device
+        device, policy_device = process_devices(device, policy_device, int(os.environ.get("LOCAL_RANK", "0")))
     config = config_from_args(PPOConfig, args)
     metrics = train(args.task, args.out, args.steps, seed=args.seed, num_envs=args.num_envs, unprivileged=args.unprivileged,
                     config=config, engine=args.engine, device=device, checkpoint_every=args.checkpoint_every,

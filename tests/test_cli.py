@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from distillkit.cli import add_config_options, check_tasks, config_from_args, engine_tasks
+from distillkit.cli import add_config_options, check_tasks, config_from_args, engine_tasks, process_devices
 from distillkit.dagger import DaggerConfig
 from distillkit.masks import MaskRules
 from distillkit.ppo import PPOConfig
@@ -95,3 +95,10 @@ def test_config_options_come_from_the_config_dataclasses():
     assert config_from_args(PPOConfig, args).actor_hidden == (64, 32)
     with pytest.raises(SystemExit):
         parser.parse_args(["--loss", "l1"])          # not one of DaggerConfig.CHOICES["loss"]
+
+
+def test_under_torchrun_a_bare_cuda_means_each_process_its_own_gpu():
+    assert process_devices("cuda", "cuda", 3) == ("cuda:3", "cuda:3")
+    assert process_devices("cpu", "cuda", 1) == ("cpu", "cuda:1")      # simulate on the CPU, train on GPU 1
+    assert process_devices("cuda:0", None, 2) == ("cuda:0", None)       # an explicit index is kept
+    assert process_devices("cpu", None, 0) == ("cpu", None)

@@ -227,8 +227,10 @@ def test_a_curriculum_run_records_it_and_refuses_to_resume_without_it(tmp_path):
 def test_a_resumed_curriculum_run_continues_from_the_checkpointed_levels(tmp_path):
     out = tmp_path / "run"
     walker = PPOConfig(steps_per_env=4, epochs=1, minibatches=1, actor_hidden=(16,), critic_hidden=(16,))
-    train_teacher("walker_rough", out, env_steps=4 * 4, num_envs=4, config=walker, progress=False, curriculum=True)
+    train_teacher("walker_rough", out, env_steps=4 * 4, num_envs=4, config=walker, progress=False, curriculum=True,
+                  policy_device="cpu")
     manifest = read_manifest(out)
+    assert (manifest["device"], manifest["policy_device"]) == ("cpu", "cpu")     # where the env ran, where PPO trained
     # a checkpoint taken while the worlds stood on levels 1..4
     env = make_env("walker_rough", 4)
     env.task.start_curriculum()

@@ -6,7 +6,7 @@ course's student budget uses) on the ``student`` group, in the same env with the
 
 - **distillkit**: the course's DAgger as ``python -m distillkit results --section students`` runs it
   (the task's :data:`~distillkit.results.budgets.STUDENT_BUDGETS` entry: rounds, steps per round,
-  gradient steps), scored after every round;
+  gradient steps, learning rates), scored after every round;
 - **rsl_rl**: ``DistillationRunner`` with Isaac Lab's distillation settings (as in
   ``bench/distill_vs_rsl_rl.py``), scored after every ``--rsl-chunk`` iterations, trained until its
   training clock passes the task's ``time_budget_s``.
@@ -16,7 +16,10 @@ x 32 episodes); the clocks stop while it is scored. Reported per task, as median
 (each seed a paired repeat, rsl_rl first on even seeds and last on odd ones, so both see the same load):
 the training seconds each needs to first score at least 0.9 x the teacher's return, their ratio
 (distillkit / rsl_rl, the goal of issue 16 is <= 0.8), and each one's return at equal wall-clock (the
-latest score of each at the moment distillkit's run ends, or rsl_rl's if it ends first).
+latest score of each at the moment distillkit's run ends, or rsl_rl's if it ends first). distillkit's
+final return (its student after the last round, the one the course keeps) is given as mean ± std over
+seeds, as ``docs/results.md`` gives the students': a setting that reaches the target sooner but ends
+lower or less reliably is no better default.
 
     python bench/time_to_quality.py --update-docs
 """
@@ -51,28 +54,42 @@ from distillkit.students import make_student
 from distillkit.train import load_actor
 
 ROOT = Path(__file__).resolve().parents[1]
-TUNABLE = ("rounds", "steps_per_round", "grad_steps", "batch_worlds", "chunk")   # DaggerConfig fields --settings may set
+
+
+def optional_float(text: str) -> float | None:
+    return None if text == "none" else float(text)
+
+
+# DaggerConfig fields --settings may set, with how each reads its value
+TUNABLE = {"rounds": int, "steps_per_round": int, "grad_steps": int, "batch_worlds": int, "chunk": int, "lr": float,
+           "lr_final": optional_float}
 QUALITY = 0.9                       # the share of the teacher's return that counts as a good student
 # rsl_rl trains until its clock passes this (s); it only needs to outlast distillkit's run and its own time to the target
 TIME_BUDGET_S = {"cartpole": 20.0, "walker_rough": 900.0}
 
 
 class TrainingClock:
-    """Seconds spent training: a stopwatch that is paused while the student is scored."""
+    """Seconds spent training, on the wall clock and on this process's CPU time (which leaves out the
+    time spent waiting for a core on a loaded machine): a stopwatch paused while the student is scored."""
 
     def __init__(self):
         self.start, self.paused = time.perf_counter(), 0.0
+        self.cpu_start, self.cpu_paused = time.process_time(), 0.0
 
     def seconds(self) -> float:
         return time.perf_counter() - self.start - self.paused
 
+    def cpu_seconds(self) -> float:
+        return time.process_time() - self.cpu_start - self.cpu_paused
+
     def score(self, policy, score) -> dict:
-        """Read the clock, then score ``policy`` with the clock paused."""
-        seconds = self.seconds()
-        before = time.perf_counter()
+        """Read the clocks, then score ``policy`` with them paused."""
+        seconds, cpu_seconds = self.seconds(), self.cpu_seconds()
+        before, cpu_before = time.perf_counter(), time.process_time()
         value = score(policy)
         self.paused += time.perf_counter() - before
-        return {"seconds": seconds, "return": value}
+        self.cpu_paused += time.process_time() - cpu_before
+        return {"seconds": seconds, "cpu_seconds": cpu_seconds, "return": value}
 
 
 def student_hidden(task: str) -> tuple[int, ...]:
@@ -81,13 +98,18 @@ def student_hidden(task: str) -> tuple[int, ...]:
 
 
 def parse_setting(text: str) -> dict:
-    """``"steps_per_round=60,grad_steps=100"`` -> {"steps_per_round": 60, "grad_steps": 100} ("" -> {})."""
+    """``"steps_per_round=60,lr_final=1e-4"`` -> {"steps_per_round": 60, "lr_final": 0.0001} ("" -> {};
+    ``lr_final=none``: the same learning rate in every round)."""
     setting = {}
     for part in filter(None, text.split(",")):
         key, _, value = part.partition("=")
-        if key not in TUNABLE or not value.isdigit():
-            raise SystemExit(f"--settings: expected key=integer pairs with keys from {TUNABLE}, got {part!r}")
-        setting[key] = int(value)
+        if key not in TUNABLE:
+            raise SystemExit(f"--settings: expected key=value pairs with keys from {list(TUNABLE)}, got {part!r}")
+        try:
+            setting[key] = TUNABLE[key](value)
+        except ValueError:
+            kind = {int: "an integer", float: "a number", optional_float: "a number or none"}[TUNABLE[key]]
+            raise SystemExit(f"--settings: {key} takes {kind}, got {value!r}") from None
     return setting
 
 
@@ -100,7 +122,8 @@ def distillkit_curve(task: str, seed: int, score, setting: dict) -> list[dict]:
     torch.manual_seed(seed)
     student = make_student("mlp", env.schema, env.action_dim, hidden=student_hidden(task))
     config = dagger_config(**{"rounds": budget.rounds, "steps_per_round": budget.steps_per_round,
-                              "grad_steps": budget.grad_steps, "schedule": "first", **setting})
+                              "grad_steps": budget.grad_steps, "lr_final": budget.lr_final, "schedule": "first",
+                              **setting})
     schema, curve = env.schema, []
 
     def after_round(trained) -> dict:
@@ -129,9 +152,10 @@ def rsl_rl_curve(task: str, seed: int, score, chunk: int) -> list[dict]:
     return curve
 
 
-def time_to(curve: list[dict], target: float) -> float:
-    """Training seconds at the first score of at least ``target`` (infinite: never reached)."""
-    return next((p["seconds"] for p in curve if p["return"] >= target), math.inf)
+def time_to(curve: list[dict], target: float, clock: str = "seconds") -> float:
+    """Training seconds (``clock``: "seconds" on the wall clock, "cpu_seconds" on CPU time) at the
+    first score of at least ``target`` (infinite: never reached)."""
+    return next((p[clock] for p in curve if p["return"] >= target), math.inf)
 
 
 def return_at(curve: list[dict], seconds: float) -> float:
@@ -146,7 +170,9 @@ def compare(ours: list[dict], theirs: list[dict], teacher_return: float) -> dict
     equal = min(ours[-1]["seconds"], theirs[-1]["seconds"])
     t_ours, t_theirs = time_to(ours, target), time_to(theirs, target)
     return {"target_return": target, "distillkit_seconds_to_target": t_ours, "rsl_rl_seconds_to_target": t_theirs,
-            "time_ratio": t_ours / t_theirs, "equal_wall_clock_s": equal,
+            "time_ratio": t_ours / t_theirs,
+            "cpu_time_ratio": time_to(ours, target, "cpu_seconds") / time_to(theirs, target, "cpu_seconds"),
+            "equal_wall_clock_s": equal,
             "distillkit_return_at_equal": return_at(ours, equal), "rsl_rl_return_at_equal": return_at(theirs, equal)}
 
 
@@ -157,6 +183,20 @@ def json_safe(value):
     if isinstance(value, list):
         return [json_safe(v) for v in value]
     return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def ratio_text(rows: list[dict], key: str, bold: bool = False) -> str:
+    """The median paired ratio over seeds with its min-max (NaN, where neither run reached the target, left out)."""
+    ratios = [r[key] for r in rows if not math.isnan(r[key])]
+    if not ratios:
+        return "neither reached"
+    median = f"{statistics.median(ratios):.2f}"
+    return f"{f'**{median}**' if bold else median} ({min(ratios):.2f}-{max(ratios):.2f})"
+
+
+def mean_std(values: list[float]) -> str:
+    """``mean ± std`` over seeds (the sample std; just the value for one seed)."""
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}" if len(values) > 1 else f"{values[0]:.1f}"
 
 
 def seconds_text(value: float) -> str:
@@ -221,23 +261,23 @@ def docs_table(result: dict, args) -> str:
     lines = [f"Measured {result['date']} on {result['machine']}, one torch thread. Command: `{result['command']}`. "
              f"Training seeds {args.seeds}, each a paired repeat (rsl_rl first on even seeds, last on odd ones); "
              f"scores on {args.eval_seeds} held-out seeds × 32 episodes, the student alone; medians over seeds "
-             "(a time never reached counts as infinite), min-max of the paired time ratio.", "",
+             "(a time never reached counts as infinite), min-max of the paired time ratio; the CPU-time ratio "
+             "is the same on each process's CPU time, which leaves out waiting for a core.", "",
              f"| task | distillkit setting | teacher return | target ({QUALITY} × teacher) | distillkit s to target | "
-             "rsl_rl s to target | time ratio (min-max) | equal wall-clock s | distillkit return there | "
-             "rsl_rl return there |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "rsl_rl s to target | time ratio (min-max) | CPU-time ratio (min-max) | equal wall-clock s | "
+             "distillkit return there | rsl_rl return there | distillkit final return |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for task, setting in dict.fromkeys((r["task"], r["setting"]) for r in result["rows"]):
         rows = [r for r in result["rows"] if (r["task"], r["setting"]) == (task, setting)]
-        ratios = [r["time_ratio"] for r in rows if not math.isnan(r["time_ratio"])]   # NaN: neither reached it
-        ratio_text = (f"**{statistics.median(ratios):.2f}** ({min(ratios):.2f}-{max(ratios):.2f})" if ratios
-                      else "neither reached")
+        finals = [r["curves"]["distillkit"][-1]["return"] for r in rows]
         lines.append(
             f"| {task} | {setting} | {rows[0]['teacher_return']:.1f} | {rows[0]['target_return']:.1f} | "
             f"{seconds_text(statistics.median(r['distillkit_seconds_to_target'] for r in rows))} | "
-            f"{seconds_text(statistics.median(r['rsl_rl_seconds_to_target'] for r in rows))} | {ratio_text} | "
+            f"{seconds_text(statistics.median(r['rsl_rl_seconds_to_target'] for r in rows))} | "
+            f"{ratio_text(rows, 'time_ratio', bold=True)} | {ratio_text(rows, 'cpu_time_ratio')} | "
             f"{statistics.median(r['equal_wall_clock_s'] for r in rows):,.1f} | "
             f"{statistics.median(r['distillkit_return_at_equal'] for r in rows):.1f} | "
-            f"{statistics.median(r['rsl_rl_return_at_equal'] for r in rows):.1f} |")
+            f"{statistics.median(r['rsl_rl_return_at_equal'] for r in rows):.1f} | {mean_std(finals)} |")
     return "\n".join(lines)
 
 

@@ -251,7 +251,7 @@ def export(args: argparse.Namespace) -> None:
 def add_config_options(p: argparse.ArgumentParser, config: type, *, skip: tuple[str, ...] = ()) -> None:
     """One option per field of the dataclass ``config`` (``--field-name``), its type, default and
     choices read from the class, so that each default lives in one place. A bool field that
-    defaults to True is switched off with ``--no-field-name``; an optional int takes ``none``."""
+    defaults to True is switched off with ``--no-field-name``; an optional number takes ``none``."""
     group = p.add_argument_group(f"{config.__name__} (defaults from {config.__module__})")
     hints, defaults = typing.get_type_hints(config), config()
     for f in dataclasses.fields(config):
@@ -266,9 +266,11 @@ def add_config_options(p: argparse.ArgumentParser, config: type, *, skip: tuple[
         elif typing.get_origin(kind) is tuple:
             group.add_argument(flag, type=int, nargs="+", default=list(default), metavar="WIDTH",
                                help=f"layer widths (default: {' '.join(map(str, default))})")
-        elif int in typing.get_args(kind) and type(None) in typing.get_args(kind):
-            group.add_argument(flag, type=lambda text: None if text.lower() == "none" else int(text), default=default,
-                               metavar="INT|none", help=f"(default: {default})")
+        elif type(None) in typing.get_args(kind):
+            value_type = next(t for t in typing.get_args(kind) if t is not type(None))
+            group.add_argument(flag, type=lambda text, t=value_type: None if text.lower() == "none" else t(text),
+                               default=default, metavar=f"{value_type.__name__.upper()}|none",
+                               help=f"(default: {default})")
         else:
             group.add_argument(flag, type=kind, default=default, choices=getattr(config, "CHOICES", {}).get(f.name),
                                help=f"(default: {default})")

@@ -8,7 +8,9 @@ Round i (Ross, Gordon and Bagnell 2011):
 3. update the student's normaliser with the new round, mask invalid steps and add the round to
    the dataset (dropping the oldest rounds beyond ``cap`` steps; ``aggregate=False`` keeps only
    the newest round);
-4. take ``grad_steps`` steps of masked distillation on the dataset.
+4. take ``grad_steps`` steps of masked distillation on the dataset, at a learning rate that goes
+   linearly from ``lr`` in the first round to ``lr_final`` in the last (constant when
+   ``lr_final`` is None).
 
 Before the first round the student takes what it reuses from the teacher (``Student.adopt``: a
 latent student, the teacher's action head); every round records the teacher's other labels too
@@ -65,6 +67,7 @@ class DaggerConfig:
     cap: int | None = None            # most steps kept in the dataset (oldest rounds dropped)
     grad_steps: int = 500             # per round
     lr: float = 1e-3
+    lr_final: float | None = None     # the last round's learning rate (None: ``lr`` in every round)
     batch_worlds: int = 32
     chunk: int = 16
     loss: str = "mse"
@@ -83,6 +86,13 @@ class DaggerConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def learning_rate(config: DaggerConfig, i: int) -> float:
+    """Round ``i``'s learning rate: linear from ``config.lr`` to ``config.lr_final`` over the rounds."""
+    if config.lr_final is None or config.rounds == 1:
+        return config.lr
+    return config.lr + (config.lr_final - config.lr) * i / (config.rounds - 1)
 
 
 def dagger(env: BatchedEnv, teacher: Policy, student: Student, config: DaggerConfig, *, seed: int = 0,
@@ -118,6 +128,8 @@ def dagger(env: BatchedEnv, teacher: Policy, student: Student, config: DaggerCon
         data = (data if config.aggregate else []) + [(rollouts, mask)]
         while config.cap is not None and len(data) > 1 and sum(r.steps for r, _ in data) > config.cap:
             data.pop(0)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, i)
         losses = fit(student, data, config.grad_steps, batch_worlds=config.batch_worlds, chunk=config.chunk,
                      loss=loss or config.loss, generator=generator, optimizer=optimizer, target=config.target)
         student.eval()

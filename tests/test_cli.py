@@ -88,9 +88,10 @@ def test_config_options_come_from_the_config_dataclasses():
     assert config_from_args(PPOConfig, defaults) == PPOConfig()
 
     args = parser.parse_args(["--rounds", "3", "--no-aggregate", "--cap", "none", "--loss", "huber",
-                              "--fall-horizon", "none", "--saturated", "--actor-hidden", "64", "32", "--lr", "3e-4"])
+                              "--fall-horizon", "none", "--saturated", "--actor-hidden", "64", "32", "--lr", "3e-4",
+                              "--lr-final", "1e-4"])
     config = config_from_args(DaggerConfig, args, rules=config_from_args(MaskRules, args))
-    assert config == DaggerConfig(rounds=3, aggregate=False, cap=None, loss="huber", lr=3e-4,
+    assert config == DaggerConfig(rounds=3, aggregate=False, cap=None, loss="huber", lr=3e-4, lr_final=1e-4,
                                   rules=MaskRules(fall_horizon=None, saturated=True))
     assert config_from_args(PPOConfig, args).actor_hidden == (64, 32)
     with pytest.raises(SystemExit):

@@ -8,7 +8,7 @@ import torch
 
 from distillkit.artifacts import CHECKPOINTS, ArtifactError
 from distillkit.corruption import Corrupted
-from distillkit.dagger import DaggerConfig, beta, dagger
+from distillkit.dagger import DaggerConfig, beta, dagger, learning_rate
 from distillkit.distill import distillation_loss, episode_starts, fit
 from distillkit.envs import EnvFactory, make_env
 from distillkit.envs.mujoco_cpu import MujocoEnv
@@ -164,6 +164,25 @@ def test_aggregation_cap_and_rsl_rl_configuration():
                                                                schedule="student", aggregate=False))
     assert rows.dataset_steps.tolist() == [80, 80] and rows.beta.tolist() == [0.0, 0.0]
 
+
+
+def test_the_learning_rate_goes_linearly_to_lr_final_in_the_last_round():
+    assert [learning_rate(DaggerConfig(rounds=3, lr=1e-3, lr_final=0.0), i) for i in range(3)] == [1e-3, 5e-4, 0.0]
+    assert learning_rate(DaggerConfig(rounds=3, lr=1e-3), 2) == 1e-3
+    env = make_env("cartpole", 8)
+    teacher, _, _ = load_actor(TEACHER, env)
+    for lr_final, last_round_moves in ((None, True), (0.0, False)):
+        weights = []
+
+        def snapshot(student):
+            weights.append([p.detach().clone() for p in student.parameters()])
+            return {}
+
+        torch.manual_seed(0)
+        dagger(env, lambda o: teacher(o), MLPStudent(env.schema, 1, hidden=(16,)),
+               DaggerConfig(rounds=3, steps_per_round=10, grad_steps=5, lr_final=lr_final), evaluate=snapshot)
+        moved = any(not torch.equal(a, b) for a, b in zip(weights[1], weights[2]))
+        assert moved == last_round_moves, f"lr_final={lr_final}: the last round (lr 0) must leave the weights"
 
 def test_fit_targets_the_executed_or_the_raw_teacher_action():
     """A student trained on a saturating teacher's raw labels outputs beyond the limit; on the

@@ -90,6 +90,9 @@ def test_a_finished_student_stands_in_only_for_the_same_recipe(tmp_path):
     faulty = dataclasses.replace(job, fault_rate=0.5)            # the masking lesson's imperfect teacher
     with pytest.raises(ArtifactError, match=r"'fault_rate': 0\.0\}, this budget distils with .*'fault_rate': 0\.5\}"):
         faulty.finished()
+    decaying = dataclasses.replace(job, budget=dataclasses.replace(budget, lr_final=1e-4))   # recorded: a constant rate
+    with pytest.raises(ArtifactError, match=r"'lr_final': None.*this budget distils with .*'lr_final': 0\.0001"):
+        decaying.finished()
 
 
 def test_a_cached_panel_names_the_weights_it_scored(tmp_path):

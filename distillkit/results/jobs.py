@@ -84,7 +84,8 @@ class StudentJob:
         the teacher's fault rate)."""
         b = self.budget
         return {"dagger": {"rounds": b.rounds, "steps_per_round": b.steps_per_round, "schedule": self.schedule,
-                           "grad_steps": b.grad_steps, **({"rules": self.rules} if self.rules else {})},
+                           "grad_steps": b.grad_steps, "lr_final": b.lr_final,
+                           **({"rules": self.rules} if self.rules else {})},
                 "architecture": b.architecture, "num_envs": b.num_envs, "fault_rate": self.fault_rate}
 
     def finished(self) -> bool:
@@ -121,7 +122,7 @@ def _distil(job: StudentJob) -> str:
     torch.set_num_threads(1)          # one run per core: torch's own threads would only contend
     if not (job.out / "manifest.json").exists():
         config = dagger_config(rounds=b.rounds, steps_per_round=b.steps_per_round, schedule=job.schedule,
-                               grad_steps=b.grad_steps, **job.rules)
+                               grad_steps=b.grad_steps, lr_final=b.lr_final, **job.rules)
         train_student(envs, job.teacher, job.out, config=config, architecture=b.architecture, num_envs=b.num_envs,
                       seed=job.seed, progress=False, teacher_fault=job.fault_rate, options=b.options,
                       evaluate_round=partial(held_out_score, envs=envs, seed=job.seed, b=b) if job.curve else None)

@@ -152,6 +152,6 @@ def run(tasks: list[str], runs: Path, workers: int) -> None:
             "student_types", task=task, seeds=f"{len(STUDENT_TYPE_SEEDS[task])} training seeds "
                                               f"{list(STUDENT_TYPE_SEEDS[task])}",
             latent=ENCODER_LATENT, rounds=b.rounds, steps_per_round=b.steps_per_round, num_envs=b.num_envs,
-            grad_steps=b.grad_steps, probe_steps=PROBE_STEPS[task], table="\n".join(lines),
+            grad_steps=b.grad_steps, learning=b.learning_text(), probe_steps=PROBE_STEPS[task], table="\n".join(lines),
             paired_table="\n".join(paired_lines), multiple=multiple,
             probe_table="\n".join(probe_lines), measured=measured(command)))

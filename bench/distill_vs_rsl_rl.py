@@ -13,7 +13,9 @@ the same size on the ``student`` group, for the same number of env steps and wor
   (:class:`TeacherForRslRl`), reading the flat ``teacher`` group, so both label with the same
   network; the student reads only the ``student`` group (``checked_obs_groups`` enforces it);
 - **distillkit in rsl_rl's configuration**, with rsl_rl's raw-label target and with distillkit's
-  default clipped target (see :func:`distillkit_configs`).
+  default clipped target, and the ablation of the rest of rsl_rl's setup: its student's exploration
+  noise (sigma = 0.1 on the actions the student executes), its time-ordered passes through the
+  buffer (``DaggerConfig.order = "time"``), and both (see :func:`distillkit_configs`).
 
 Reported per task: student-training env-steps/s (collection, labelling and updates, no
 evaluation) and the ratio distillkit / rsl_rl; each student's return alone on the same held-out
@@ -48,12 +50,14 @@ from distillkit.evaluate import evaluate_policy, held_out_seeds
 from distillkit.leakage import StudentOnly
 from distillkit.pipeline import dagger_config
 from distillkit.results.report import write_section
+from distillkit.rollouts import MixFn, mix_actions
 from distillkit.students import make_student
 from distillkit.train import load_actor
 
 ROOT = Path(__file__).resolve().parents[1]
 HIDDEN = (256, 128, 64)                     # distillkit's MLPStudent default, used for both students
 RSL_STEPS_PER_ENV = 120                     # Isaac Lab's AnymalDFlatDistillationRunnerCfg
+RSL_STUDENT_NOISE = 0.1                     # its init_noise_std: the student acts from a Gaussian of this std
 SETTINGS = {  # task: (worlds, DAgger rounds, steps per round, gradient steps per round)
     "cartpole": (32, 8, 120, 300),          # steps per round: a multiple of rsl_rl's 120, so both see
     "walker_rough": (32, 8, 240, 500),      # exactly the same number of env steps
@@ -79,30 +83,45 @@ class TeacherForRslRl(nn.Module):
         return None
 
 
-def distillkit_configs(task: str) -> dict:
-    """distillkit's DAgger as the course runs it, and distillkit set up like rsl_rl's runner (the
+def noisy_student_mix(std: float) -> MixFn:
+    """DAgger's mixture with Gaussian noise of ``std`` on the student's actions, as rsl_rl's student
+    acts (the noise drawn from the rollout's generator on the CPU)."""
+    def mix(teacher_action, student_action, beta, generator):
+        noise = torch.randn(student_action.shape, generator=generator).to(student_action.device)
+        return mix_actions(teacher_action, student_action + std * noise, beta, generator)
+    return mix
+
+
+def distillkit_configs(task: str) -> dict[str, tuple]:
+    """Each distillkit run: (its DaggerConfig, its mixture of teacher and student actions).
+    distillkit's DAgger as the course runs it, and distillkit set up like rsl_rl's runner (the
     student acts from the start, no aggregation, 2 epochs x 120/15 = 16 gradient steps per 120
     env steps, the raw teacher label as target), once more with distillkit's default target (the
     executed, clipped label). The second row separates the cost of the code from the cost of the
-    method; the third measures what the target costs when gradient steps are few."""
+    method; the third measures what the target costs when gradient steps are few; the last three
+    add rsl_rl's student noise, its time-ordered passes, and both, to the second."""
     n, rounds, steps, grad_steps = SETTINGS[task]
     iterations = rounds * steps // RSL_STEPS_PER_ENV
     like_rsl_rl = dict(rounds=iterations, steps_per_round=RSL_STEPS_PER_ENV, schedule="student", aggregate=False,
-                       grad_steps=2 * RSL_STEPS_PER_ENV // 15, batch_worlds=n, chunk=15)
-    return {"distillkit DAgger": dagger_config(rounds=rounds, steps_per_round=steps, schedule="first",
-                                               grad_steps=grad_steps),
-            "distillkit, rsl_rl's configuration": dagger_config(**like_rsl_rl, target="teacher"),
-            "the same, clipped target": dagger_config(**like_rsl_rl)}
+                       grad_steps=2 * RSL_STEPS_PER_ENV // 15, batch_worlds=n, chunk=15, target="teacher")
+    noisy = noisy_student_mix(RSL_STUDENT_NOISE)
+    return {"distillkit DAgger": (dagger_config(rounds=rounds, steps_per_round=steps, schedule="first",
+                                                grad_steps=grad_steps), mix_actions),
+            "distillkit, rsl_rl's configuration": (dagger_config(**like_rsl_rl), mix_actions),
+            "the same, clipped target": (dagger_config(**{**like_rsl_rl, "target": "executed"}), mix_actions),
+            "rsl_rl's configuration + student noise σ = 0.1": (dagger_config(**like_rsl_rl), noisy),
+            "rsl_rl's configuration + time-ordered passes": (dagger_config(**like_rsl_rl, order="time"), mix_actions),
+            "rsl_rl's configuration + both": (dagger_config(**like_rsl_rl, order="time"), noisy)}
 
 
-def run_distillkit(task: str, config, seed: int):
+def run_distillkit(task: str, config, mix: MixFn, seed: int):
     n = SETTINGS[task][0]
     env = make_env(task, n)
     teacher, _, _ = load_actor(shipped_teacher(task), env)
     torch.manual_seed(seed)
     student = make_student("mlp", env.schema, env.action_dim)
     start = time.perf_counter()
-    dagger(env, lambda o: teacher(o), student, config, seed=seed)
+    dagger(env, lambda o: teacher(o), student, config, seed=seed, mix=mix)
     seconds = time.perf_counter() - start
     schema = env.schema
     env.close()
@@ -188,7 +207,7 @@ def main() -> None:
                     measured[name] = steps, seconds, evaluate_policy(theirs, envs, seeds, num_envs=32,
                                                                      observe=deployable)["return"].mean()
                 else:
-                    steps, seconds, ours = run_distillkit(task, distillkit_configs(task)[name], seed)
+                    steps, seconds, ours = run_distillkit(task, *distillkit_configs(task)[name], seed)
                     measured[name] = steps, seconds, evaluate_policy(ours, envs, seeds, num_envs=32,
                                                                      observe=deployable)["return"].mean()
             rsl_steps, rsl_seconds, rsl_return = measured["rsl_rl"]

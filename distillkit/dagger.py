@@ -32,7 +32,7 @@ from typing import ClassVar
 import pandas as pd
 import torch
 
-from distillkit.distill import LOSSES, TARGETS, LossFn, fit
+from distillkit.distill import LOSSES, ORDERS, TARGETS, LossFn, fit
 from distillkit.envs.base import BatchedEnv
 from distillkit.masks import MaskRules, make_mask
 from distillkit.policy import Policy
@@ -70,17 +70,20 @@ class DaggerConfig:
     lr_final: float | None = None     # the last round's learning rate (None: ``lr`` in every round)
     batch_worlds: int = 32
     chunk: int = 16
+    order: str = "random"             # how gradient steps pick their windows: "random" or "time" (rsl_rl's passes)
     loss: str = "mse"
     target: str = "executed"          # or "teacher": the raw label (see distillkit.distill)
     rules: MaskRules = field(default_factory=MaskRules)
 
     #: the allowed values of string fields (checked here, offered as choices by the CLI)
-    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"schedule": SCHEDULES, "loss": LOSSES, "target": TARGETS}
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"schedule": SCHEDULES, "loss": LOSSES, "target": TARGETS,
+                                                     "order": ORDERS}
 
     def __post_init__(self) -> None:
         beta(self.schedule, 0, self.rounds, self.p)            # validates the schedule name
         # refuse a bad loss or target now, not after the first round's rollouts
-        for name, value, allowed in (("loss", self.loss, LOSSES), ("target", self.target, TARGETS)):
+        for name, value, allowed in (("loss", self.loss, LOSSES), ("target", self.target, TARGETS),
+                                     ("order", self.order, ORDERS)):
             if value not in allowed:
                 raise ValueError(f"DaggerConfig.{name} must be one of {allowed}, got {value!r}")
 
@@ -131,7 +134,8 @@ def dagger(env: BatchedEnv, teacher: Policy, student: Student, config: DaggerCon
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, i)
         losses = fit(student, data, config.grad_steps, batch_worlds=config.batch_worlds, chunk=config.chunk,
-                     loss=loss or config.loss, generator=generator, optimizer=optimizer, target=config.target)
+                     loss=loss or config.loss, generator=generator, optimizer=optimizer, target=config.target,
+                     order=config.order)
         student.eval()
         row = {"round": i, "beta": b, "dataset_steps": sum(r.steps for r, _ in data),
                "kept_this_round": counts["kept"], "loss": sum(losses[-20:]) / len(losses[-20:]),

@@ -28,6 +28,7 @@ target (action matching alone by default).
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,7 @@ from distillkit.students import LossFn, Student
 
 LOSSES = ("mse", "huber")
 TARGETS = ("executed", "teacher")
+ORDERS = ("random", "time")
 
 
 def episode_starts(rollouts: Rollouts) -> torch.Tensor:
@@ -59,12 +61,32 @@ def distillation_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tens
     return (per_step * m).sum() / m.sum().clamp_min(1.0)
 
 
+def windows(lengths: list[int], grad_steps: int, chunk: int, order: str = "random",
+            generator: torch.Generator | None = None) -> Iterator[tuple[int, int, int]]:
+    """The (rollout, first step, length) of each gradient step's window over rollouts of ``lengths``
+    steps, one at a time (so that the draws interleave with the caller's). ``random``: a rollout
+    and a start drawn from ``generator``. ``time``: rsl_rl's passes, the consecutive windows of
+    every rollout in time order, over and over (one pass over a 120-step rollout in windows of 15
+    is 8 gradient steps)."""
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    passes = [(i, t0, min(chunk, T)) for i, T in enumerate(lengths) for t0 in range(0, T - min(chunk, T) + 1, min(chunk, T))]
+    for k in range(grad_steps):
+        if order == "time":
+            yield passes[k % len(passes)]
+        else:
+            i = int(torch.randint(len(lengths), (1,), generator=generator))
+            length = min(chunk, lengths[i])
+            yield i, int(torch.randint(lengths[i] - length + 1, (1,), generator=generator)), length
+
+
 def fit(student: Student, data: list[tuple[Rollouts, torch.Tensor]], grad_steps: int, *, lr: float = 1e-3,
         batch_worlds: int = 32, chunk: int = 16, loss: str | LossFn = "mse", generator: torch.Generator | None = None,
-        optimizer: torch.optim.Optimizer | None = None, target: str = "executed") -> list[float]:
+        optimizer: torch.optim.Optimizer | None = None, target: str = "executed", order: str = "random") -> list[float]:
     """Train ``student`` on (rollouts, mask) pairs for ``grad_steps`` Adam steps of masked
     distillation; each step takes ``chunk`` consecutive steps of ``batch_worlds`` worlds from one
-    rollout. ``loss``: a name from :data:`LOSSES` or a :data:`LossFn`. The student's normaliser is
+    rollout, the windows picked in ``order`` (:func:`windows`). ``loss``: a name from
+    :data:`LOSSES` or a :data:`LossFn`. The student's normaliser is
     left as it is: update it with new data before (:func:`distillkit.dagger.dagger` does, once
     per round). Student and data share one device; the minibatches are drawn from ``generator``
     on the CPU, the same on every device."""
@@ -83,13 +105,9 @@ def fit(student: Student, data: list[tuple[Rollouts, torch.Tensor]], grad_steps:
     starts = [episode_starts(r) for r, _ in data]
     prepared = [student.prepare(r.obs, s) for (r, _), s in zip(data, starts)]
     losses = []
-    for _ in range(grad_steps):
-        i = int(torch.randint(len(data), (1,), generator=generator))
+    for i, t0, length in windows([mask.shape[0] for _, mask in data], grad_steps, chunk, order, generator):
         rollouts, mask = data[i]
-        T, N = mask.shape
-        length = min(chunk, T)
-        t0 = int(torch.randint(T - length + 1, (1,), generator=generator))
-        worlds = torch.randperm(N, generator=generator)[:batch_worlds].to(mask.device)
+        worlds = torch.randperm(mask.shape[1], generator=generator)[:batch_worlds].to(mask.device)
         window = slice(t0, t0 + length)
         label = rollouts.teacher_actions[window][:, worlds]
         targets = {"action": executed(label) if target == "executed" else label,

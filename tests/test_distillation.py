@@ -9,7 +9,7 @@ import torch
 from distillkit.artifacts import CHECKPOINTS, ArtifactError
 from distillkit.corruption import Corrupted
 from distillkit.dagger import DaggerConfig, beta, dagger, learning_rate
-from distillkit.distill import distillation_loss, episode_starts, fit
+from distillkit.distill import distillation_loss, episode_starts, fit, windows
 from distillkit.envs import EnvFactory, make_env
 from distillkit.envs.mujoco_cpu import MujocoEnv
 from distillkit.evaluate import evaluate_policy, held_out_seeds
@@ -183,6 +183,19 @@ def test_the_learning_rate_goes_linearly_to_lr_final_in_the_last_round():
                DaggerConfig(rounds=3, steps_per_round=10, grad_steps=5, lr_final=lr_final), evaluate=snapshot)
         moved = any(not torch.equal(a, b) for a, b in zip(weights[1], weights[2]))
         assert moved == last_round_moves, f"lr_final={lr_final}: the last round (lr 0) must leave the weights"
+
+
+def test_windows_in_time_order_are_rsl_rl_passes_and_random_ones_stay_inside_the_rollouts():
+    # one 120-step rollout in windows of 15: 8 per pass, two passes (rsl_rl's 2 epochs) = 16 gradient steps
+    ordered = list(windows([120], 16, 15, "time"))
+    assert ordered == [(0, t0, 15) for t0 in range(0, 120, 15)] * 2
+    assert list(windows([30, 20], 3, 15, "time")) == [(0, 0, 15), (0, 15, 15), (1, 0, 15)]
+    drawn = list(windows([30, 10], 200, 15, "random", torch.Generator().manual_seed(0)))
+    assert {i for i, _, _ in drawn} == {0, 1}
+    assert all(t0 + length <= (30, 10)[i] and length == min(15, (30, 10)[i]) for i, t0, length in drawn)
+    assert len({t0 for i, t0, _ in drawn if i == 0}) > 8, "random windows start anywhere, not on a grid"
+    with pytest.raises(ValueError, match=r"DaggerConfig.order must be one of .*'shuffled'"):
+        DaggerConfig(order="shuffled")
 
 def test_fit_targets_the_executed_or_the_raw_teacher_action():
     """A student trained on a saturating teacher's raw labels outputs beyond the limit; on the

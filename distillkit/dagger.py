@@ -86,6 +86,9 @@ class DaggerConfig:
                                      ("order", self.order, ORDERS)):
             if value not in allowed:
                 raise ValueError(f"DaggerConfig.{name} must be one of {allowed}, got {value!r}")
+        if self.lr_final is not None and not 0.0 <= self.lr_final <= self.lr:
+            raise ValueError(f"DaggerConfig.lr_final must be None or in [0, lr = {self.lr}] (the rate falls), "
+                             f"got {self.lr_final}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

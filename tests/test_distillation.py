@@ -169,6 +169,8 @@ def test_aggregation_cap_and_rsl_rl_configuration():
 def test_the_learning_rate_goes_linearly_to_lr_final_in_the_last_round():
     assert [learning_rate(DaggerConfig(rounds=3, lr=1e-3, lr_final=0.0), i) for i in range(3)] == [1e-3, 5e-4, 0.0]
     assert learning_rate(DaggerConfig(rounds=3, lr=1e-3), 2) == 1e-3
+    with pytest.raises(ValueError, match=r"DaggerConfig.lr_final must be None or in \[0, lr = 0.001\].*got -0.0001"):
+        DaggerConfig(lr_final=-1e-4)
     env = make_env("cartpole", 8)
     teacher, _, _ = load_actor(TEACHER, env)
     for lr_final, last_round_moves in ((None, True), (0.0, False)):

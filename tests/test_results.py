@@ -137,6 +137,27 @@ def test_the_shipped_teacher_is_the_best_on_validation_success_then_return():
     assert best_seed({**scores, 3: {"success": 0.95, "return": 2200.0}}) == 3
 
 
+def test_only_finished_runs_ship(tmp_path):
+    """A run folder that is missing, or whose manifest records fewer env steps than the budget (training
+    was interrupted and will resume), is not shippable; a finished one is."""
+    import json
+    from pathlib import Path
+
+    from distillkit.artifacts import FORMAT, FORMAT_VERSION
+    from distillkit.results.ship import unfinished_runs
+
+    def run(name: str, env_steps: int) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "manifest.json").write_text(json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION,
+                                                          "env_steps": env_steps}))
+        return folder
+
+    finished, interrupted, missing = run("a", 1000), run("b", 400), tmp_path / "c"
+    assert unfinished_runs([finished], 1000) == []
+    assert unfinished_runs([finished, interrupted, missing], 1000) == [str(interrupted), str(missing)]
+
+
 @pytest.mark.slow
 def test_student_types_section_runs_every_architecture_end_to_end(tmp_path, monkeypatch):
     """The section on the quick task at a tiny budget (not a result): encoder teachers, every
@@ -250,6 +271,11 @@ def test_the_claims_know_whether_their_baseline_is_the_tuned_one(tmp_path):
     assert not baseline_tuned(task, teachers, tuning)
     assert not baseline_tuned(task, {**teachers, **changes}, None)
     assert not baseline_tuned("cartpole", BUDGETS["cartpole"].config.to_dict(), tuning)     # no sweep
+    # a sweep run on another version of the task (or one that does not say which) tunes nothing here
+    older = {**tuning, "task_version": tuning["task_version"] - 1}
+    assert not baseline_tuned(task, {**teachers, **changes}, older)
+    unversioned = {key: value for key, value in tuning.items() if key != "task_version"}
+    assert not baseline_tuned(task, {**teachers, **changes}, unversioned)
 
     def write(seed: int, ppo: dict) -> None:
         folder = tmp_path / "teachers" / task / f"unprivileged_seed{seed}"

@@ -17,6 +17,7 @@ from distillkit.ppo import PPOConfig
 from distillkit.results.budgets import BASELINE_SETTINGS, BASELINE_SWEEP, BUDGETS, TUNING_SEEDS, variant_budget
 from distillkit.results.jobs import TeacherJob, run_folder, run_jobs, teacher_policy
 from distillkit.results.report import machine, measured, render, update_claims_json, write_section
+from distillkit.tasks import TASKS
 
 #: the row that keeps the teacher's PPO settings
 TEACHERS_SETTINGS = "teacher's settings"
@@ -84,7 +85,7 @@ def against_teacher(table: pd.DataFrame, teacher: pd.Series) -> str:
 def record(task: str, table: pd.DataFrame, validation_seeds: list[int], command: str) -> dict:
     """The sweep for ``docs/claims.json``: every row's validation scores and the best row's settings."""
     best = winner(table)
-    return {"best": best, "best_settings": settings(task)[best],
+    return {"task": task, "task_version": TASKS[task].version, "best": best, "best_settings": settings(task)[best],
             "rows": {name: {"settings": settings(task)[name], **r.to_dict(), "seeds": int(r.seeds)}
                      for name, r in table.iterrows()},
             "training_seeds": list(TUNING_SEEDS), "validation_seeds": list(validation_seeds),

@@ -96,8 +96,9 @@ def baseline_settings(task: str, runs: Path) -> dict:
 def baseline_tuned(task: str, ppo: dict, tuning: dict | None) -> bool:
     """Whether a baseline that trained with ``ppo`` is the tuned one: on every setting the sweep varies, it
     has the teacher's value changed by the best row of ``tuning`` (the ``baseline_tuning`` record of
-    ``docs/claims.json``). No sweep or no tuning record: not tuned."""
-    if task not in BASELINE_SWEEP or tuning is None:
+    ``docs/claims.json``), and that sweep ran on the task's current version. No sweep, no tuning record,
+    or a record of another task version: not tuned (settings tuned on another task prove nothing here)."""
+    if task not in BASELINE_SWEEP or tuning is None or tuning.get("task_version") != TASKS[task].version:
         return False
     wanted = {**BUDGETS[task].config.to_dict(), **tuning["best_settings"]}
     varied = {key for changes in BASELINE_SWEEP[task].values() for key in changes}

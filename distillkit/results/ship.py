@@ -50,6 +50,13 @@ def validation_scores(task: str, folders: dict[int, Path]) -> dict[int, dict]:
     return scores
 
 
+def unfinished_runs(folders, env_steps: int) -> list[str]:
+    """The run folders without a finished run of ``env_steps``: missing, or interrupted (an interrupted run
+    already has a manifest and weights, which must not ship as a teacher)."""
+    return [str(f) for f in folders
+            if not (f / "manifest.json").exists() or read_manifest(f)["env_steps"] < env_steps]
+
+
 def best_seed(scores: dict[int, dict]) -> int:
     """The seed with the highest validation success, then return."""
     return max(scores, key=lambda seed: (scores[seed]["success"], scores[seed]["return"]))
@@ -64,10 +71,10 @@ def ship(tasks: list[str], runs: Path, kinds: list[str] | None = None) -> None:
         for kind in kinds or KINDS:
             seeds, section = KINDS[kind]
             folders = {seed: run_folder(runs / "teachers", task, kind, seed) for seed in seeds[task]}
-            missing = [str(f) for f in folders.values() if not (f / "manifest.json").exists()]
-            if missing:
-                print(f"not shipped: {task} {kind} (no runs {missing}; `python -m distillkit results --section "
-                      f"{section} --tasks {task}` trains them)")
+            unfinished = unfinished_runs(folders.values(), BUDGETS[task].env_steps)
+            if unfinished:
+                print(f"not shipped: {task} {kind} (runs missing or still training: {unfinished}; "
+                      f"`python -m distillkit results --section {section} --tasks {task}` trains them)")
                 continue
             scores = validation_scores(task, folders)
             seed = best_seed(scores)

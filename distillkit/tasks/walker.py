@@ -6,18 +6,23 @@ heel and a toe sphere, which MuJoCo collides with the heightfield about twice as
 capsule foot), so a PPO teacher learns a gait on a 2-core CPU, and gaps and stairs still make
 terrain knowledge matter.
 
-Version 3 is built so that the privileged information *decides* the result and is *partly
+The task is built so that the privileged information *decides* the result and is *partly
 recoverable* by a student, as in Lee et al. 2020 and Miki et al. 2022 (a student with
 proprioception and a noisy terrain sensor, distilled from a teacher that reads the exact state):
 
-- the **student** reads what the robot carries: joint encoders, IMU (pitch rate, gravity
-  direction), the speed command, its own last actions, and its own short depth scan
-  (``scan_ahead``: 7 heights up to 0.6 m ahead, 3 cm noise, and 15 % of readings replaced by
-  outliers), each with a 6-step history. A gap shows in that scan, through the outliers, to a
+- the **student** reads what the robot carries: joint encoders (0.02 rad and 0.2 rad/s noise),
+  IMU (pitch rate, 0.1 rad/s noise; gravity direction, 0.04), the speed command, its own last
+  actions, and its own short depth scan (``scan_ahead``: 7 heights up to 0.6 m ahead, 6 cm noise,
+  and 30 % of readings replaced by outliers), each with a 6-step history. A gap shows in that scan, through the outliers, to a
   policy that learns which readings to trust over its history. Whether a student supervised by
   a teacher that knows learns that better than reinforcement learning on the same inputs is
   what the course's teacher and imitation claims measure (``docs/results.md``).
 - the **teacher** also reads, from the simulator:
+
+  * ``proprio_exact``: the same joint angles and velocities, pitch rate and gravity direction
+    without sensor noise (version 5). RL on noisy sensors must learn to filter them; a teacher
+    that reads the exact state learns the gait first, and its student learns to filter by
+    imitation. History makes it inferable (averaging over the 6 noisy steps).
 
   * ``height_scan``: exact terrain heights 0.1 m apart from 0.5 m behind to 1.5 m ahead. It
     decides episodes: a third of the track is broken by gaps (0.15-0.24 m wide on the nominal
@@ -30,9 +35,12 @@ proprioception and a noisy terrain sensor, distilled from a teacher that reads t
     makes it partly inferable (joint velocities during stance).
   * ``foot_contact_forces``: exact normal forces. Which foot carries the robot, and how firmly:
     partly inferable from joint torques and motion; the robot has no foot force sensors.
-  * ``friction`` (0.5-1.25, slippery to rubbery: legged_gym's range) and ``payload_mass`` (0-10 kg on a ~23 kg robot):
-    hidden physics that change how hard to push and how fast the feet may swing; inferable only
-    from how the body answered the last actions, i.e. from history (RMA's extrinsics).
+  * ``friction`` (0.4-1.25, slippery to rubbery) and ``payload_mass`` (0-30 kg on a ~23 kg
+    robot): hidden physics that change how hard to push and how fast the feet may swing;
+    inferable only from how the body answered the last actions, i.e. from history (RMA's
+    extrinsics). The teacher/unprivileged gap grows with the payload, so the range reaches
+    heavy loads (version 6; 0-20 kg in version 5, 0-10 kg before); below a friction of about
+    0.4 even the privileged teacher slips too often to be a reliable expert.
 
 - the **critic** additionally reads the terrain level and the feet's air time (the reward's inputs).
 
@@ -130,7 +138,10 @@ MJCF = """
 
 class WalkerRough(MujocoTask):
     name = "walker_rough"
-    version = 4                    # 4: settles in its default pose after a reset (3: gaps; 2: proprioceptive student)
+    # 6: payloads to 30 kg (5: friction from 0.4, payloads to 20 kg, student sensors twice as noisy,
+    # exact proprioception for the teacher; 4: settles in its default pose after a reset; 3: gaps;
+    # 2: proprioceptive student)
+    version = 6
     physics_dt = 0.01              # stable with these gains and contacts; 0.005 costs 1.7x the CPU time
     control_dt = 0.02              # Isaac Lab's velocity task: 50 Hz control
     episode_length_s = 20.0
@@ -166,10 +177,10 @@ class WalkerRough(MujocoTask):
         "joint_pos_offset": [-0.1, 0.1],
         "base_vel": [-0.1, 0.1],
     }
-    randomisation_ranges = {"friction": [0.5, 1.25], "payload_mass": [0.0, 10.0]}
+    randomisation_ranges = {"friction": [0.4, 1.25], "payload_mass": [0.0, 30.0]}
     scan_teacher = np.round(np.arange(-0.5, 1.5001, 0.1), 3)    # 21 exact points, 0.1 m apart
     scan_student = np.round(np.arange(0.0, 0.6001, 0.1), 3)     # 7 points of the robot's own sensor
-    scan_noise = Noise("gaussian", 0.03, outliers=0.15, outlier_range=0.5)
+    scan_noise = Noise("gaussian", 0.06, outliers=0.3, outlier_range=0.5)
     unseen_from = 0.8              # m ahead of the base: beyond the student's scan (perturb_privileged)
     proprio_history = 6            # control steps of proprioceptive history the student reads
     # Training's terrain curriculum (start_curriculum), as Isaac Lab's terrain_levels_vel: a world
@@ -199,19 +210,22 @@ class WalkerRough(MujocoTask):
         proprio = dict(history_length=cls.proprio_history)
         return ObservationSchema("walker_rough", (
             Field("joint_pos", (6,), "student", "joint encoders, relative to the default pose",
-                  noise=Noise("gaussian", 0.01), **proprio),
-            Field("joint_vel", (6,), "student", "joint encoder velocities",
-                  noise=Noise("gaussian", 0.1), **proprio),
-            Field("base_ang_vel", (1,), "student", "IMU gyroscope (pitch rate)",
-                  noise=Noise("gaussian", 0.05), **proprio),
-            Field("projected_gravity", (2,), "student", "IMU gravity direction in the base frame (x, z)",
                   noise=Noise("gaussian", 0.02), **proprio),
+            Field("joint_vel", (6,), "student", "joint encoder velocities",
+                  noise=Noise("gaussian", 0.2), **proprio),
+            Field("base_ang_vel", (1,), "student", "IMU gyroscope (pitch rate)",
+                  noise=Noise("gaussian", 0.1), **proprio),
+            Field("projected_gravity", (2,), "student", "IMU gravity direction in the base frame (x, z)",
+                  noise=Noise("gaussian", 0.04), **proprio),
             Field("velocity_commands", (1,), "student", "the operator's forward-speed command (m/s)"),
             Field("actions", (6,), "student", "the policy's own last actions", **proprio),
             Field("scan_ahead", (len(cls.scan_student),), "student",
                   "the robot's own depth sensor: terrain heights 0.1 m apart up to 0.6 m ahead, "
-                  "3 cm noise and 15 % outliers (reflections, missed returns)",
+                  "6 cm noise and 30 % outliers (reflections, missed returns)",
                   noise=cls.scan_noise, **proprio),
+            Field("proprio_exact", (15,), "teacher_only",
+                  "joint angles and velocities, pitch rate and gravity direction without sensor noise, "
+                  "read from the simulator's state"),
             Field("height_scan", (len(cls.scan_teacher),), "teacher_only",
                   "exact terrain heights 0.1 m apart up to 1.5 m ahead, read from the simulator's map; "
                   "the robot has no terrain sensor"),
@@ -219,8 +233,8 @@ class WalkerRough(MujocoTask):
                   "true base velocity (x, z); a real robot only estimates it, with drift"),
             Field("foot_contact_forces", (2,), "teacher_only",
                   "exact normal contact forces (N); the robot has no foot force sensors"),
-            Field("friction", (1,), "teacher_only", "hidden ground friction (0.5 slippery to 1.25), randomised per episode"),
-            Field("payload_mass", (1,), "teacher_only", "hidden payload on the torso (0-10 kg), randomised per episode"),
+            Field("friction", (1,), "teacher_only", "hidden ground friction (0.4 slippery to 1.25), randomised per episode"),
+            Field("payload_mass", (1,), "teacher_only", "hidden payload on the torso (0-30 kg), randomised per episode"),
             Field("terrain_level", (1,), "critic_only",
                   "difficulty of the episode's terrain, a label from the generator"),
             Field("feet_air_time", (2,), "critic_only",
@@ -365,14 +379,18 @@ class WalkerRough(MujocoTask):
         ground = height_at(self.profiles[s.ids], self.terrain, x[:, None] + offsets)
         scans = (z - self.nominal_height)[:, None] - ground
         scan, scan_ahead = scans[:, :len(self.scan_teacher)], scans[:, len(self.scan_teacher):]
+        joint_pos, joint_vel = s.qpos[:, 3:] - DEFAULT_JOINT_POS, s.qvel[:, 3:]
+        pitch_rate, gravity = s.qvel[:, 2:3], np.stack([sn, -c], axis=1)
         return {
-            "joint_pos": s.qpos[:, 3:] - DEFAULT_JOINT_POS,
-            "joint_vel": s.qvel[:, 3:],
-            "base_ang_vel": s.qvel[:, 2:3],
-            "projected_gravity": np.stack([sn, -c], axis=1),
+            "joint_pos": joint_pos,
+            "joint_vel": joint_vel,
+            "base_ang_vel": pitch_rate,
+            "projected_gravity": gravity,
             "velocity_commands": self.command[s.ids, None],
             "actions": last_actions,
             "scan_ahead": scan_ahead,
+            # the same readings before the schema adds the student's sensor noise
+            "proprio_exact": np.concatenate([joint_pos, joint_vel, pitch_rate, gravity], axis=1),
             "height_scan": scan,
             "base_lin_vel": np.stack([vx_b, vz_b], axis=1),
             "foot_contact_forces": s.sensordata[:, self.touch_sensors],

@@ -204,6 +204,29 @@ def test_student_types_section_runs_every_architecture_end_to_end(tmp_path, monk
     assert f"of these {len(p_values)} comparisons have p < 0.05" in text
 
 
+def test_the_encoder_teacher_is_the_claims_teacher_where_that_has_an_encoder(monkeypatch):
+    """The student types learn from a teacher with a privileged encoder: the claims' teacher itself where
+    its settings have one, else a run of its own with the claims teacher's settings plus the encoder. The
+    unprivileged baseline never has one (it reads no privileged field)."""
+    import dataclasses
+    from pathlib import Path
+
+    from distillkit.results.budgets import BUDGETS, ENCODER_LATENT, encoder_teacher
+    from distillkit.results.jobs import TeacherJob
+
+    plain = dataclasses.replace(BUDGETS["cartpole"], config=dataclasses.replace(BUDGETS["cartpole"].config,
+                                                                                encoder_latent=0))
+    monkeypatch.setitem(BUDGETS, "cartpole", plain)
+    variant, budget = encoder_teacher("cartpole")
+    assert variant == "encoder_teacher" and budget.config.encoder_latent == ENCODER_LATENT
+    assert dataclasses.replace(budget.config, encoder_latent=0) == plain.config
+    with_encoder = dataclasses.replace(plain, config=dataclasses.replace(plain.config, encoder_latent=4))
+    monkeypatch.setitem(BUDGETS, "cartpole", with_encoder)
+    assert encoder_teacher("cartpole") == ("teacher", with_encoder)
+    baseline = TeacherJob("cartpole", "unprivileged", 0, Path("unused"), with_encoder).config()
+    assert baseline.encoder_latent == 0 and baseline.actor_group == "student"
+
+
 def test_baseline_tuning_rows_and_the_verdict_on_the_baseline_the_claims_use(tmp_path, monkeypatch):
     """Every sweep row trains the baseline with its change to the teacher's settings (the row the claims
     use is the teachers section's own run); the verdict names the winner and flags a baseline that is
@@ -218,7 +241,8 @@ def test_baseline_tuning_rows_and_the_verdict_on_the_baseline_the_claims_use(tmp
     monkeypatch.setitem(BASELINE_SETTINGS, task, {})          # the teacher's settings are the baseline's
     reference = tuning_job(tmp_path, task, TEACHERS_SETTINGS, {}, 0)
     assert reference.out == tmp_path / "teachers" / task / "unprivileged_seed0"
-    assert reference.config() == PPOConfig(**{**BUDGETS[task].config.to_dict(), "actor_group": "student"})
+    assert reference.config() == PPOConfig(**{**BUDGETS[task].config.to_dict(), "actor_group": "student",
+                                              "encoder_latent": 0})
     name, changes = next(iter(BASELINE_SWEEP[task].items()))
     job = tuning_job(tmp_path, task, name, changes, 1)
     assert job.out == tmp_path / "baseline_tuning" / task / f"{name}_seed1"

@@ -35,7 +35,8 @@ class TeacherJob:
         time-out bootstrap."""
         changes = {}
         if self.variant == "unprivileged":
-            changes["actor_group"] = "student"
+            # the student's fields only, so no privileged field to encode: a plain MLP like the students
+            changes.update(actor_group="student", encoder_latent=0)
         if self.variant.startswith("timeout_"):
             changes["timeout_bootstrap"] = self.variant.removeprefix("timeout_")
         return PPOConfig(**{**self.budget.config.to_dict(), **changes})

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from distillkit.artifacts import CHECKPOINTS, REPO_ROOT, load_tensors, read_manifest, save_artifact
 from distillkit.envs import EnvFactory
-from distillkit.results.budgets import BUDGETS, STUDENT_TYPE_SEEDS, TRAINING_SEEDS
+from distillkit.results.budgets import BUDGETS, STUDENT_TYPE_SEEDS, TRAINING_SEEDS, encoder_teacher
 from distillkit.results.jobs import run_folder, teacher_policy
 
 #: each kind of teacher that ships: the seeds its section trains, and the section
@@ -70,7 +70,9 @@ def ship(tasks: list[str], runs: Path, kinds: list[str] | None = None) -> None:
     for task in tasks:
         for kind in kinds or KINDS:
             seeds, section = KINDS[kind]
-            folders = {seed: run_folder(runs / "teachers", task, kind, seed) for seed in seeds[task]}
+            # where the claims' teacher has an encoder (the flagship), it is also the encoder teacher
+            variant = encoder_teacher(task)[0] if kind == "encoder_teacher" else kind
+            folders = {seed: run_folder(runs / "teachers", task, variant, seed) for seed in seeds[task]}
             unfinished = unfinished_runs(folders.values(), BUDGETS[task].env_steps)
             if unfinished:
                 print(f"not shipped: {task} {kind} (runs missing or still training: {unfinished}; "

@@ -17,17 +17,16 @@ import pandas as pd
 from scipy import stats
 
 from distillkit.results.budgets import (
-    BUDGETS,
     ENCODER_LATENT,
     PROBE_STEPS,
     STUDENT_BUDGETS,
     STUDENT_TYPE_SEEDS,
+    encoder_teacher,
     student_type_options,
 )
 from distillkit.results.jobs import StudentJob, TeacherJob, run_folder, run_jobs, teacher_policy
 from distillkit.results.report import measured, render, update_claims_json, write_section
 
-TEACHER = "encoder_teacher"
 #: the student every other type is compared with: action matching by an MLP
 ACTION_MATCHING = "mlp"
 #: the perturbations of each task's suite that change hidden dynamics or terrain (the table's columns)
@@ -38,7 +37,8 @@ def student_jobs(task: str, runs: Path) -> list[StudentJob]:
     from distillkit.students import ARCHITECTURES
 
     base = STUDENT_BUDGETS[task]
-    return [StudentJob(task, run_folder(runs / "teachers", task, TEACHER, seed),
+    variant, _ = encoder_teacher(task)
+    return [StudentJob(task, run_folder(runs / "teachers", task, variant, seed),
                        run_folder(runs / "student_types", task, architecture, seed), "first", seed,
                        dataclasses.replace(base, architecture=architecture,
                                            options=student_type_options(task, architecture)))
@@ -79,10 +79,10 @@ def probe_scores(task: str, job: StudentJob) -> dict[str, float]:
 def run(tasks: list[str], runs: Path, workers: int) -> None:
     from distillkit.claims import mean_ci, paired
 
-    teacher_budget = {task: dataclasses.replace(BUDGETS[task], config=dataclasses.replace(
-        BUDGETS[task].config, encoder_latent=ENCODER_LATENT)) for task in tasks}
-    run_jobs([TeacherJob(task, TEACHER, seed, run_folder(runs / "teachers", task, TEACHER, seed), teacher_budget[task])
-              for task in tasks for seed in STUDENT_TYPE_SEEDS[task]], workers, "encoder teachers")
+    teachers = {task: encoder_teacher(task) for task in tasks}
+    run_jobs([TeacherJob(task, variant, seed, run_folder(runs / "teachers", task, variant, seed), budget)
+              for task, (variant, budget) in teachers.items() for seed in STUDENT_TYPE_SEEDS[task]],
+             workers, "encoder teachers")
     jobs = {task: student_jobs(task, runs) for task in tasks}
     run_jobs([job for task in tasks for job in jobs[task]], workers, "student runs")
     for task in tasks:

@@ -42,6 +42,10 @@ proprioception and a noisy terrain sensor, distilled from a teacher that reads t
     heavy loads (version 6; 0-20 kg in version 5, 0-10 kg before); below a friction of about
     0.4 even the privileged teacher slips too often to be a reliable expert.
 
+  The teacher's actor passes these privileged fields through an encoder to an 8-value latent
+  first, as in RMA and Lee et al. 2020 (``distillkit.results.budgets``); its students learn to act
+  like it, or to estimate that latent from their history (chapter 7).
+
 - the **critic** additionally reads the terrain level and the feet's air time (the reward's inputs).
 
 Field names follow Isaac Lab's velocity task (``base_lin_vel``, ``base_ang_vel``,

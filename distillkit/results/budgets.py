@@ -89,9 +89,10 @@ class StudentBudget:
 # as the unprivileged PPO baseline's actor (on the flagship that group carries a 6-step proprioceptive
 # history), so the teacher claim compares like with like. `distillkit dagger --architecture {history,gru}`
 # trains the other student types.
-# The flagship's DAgger runs 48 rounds (614,400 env steps): with the noisier student sensors of version
-# 5 on, 16 rounds left the student far behind its teacher; on version 4, 6 rounds kept 0.81 of the
-# teacher's held-out return and 16 kept 0.95 (seed 1, 2 x 32 episodes).
+# The flagship's DAgger runs 48 rounds (614,400 env steps), chosen for the noisier student sensors of
+# version 5 on after a one-seed pilot that is not kept (16 rounds left its student well behind the
+# teacher); on version 4, 6 rounds kept 0.81 of the teacher's held-out return and 16 kept 0.95 (seed 1,
+# 2 x 32 episodes).
 STUDENT_BUDGETS = {
     # Short rounds reach 0.9 x the teacher's return in less wall-clock than 6 rounds of 150 steps and 300
     # gradient steps (bench/time_to_quality.py, docs/benchmarks.md). The falling learning rate keeps the

@@ -13,8 +13,8 @@ proprioception and a noisy terrain sensor, distilled from a teacher that reads t
 - the **student** reads what the robot carries: joint encoders (0.02 rad and 0.2 rad/s noise),
   IMU (pitch rate, 0.1 rad/s noise; gravity direction, 0.04), the speed command, its own last
   actions, and its own short depth scan (``scan_ahead``: 7 heights up to 0.6 m ahead, 6 cm noise,
-  and 30 % of readings replaced by outliers), each with a 6-step history. A gap shows in that scan, through the outliers, to a
-  policy that learns which readings to trust over its history. Whether a student supervised by
+  and 30 % of readings replaced by outliers), each with a 6-step history. A gap shows in that
+  scan, through the outliers, to a policy that learns which readings to trust over its history. Whether a student supervised by
   a teacher that knows learns that better than reinforcement learning on the same inputs is
   what the course's teacher and imitation claims measure (``docs/results.md``).
 - the **teacher** also reads, from the simulator:
@@ -38,9 +38,9 @@ proprioception and a noisy terrain sensor, distilled from a teacher that reads t
   * ``friction`` (0.4-1.25, slippery to rubbery) and ``payload_mass`` (0-30 kg on a ~23 kg
     robot): hidden physics that change how hard to push and how fast the feet may swing;
     inferable only from how the body answered the last actions, i.e. from history (RMA's
-    extrinsics). The teacher/unprivileged gap grows with the payload, so the range reaches
-    heavy loads (version 6; 0-20 kg in version 5, 0-10 kg before); below a friction of about
-    0.4 even the privileged teacher slips too often to be a reliable expert.
+    extrinsics). The range reaches heavy loads, where a policy that must infer the payload
+    from history has the most to lose (version 6; 0-20 kg in version 5, 0-10 kg before); the
+    friction floor of 0.4 keeps the privileged teacher a reliable expert on ice-like ground.
 
   The teacher's actor passes these privileged fields through an encoder to an 8-value latent
   first, as in RMA and Lee et al. 2020 (``distillkit.results.budgets``); its students learn to act

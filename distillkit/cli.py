@@ -157,7 +157,7 @@ def process_devices(device: str, policy_device: str | None, local_rank: int) -> 
 def train_teacher(args: argparse.Namespace) -> None:
     import torch
 
-    from distillkit.ppo import PPOConfig
+    from distillkit.ppo import PPOConfig, leave_process_group
     from distillkit.train import Selection
     from distillkit.train import train_teacher as train
 
@@ -177,7 +177,7 @@ def train_teacher(args: argparse.Namespace) -> None:
         print(f"{args.out}: {int(metrics.env_steps.iloc[-1]):,} env steps, last 10 iterations: "
               f"return {tail.episode_return.mean():.2f}, fall rate {tail.fall_rate.mean():.2f}")
     if distributed:
-        torch.distributed.destroy_process_group()
+        leave_process_group()
 
 
 def render_course(args: argparse.Namespace) -> None:

@@ -148,6 +148,14 @@ def is_distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
+def leave_process_group() -> None:
+    """End a torchrun process's part in training. The barrier first: a rank that tears gloo down while
+    another is still finishing the last collective aborts that rank ("terminate called without an
+    active exception", seen on a loaded 2-core machine)."""
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
+
+
 class PPO:
     """The learner: actor, critic, optimiser and the update rule. ``collect`` and ``update``
     make one iteration; :func:`train` loops them. ``bootstrap`` and ``advantages`` compute steps

@@ -171,7 +171,7 @@ def test_two_gloo_processes_keep_identical_parameters(tmp_path):
 import torch, torch.distributed as dist
 from safetensors.torch import save_file
 from distillkit.envs import make_env
-from distillkit.ppo import PPO, PPOConfig, run_iteration
+from distillkit.ppo import PPO, PPOConfig, leave_process_group, run_iteration
 dist.init_process_group("gloo")
 rank = dist.get_rank()
 torch.set_num_threads(1)
@@ -183,7 +183,7 @@ for it in range(3):
 state = {{**{{"actor." + k: v for k, v in ppo.actor.state_dict().items()}},
           **{{"critic." + k: v for k, v in ppo.critic.state_dict().items()}}}}
 save_file({{k: v.contiguous() for k, v in state.items()}}, "{out}" + f"_{{rank}}.safetensors")
-dist.destroy_process_group()
+leave_process_group()
 """)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # --standalone: torchrun picks a free port itself (a fixed one can still be held by another run)

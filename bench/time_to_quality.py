@@ -254,7 +254,10 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(json_safe(result), indent=2) + "\n")
     if args.update_docs:
-        write_section("time_to_quality", docs_table(result, args), ROOT / "docs" / "benchmarks.md")
+        # one section per task, so that measuring one task leaves the other's table as it was
+        for task in args.tasks:
+            write_section(f"time_to_quality_{task}", docs_table({**result, "rows": [r for r in rows if r["task"] == task]},
+                                                                args), ROOT / "docs" / "benchmarks.md")
 
 
 def docs_table(result: dict, args) -> str:

@@ -48,6 +48,7 @@ from distillkit.envs import EnvFactory, make_env
 from distillkit.envs.rsl_rl import RslRlVecEnv, checked_obs_groups
 from distillkit.evaluate import evaluate_policy, held_out_seeds
 from distillkit.leakage import StudentOnly
+from distillkit.models import FeedForwardActor
 from distillkit.pipeline import dagger_config
 from distillkit.results.report import write_section
 from distillkit.rollouts import MixFn, mix_actions
@@ -65,16 +66,17 @@ SETTINGS = {  # task: (worlds, DAgger rounds, steps per round, gradient steps pe
 
 
 class TeacherForRslRl(nn.Module):
-    """A trained distillkit :class:`~distillkit.models.Actor` behind rsl_rl's model interface:
-    its mean action on the flat ``teacher`` group of rsl_rl's TensorDict (the same vector
-    ``schema.flatten(obs, "teacher")`` that the actor's own input layer builds)."""
+    """A trained distillkit :class:`~distillkit.models.FeedForwardActor` (a plain or an encoder
+    teacher) behind rsl_rl's model interface: its mean action on the flat ``teacher`` group of
+    rsl_rl's TensorDict (the same vector ``schema.flatten(obs, "teacher")`` that the actor's own
+    input layer builds)."""
 
-    def __init__(self, actor: nn.Module):
+    def __init__(self, actor: FeedForwardActor):
         super().__init__()
         self.actor = actor
 
     def forward(self, obs: TensorDict, **_) -> torch.Tensor:
-        return self.actor.mlp(self.actor.input.normalizer(obs["teacher"]))
+        return self.actor.mean(self.actor.input.normalizer(obs["teacher"]))
 
     def reset(self, dones=None, hidden_state=None) -> None:       # feed-forward: nothing to reset
         pass

@@ -7,6 +7,7 @@ tensor, so which fields a network sees is decided by the schema, nowhere else.
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Sequence
 
@@ -101,7 +102,21 @@ class GaussianActor(nn.Module):
         return torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean))
 
 
-class Actor(GaussianActor):
+class FeedForwardActor(GaussianActor, abc.ABC):
+    """A memoryless actor: its mean action is a function of the group's normalised vector alone,
+    ``mean(input(obs))``, so a caller that already holds that vector (rsl_rl hands its models flat
+    groups, ``bench/distill_vs_rsl_rl.py``) can act without rebuilding the observation dict."""
+
+    def forward(self, obs: Obs) -> torch.Tensor:
+        """The mean action mu(o): what a deployed policy executes."""
+        return self.mean(self.input(obs))
+
+    @abc.abstractmethod
+    def mean(self, x: torch.Tensor) -> torch.Tensor:
+        """mu from ``x = input(obs)``, the (N, group size) normalised group vector."""
+
+
+class Actor(FeedForwardActor):
     """Gaussian policy: an MLP on one schema group."""
 
     def __init__(self, schema: ObservationSchema, group: str, action_dim: int,
@@ -111,12 +126,11 @@ class Actor(GaussianActor):
         self.mlp = mlp(self.input.size, hidden, action_dim)
         self.log_std = nn.Parameter(torch.full((action_dim,), math.log(init_std)))
 
-    def forward(self, obs: Obs) -> torch.Tensor:
-        """The mean action mu(o): what a deployed policy executes."""
-        return self.mlp(self.input(obs))
+    def mean(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(x)
 
 
-class EncoderActor(GaussianActor):
+class EncoderActor(FeedForwardActor):
     """Gaussian policy whose privileged fields pass through an encoder first (Lee et al. 2020;
     RMA, Kumar et al. 2021): z = encoder(o_privileged), mu = mlp([o_plain, z]).
 
@@ -147,8 +161,7 @@ class EncoderActor(GaussianActor):
         """z: (N, latent_size), the encoder's summary of the privileged fields."""
         return self.encoder(self.input(obs)[:, self.privileged_columns])
 
-    def forward(self, obs: Obs) -> torch.Tensor:
-        x = self.input(obs)
+    def mean(self, x: torch.Tensor) -> torch.Tensor:
         z = self.encoder(x[:, self.privileged_columns])
         return self.mlp(torch.cat([x[:, ~self.privileged_columns], z], dim=-1))
 

@@ -235,4 +235,8 @@ class Critic(nn.Module):
         self.mlp = mlp(self.input.size, hidden, 1)
 
     def forward(self, obs: Obs) -> torch.Tensor:
-        return self.mlp(self.input(obs)).squeeze(-1)
+        return self.value(self.input(obs))
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        """V from ``x = input(obs)``, the (N, group size) normalised group vector: (N,)."""
+        return self.mlp(x).squeeze(-1)

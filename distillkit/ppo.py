@@ -178,7 +178,9 @@ class PPO:
             for p in self.parameters():
                 torch.distributed.broadcast(p.data, src=0)
         self.learning_rate = config.learning_rate
-        self.optimizer = torch.optim.Adam(self.parameters(), lr=self.learning_rate)
+        # foreach: one call for all parameters instead of a Python loop over them (on the CPU torch
+        # defaults to the loop); the same numbers, bit for bit
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=self.learning_rate, foreach=True)
         self.episode_return = torch.zeros(env.num_envs, device=self.device)
         self.episode_length = torch.zeros(env.num_envs, device=self.device)
         self.recurrent = isinstance(self.actor, RecurrentActor)
@@ -281,15 +283,25 @@ class PPO:
                  "old_values": rollout["values"], "returns": rollout["returns"],
                  "advantages": (advantages - advantages.mean()) / (advantages.std() + 1e-8)}
         old_std = rollout["std"]
+        T, N = rollout["rewards"].shape
+        steps = {k: v.reshape(T * N, *v.shape[2:]) for k, v in steps.items()}
+        obs = {k: v.reshape(T * N, *v.shape[2:]) for k, v in rollout["obs"].items()}
+        # Each network's input group, flattened and normalised once for the whole update (the
+        # normalisers learn from this rollout only after it): a minibatch then indexes one tensor
+        # per network instead of every field.
+        actor_flat, critic_flat = self.actor.input.flat(obs), self.critic.input.flat(obs)
+        critic_x = self.critic.input.normalizer(critic_flat)
+        actor_x = None if self.recurrent else self.actor.input.normalizer(actor_flat)
 
         stats = {"surrogate_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "kl": 0.0}
         updates = 0
         for _ in range(cfg.epochs):
-            for mb, mean in self._minibatches(rollout, steps):
+            for idx, mean in self._minibatches(rollout, actor_x):
+                mb = {k: v[idx] for k, v in steps.items()}
                 dist = self.actor.gaussian(mean)
                 log_prob = dist.log_prob(mb["actions"]).sum(-1)
                 entropy = dist.entropy().sum(-1).mean()
-                value = self.critic(mb["obs"])
+                value = self.critic.value(critic_x[idx])
 
                 # KL(pi_old || pi) between diagonal Gaussians; adapt the learning rate to it.
                 with torch.no_grad():
@@ -313,8 +325,8 @@ class PPO:
                 loss.backward()
                 if is_distributed():
                     self._average_gradients()
-                nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.max_grad_norm)
-                nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
+                nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.max_grad_norm, foreach=True)
+                nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm, foreach=True)
                 self.optimizer.step()
 
                 stats["surrogate_loss"] += surrogate_loss.item()
@@ -324,38 +336,30 @@ class PPO:
                 updates += 1
 
         # 5. normalisers learn from this rollout only now, after the update
-        T, N = rollout["rewards"].shape
-        obs = {k: v.reshape(T * N, *v.shape[2:]) for k, v in rollout["obs"].items()}
-        self.actor.input.normalizer.update(self.actor.input.flat(obs))
-        self.critic.input.normalizer.update(self.critic.input.flat(obs))
+        self.actor.input.normalizer.update(actor_flat)
+        self.critic.input.normalizer.update(critic_flat)
         return {k: v / updates for k, v in stats.items()} | {"learning_rate": self.learning_rate}
 
-    def _minibatches(self, rollout: dict, steps: dict[str, torch.Tensor]):
-        """One epoch's shuffled minibatches: for each, its steps (``steps`` and the observations,
-        flattened to (B, ...)) and the current actor's mean actions on them. A memoryless actor's
-        minibatch is any 1/``minibatches`` of the T x N steps. A recurrent actor's is whole sequences
-        of 1/``minibatches`` of the worlds: its memory at each step is rebuilt from the memory the
-        rollout started with, through the episode restarts, as it was when the actions were drawn."""
+    def _minibatches(self, rollout: dict, actor_x: torch.Tensor | None):
+        """One epoch's shuffled minibatches: for each, the indices of its steps among the T x N steps
+        flattened time-major, and the current actor's mean actions on them. A memoryless actor's
+        minibatch is any 1/``minibatches`` of the steps, read from ``actor_x`` (its normalised input
+        for all of them). A recurrent actor's is whole sequences of 1/``minibatches`` of the worlds:
+        its memory at each step is rebuilt from the memory the rollout started with, through the
+        episode restarts, as it was when the actions were drawn."""
         T, N = rollout["rewards"].shape
-        data = {**steps, "obs": rollout["obs"]}
-        take = lambda x, rows, cols: x[rows, cols].reshape(-1, *x.shape[2:])
         if self.recurrent:
             order, size = torch.randperm(N, device=self.device), N // self.config.minibatches
             for start in range(0, size * self.config.minibatches, size):
                 worlds = order[start:start + size]
-                mb = {k: ({f: take(x, slice(None), worlds) for f, x in v.items()} if k == "obs"
-                          else take(v, slice(None), worlds)) for k, v in data.items()}
                 obs = {f: x[:, worlds] for f, x in rollout["obs"].items()}
                 mean = self.actor.sequence_mean(obs, rollout["starts"][:, worlds], rollout["memory"][worlds])
-                yield mb, mean.reshape(T * size, -1)
+                yield (torch.arange(T, device=self.device)[:, None] * N + worlds).reshape(-1), mean.reshape(T * size, -1)
         else:
             order, size = torch.randperm(T * N, device=self.device), T * N // self.config.minibatches
             for start in range(0, size * self.config.minibatches, size):
                 idx = order[start:start + size]
-                rows, cols = idx // N, idx % N
-                mb = {k: ({f: take(x, rows, cols) for f, x in v.items()} if k == "obs" else take(v, rows, cols))
-                      for k, v in data.items()}
-                yield mb, self.actor(mb["obs"])
+                yield idx, self.actor.mean(actor_x[idx])
 
     def _adapt_learning_rate(self, kl: float) -> None:
         if kl > 2.0 * self.config.desired_kl:

@@ -153,6 +153,28 @@ def test_a_recurrent_actor_acts_with_the_memory_the_update_rebuilds():
     torch.testing.assert_close(carried[~after_restart], rollout["means"][~after_restart], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("memory", [0, 16])
+def test_each_minibatch_indexes_the_steps_its_means_were_drawn_on(memory):
+    """Before any gradient step, the means a minibatch recomputes are the means its steps' actions
+    were drawn from, at the indices it names (a world-major index of the time-major steps, or a
+    mean read from another step, fails this)."""
+    env = make_env("cartpole", 8)
+    config = PPOConfig(steps_per_env=64, epochs=1, minibatches=2, actor_group="student", actor_memory=memory)
+    ppo = PPO(env, config, seed=0)
+    obs = env.reset(seed=0)
+    _, obs, _ = ppo.collect(obs)
+    rollout, _, _ = ppo.collect(obs)
+    T, N = rollout["rewards"].shape
+    drawn = rollout["means"].reshape(T * N, -1)
+    x = None if memory else ppo.actor.input({k: v.reshape(T * N, *v.shape[2:]) for k, v in rollout["obs"].items()})
+    with torch.no_grad():
+        batches = list(ppo._minibatches(rollout, x))
+    assert sorted(torch.cat([idx for idx, _ in batches]).tolist()) == list(range(T * N))
+    for idx, mean in batches:
+        torch.testing.assert_close(mean, drawn[idx], rtol=1e-5, atol=1e-5)
+    env.close()
+
+
 def test_a_validation_between_iterations_leaves_the_rollout_memory_alone():
     from distillkit.envs import EnvFactory
     from distillkit.evaluate import evaluate_policy, validation_seeds

@@ -114,7 +114,7 @@ def dagger(env: BatchedEnv, teacher: Policy, student: Student, config: DaggerCon
     torch.manual_seed(seed)
     student.to(env.device)
     student.adopt(teacher)
-    optimizer = torch.optim.Adam(student.parameters(), lr=config.lr)
+    optimizer = torch.optim.Adam(student.parameters(), lr=config.lr, foreach=True)   # one call for all parameters
     obs = env.reset(seed=seed)
     data = []
     rows = []

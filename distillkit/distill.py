@@ -101,7 +101,7 @@ def fit(student: Student, data: list[tuple[Rollouts, torch.Tensor]], grad_steps:
         if missing:
             raise ValueError(f"a {type(student).__name__} learns from targets {missing}, which these rollouts lack "
                              f"(they hold {sorted(rollouts.targets)}); an encoder teacher labels 'latent'")
-    optimizer = optimizer or torch.optim.Adam(student.parameters(), lr=lr)
+    optimizer = optimizer or torch.optim.Adam(student.parameters(), lr=lr, foreach=True)
     starts = [episode_starts(r) for r, _ in data]
     prepared = [student.prepare(r.obs, s) for (r, _), s in zip(data, starts)]
     losses = []
@@ -116,7 +116,7 @@ def fit(student: Student, data: list[tuple[Rollouts, torch.Tensor]], grad_steps:
                                       mask[window][:, worlds], loss)
         optimizer.zero_grad()
         value.backward()
-        nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        nn.utils.clip_grad_norm_(student.parameters(), 1.0, foreach=True)
         optimizer.step()
         losses.append(value.item())
     return losses

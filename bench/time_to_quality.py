@@ -43,6 +43,7 @@ import torch
 from distill_vs_rsl_rl import RSL_STEPS_PER_ENV, rsl_rl_runner, rsl_rl_student
 
 from distillkit.artifacts import shipped_teacher
+from distillkit.atomic import write_text_atomic
 from distillkit.dagger import dagger
 from distillkit.envs import EnvFactory, make_env
 from distillkit.evaluate import evaluate_policy, held_out_seeds
@@ -176,6 +177,15 @@ def compare(ours: list[dict], theirs: list[dict], teacher_return: float) -> dict
             "distillkit_return_at_equal": return_at(ours, equal), "rsl_rl_return_at_equal": return_at(theirs, equal)}
 
 
+def saved_rows(path: Path) -> list[dict]:
+    """The paired repeats an earlier run saved in ``path`` (none if it does not exist), their
+    comparisons recomputed from the curves (the file writes a time never reached as null)."""
+    if not path.exists():
+        return []
+    rows = json.loads(path.read_text())["rows"]
+    return [{**r, **compare(r["curves"]["distillkit"], r["curves"]["rsl_rl"], r["teacher_return"])} for r in rows]
+
+
 def json_safe(value):
     """``value`` with every infinite or NaN float (a time never reached, a ratio of two) as null."""
     if isinstance(value, dict):
@@ -215,12 +225,28 @@ def main() -> None:
     parser.add_argument("--machine-note", default="", help="said beside the machine in the docs")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "time_to_quality.json"))
     parser.add_argument("--update-docs", action="store_true")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the paired repeats already saved in --out and run only the missing seeds "
+                             "(the file is rewritten after every seed)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     # A process's first torch optimizer imports torch._dynamo (seconds on a small CPU): pay it before any
     # clock runs, or whichever method trains first in this process pays it.
     importlib.import_module("torch._dynamo")
-    rows = []
+    out = Path(args.out)
+    rows = saved_rows(out) if args.resume else []
+    done = {(r["task"], r["seed"]) for r in rows}
+
+    def save() -> dict:
+        note = f", {args.machine_note}" if args.machine_note else ""
+        result = {"command": "python " + shlex.join(sys.argv), "date": datetime.date.today().isoformat(),
+                  "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}{note} "
+                             f"(1-min load average at the end: {os.getloadavg()[0]:.1f})",
+                  "torch_threads": 1, "quality": QUALITY, "time_budget_s": TIME_BUDGET_S, "rows": rows}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out, json.dumps(json_safe(result), indent=2) + "\n")
+        return result
+
     for task in args.tasks:
         seeds, envs = held_out_seeds(args.eval_seeds), EnvFactory(task)
         schema = envs.schema
@@ -234,6 +260,8 @@ def main() -> None:
             return float(evaluate_policy(policy, envs, seeds, num_envs=32, observe=deployable)["return"].mean())
 
         for k, seed in enumerate(args.seeds):
+            if (task, seed) in done:
+                continue
             order = ["rsl_rl", *args.settings]
             if k % 2:
                 order = order[1:] + order[:1]
@@ -245,14 +273,8 @@ def main() -> None:
                              **compare(curves[setting], curves["rsl_rl"], teacher_return),
                              "curves": {"distillkit": curves[setting], "rsl_rl": curves["rsl_rl"]}})
                 print(json.dumps({k: v for k, v in rows[-1].items() if k != "curves"}), flush=True)
-    note = f", {args.machine_note}" if args.machine_note else ""
-    result = {"command": "python " + shlex.join(sys.argv), "date": datetime.date.today().isoformat(),
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}{note} "
-                         f"(1-min load average at the end: {os.getloadavg()[0]:.1f})",
-              "torch_threads": 1, "quality": QUALITY, "time_budget_s": TIME_BUDGET_S, "rows": rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(json_safe(result), indent=2) + "\n")
+            save()
+    result = save()
     if args.update_docs:
         # one section per task, so that measuring one task leaves the other's table as it was
         for task in args.tasks:

@@ -1,6 +1,8 @@
 """bench/time_to_quality.py's reading of two training curves: time to the target, returns at equal
-wall-clock, the final returns in its table, and its refusal of a malformed setting."""
+wall-clock, the final returns in its table, its refusal of a malformed setting, and the repeats it
+saves for --resume."""
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -8,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from time_to_quality import compare, docs_table, parse_setting  # noqa: E402
+from time_to_quality import compare, docs_table, json_safe, parse_setting, saved_rows  # noqa: E402
 
 
 def curve(*points, cpu_share=1.0):
@@ -64,3 +66,16 @@ def test_the_table_gives_each_settings_final_return_over_seeds():
                      args).splitlines()[-1]
     # the final returns 250, 230, 290: mean 256.7 (median 250), sample std 30.6; the first scores play no part
     assert row.endswith("| 256.7 ± 30.6 |"), row
+
+
+def test_a_resumed_run_reads_a_time_never_reached_as_infinite_again(tmp_path):
+    ours, theirs = curve((1.0, 250.0)), curve((1.0, 100.0), (2.0, 120.0))         # rsl_rl never reaches 243
+    row = {"task": "walker_rough", "setting": "student budget", "seed": 0, "teacher_return": 270.0,
+           **compare(ours, theirs, teacher_return=270.0), "curves": {"distillkit": ours, "rsl_rl": theirs}}
+    assert row["rsl_rl_seconds_to_target"] == math.inf and row["time_ratio"] == 0.0
+    path = tmp_path / "time_to_quality.json"
+    path.write_text(json.dumps(json_safe({"rows": [row]})))
+    assert json.loads(path.read_text())["rows"][0]["rsl_rl_seconds_to_target"] is None     # JSON has no infinity
+    (saved,) = saved_rows(path)
+    assert saved["rsl_rl_seconds_to_target"] == math.inf and saved["time_ratio"] == 0.0
+    assert saved_rows(tmp_path / "missing.json") == []

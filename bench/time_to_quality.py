@@ -285,7 +285,8 @@ def main() -> None:
 def docs_table(result: dict, args) -> str:
     lines = [f"Measured {result['date']} on {result['machine']}, one torch thread. Command: `{result['command']}`. "
              f"Training seeds {args.seeds}, each a paired repeat (rsl_rl first on even seeds, last on odd ones); "
-             f"scores on {args.eval_seeds} held-out seeds × 32 episodes, the student alone; medians over seeds "
+             f"scores on {args.eval_seeds} held-out seed{'s' if args.eval_seeds != 1 else ''} × 32 episodes, the "
+             "student alone; medians over seeds "
              "(a time never reached counts as infinite), min-max of the paired time ratio; the CPU-time ratio "
              "is the same on each process's CPU time, which leaves out waiting for a core.", "",
              f"| task | distillkit setting | teacher return | target ({QUALITY} × teacher) | distillkit s to target | "

@@ -158,7 +158,6 @@ def train_teacher(args: argparse.Namespace) -> None:
     import torch
 
     from distillkit.ppo import PPOConfig, leave_process_group
-    from distillkit.train import Selection
     from distillkit.train import train_teacher as train
 
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -171,7 +170,7 @@ def train_teacher(args: argparse.Namespace) -> None:
     metrics = train(args.task, args.out, args.steps, seed=args.seed, num_envs=args.num_envs, unprivileged=args.unprivileged,
                     config=config, engine=args.engine, device=device, checkpoint_every=args.checkpoint_every,
                     curriculum=args.curriculum, policy_device=policy_device,
-                    selection=None if args.select_every is None else Selection(args.select_every, args.select_start))
+                    selection=selection_from_args(args))
     if not distributed or torch.distributed.get_rank() == 0:
         tail = metrics.tail(10)
         print(f"{args.out}: {int(metrics.env_steps.iloc[-1]):,} env steps, last 10 iterations: "
@@ -215,7 +214,8 @@ def student(args: argparse.Namespace) -> None:
     fixed = {"schedule": "bc"} if args.command == "distill" else {}
     config = config_from_args(DaggerConfig, args, rules=config_from_args(MaskRules, args), **fixed)
     rounds = train_student(EnvFactory(args.task, args.engine, args.device), args.teacher, args.out, config=config,
-                           architecture=args.architecture, num_envs=args.num_envs, seed=args.seed)
+                           architecture=args.architecture, num_envs=args.num_envs, seed=args.seed,
+                           selection=selection_from_args(args))
     print(rounds.to_string(index=False))
     print(f"wrote {args.out}")
 
@@ -281,6 +281,20 @@ def config_from_args(config: type, args: argparse.Namespace, **fixed):
     fields set by the command itself)."""
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(config) if hasattr(args, f.name)}
     return config(**{**given, **fixed})
+
+
+def add_selection_options(p: argparse.ArgumentParser, what: str, kept: str) -> None:
+    p.add_argument("--select-every", type=int, metavar="STEPS",
+                   help=f"score {what} on validation seeds every STEPS env steps and keep the best {kept} "
+                        f"as the one the artifact gives (default: the last {kept})")
+    p.add_argument("--select-start", type=int, default=0, metavar="STEPS",
+                   help="with --select-every: the first validation at this many env steps")
+
+
+def selection_from_args(args: argparse.Namespace):
+    from distillkit.train import Selection
+
+    return None if args.select_every is None else Selection(args.select_every, args.select_start)
 
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
@@ -392,11 +406,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="actor on the student's fields only: the unprivileged PPO baseline")
     p.add_argument("--curriculum", action="store_true",
                    help="train under the task's curriculum (the walker's terrain levels); evaluation is unchanged")
-    p.add_argument("--select-every", type=int, metavar="STEPS",
-                   help="score the actor on validation seeds every STEPS env steps and keep the best checkpoint "
-                        "as the one the artifact gives (default: the last checkpoint)")
-    p.add_argument("--select-start", type=int, default=0, metavar="STEPS",
-                   help="with --select-every: the first validation at this many env steps")
+    add_selection_options(p, "the actor", "checkpoint")
     add_engine_options(p)
     p.add_argument("--policy-device", default=None,
                    help="where the networks train (default: where the env hands out its tensors, the CPU for "
@@ -437,6 +447,7 @@ def main(argv: list[str] | None = None) -> None:
         add_config_options(p, MaskRules)
         p.add_argument("--num-envs", type=int, default=32)
         p.add_argument("--seed", type=int, default=0)
+        add_selection_options(p, "the student after a round", "round's student")
         add_engine_options(p)
         p.set_defaults(run=student)
 

@@ -12,6 +12,11 @@ Round i (Ross, Gordon and Bagnell 2011):
    linearly from ``lr`` in the first round to ``lr_final`` in the last (constant when
    ``lr_final`` is None).
 
+The result is the last round's student, or, given a :class:`~distillkit.train.Selection`, the
+round's student that scored best on validation seeds (the paper's "return best pi_i on
+validation"): a student's closed-loop score moves from round to round as much as a PPO
+checkpoint's, and the held-out panel must not be the one that picks it.
+
 Before the first round the student takes what it reuses from the teacher (``Student.adopt``: a
 latent student, the teacher's action head); every round records the teacher's other labels too
 (``Rollouts.targets``) for the students that learn from more than actions.
@@ -24,6 +29,7 @@ beta schedules: ``bc`` beta = 1 (behaviour cloning: the teacher always drives), 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +44,7 @@ from distillkit.masks import MaskRules, make_mask
 from distillkit.policy import Policy
 from distillkit.rollouts import MixFn, collect, mix_actions
 from distillkit.students import Student
+from distillkit.train import Selection
 
 SCHEDULES = ("bc", "linear", "exponential", "first", "student")
 
@@ -101,15 +108,35 @@ def learning_rate(config: DaggerConfig, i: int) -> float:
     return config.lr + (config.lr_final - config.lr) * i / (config.rounds - 1)
 
 
+def validated_rounds(selection: Selection | None, rounds: int, round_steps: int) -> list[int]:
+    """The rounds (0-based) after which ``selection`` scores the student, with ``round_steps`` env
+    steps a round."""
+    if selection is None:
+        return []
+    return [i for i in range(rounds) if selection.due(i * round_steps, (i + 1) * round_steps)]
+
+
 def dagger(env: BatchedEnv, teacher: Policy, student: Student, config: DaggerConfig, *, seed: int = 0,
            evaluate: Callable[[Student], dict] | None = None, progress: bool = False,
-           loss: LossFn | None = None, mix: MixFn = mix_actions) -> pd.DataFrame:
+           loss: LossFn | None = None, mix: MixFn = mix_actions, selection: Selection | None = None,
+           validate: Callable[[Student], dict] | None = None) -> pd.DataFrame:
     """Run DAgger; returns one row per round (beta, dataset size, mask counts, loss, and whatever
     ``evaluate(student)`` reports). ``loss``: a function (pred, target, mask) -> scalar that
     replaces ``config.loss``, ``mix`` the mixture of teacher and student actions (a learner's own
     functions, run inside the real loop). The student is moved to
     ``env.device`` and trained there; the teacher must already be on it
-    (:func:`distillkit.train.load_actor` puts it there)."""
+    (:func:`distillkit.train.load_actor` puts it there).
+
+    ``selection``: at the env steps it names, ``validate(student)`` scores the round's student
+    (``{"success", "return"}`` on validation seeds); the student ends with the weights of the
+    round that scored best (success, then return), marked ``selected`` in the table."""
+    if (selection is None) != (validate is None):
+        raise ValueError("dagger: selection and validate go together (got only one of them)")
+    round_steps = config.steps_per_round * env.num_envs
+    validated = validated_rounds(selection, config.rounds, round_steps)
+    if selection is not None and not validated:
+        raise ValueError(f"dagger: {selection} validates none of the {config.rounds} rounds of {round_steps} env steps "
+                         f"({config.rounds * round_steps} in all)")
     generator = torch.Generator().manual_seed(seed)     # CPU: the same draws on every device
     torch.manual_seed(seed)
     student.to(env.device)
@@ -118,6 +145,7 @@ def dagger(env: BatchedEnv, teacher: Policy, student: Student, config: DaggerCon
     obs = env.reset(seed=seed)
     data = []
     rows = []
+    best = None                                     # (score, round, weights) of the best validated student
     rounds = range(config.rounds)
     if progress:
         from tqdm.auto import tqdm
@@ -145,5 +173,15 @@ def dagger(env: BatchedEnv, teacher: Policy, student: Student, config: DaggerCon
                "return_during_collection": float(rollouts.reward.sum(0).mean())}
         if evaluate is not None:
             row.update(evaluate(student))
+        if i in validated:
+            score = validate(student)
+            row.update({"validation_success": score["success"], "validation_return": score["return"]})
+            key = (score["success"], score["return"])
+            if best is None or key > best[0]:
+                best = (key, i, copy.deepcopy(student.state_dict()))
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if best is not None:
+        student.load_state_dict(best[2])
+        table["selected"] = table["round"] == best[1]
+    return table

@@ -24,10 +24,10 @@ from distillkit.artifacts import (
 )
 from distillkit.dagger import DaggerConfig, dagger
 from distillkit.envs import EnvFactory
-from distillkit.evaluate import PERTURBATIONS, evaluate_student, held_out_seeds
+from distillkit.evaluate import PERTURBATIONS, evaluate_policy, evaluate_student, held_out_seeds, validation_seeds
 from distillkit.masks import MaskRules
 from distillkit.students import make_student
-from distillkit.train import load_actor
+from distillkit.train import Selection, load_actor
 
 KIND = "student"
 
@@ -35,7 +35,8 @@ KIND = "student"
 def train_student(envs: EnvFactory, teacher_folder: str | Path, out: str | Path, *, config: DaggerConfig,
                   architecture: str = "mlp", num_envs: int = 32, seed: int = 0, progress: bool = True,
                   allow_mismatch: bool = False, evaluate_round: Callable | None = None,
-                  teacher_fault: float = 0.0, options: dict | None = None) -> pd.DataFrame:
+                  teacher_fault: float = 0.0, options: dict | None = None,
+                  selection: Selection | None = None) -> pd.DataFrame:
     """DAgger (``schedule="bc"`` for behaviour cloning) from a teacher artifact into a student
     artifact, in one env of ``num_envs`` worlds built by ``envs`` (task, engine, device; closed
     when done). Returns the per-round table (with ``evaluate_round(student)``'s numbers, if
@@ -43,7 +44,8 @@ def train_student(envs: EnvFactory, teacher_folder: str | Path, out: str | Path,
     override the architecture's defaults (:data:`distillkit.students.ARCHITECTURES`), e.g.
     ``{"hidden": (128, 64)}``. ``teacher_fault > 0`` makes the teacher imperfect by design
     (:class:`distillkit.corruption.Faulty`: that fraction of its episodes end in a fault that
-    drives the robot down), for the masking lesson."""
+    drives the robot down), for the masking lesson. ``selection``: the student the artifact keeps
+    is the round's that scored best on validation seeds (:func:`validate_student`), not the last."""
     from distillkit.corruption import Faulty
 
     env = envs(num_envs)
@@ -52,7 +54,9 @@ def train_student(envs: EnvFactory, teacher_folder: str | Path, out: str | Path,
         teacher = Faulty(actor, teacher_fault, seed=seed) if teacher_fault > 0 else actor
         torch.manual_seed(seed)                    # the student's initial weights come from the seed too
         student = make_student(architecture, env.schema, env.action_dim, **(options or {}))
-        rounds = dagger(env, teacher, student, config, seed=seed, progress=progress, evaluate=evaluate_round)
+        validate = (lambda student: validate_student(student, envs, selection, seed)) if selection else None
+        rounds = dagger(env, teacher, student, config, seed=seed, progress=progress, evaluate=evaluate_round,
+                        selection=selection, validate=validate)
     finally:
         env.close()
     out = Path(out)
@@ -62,6 +66,8 @@ def train_student(envs: EnvFactory, teacher_folder: str | Path, out: str | Path,
         "kind": KIND, "task": envs.task, "engine": envs.engine, "device": envs.device, "architecture": architecture,
         "options": student.options(), "seed": seed, "num_envs": num_envs,
         "dagger": {**config.to_dict(), "rules": config.rules.to_dict()},
+        "selection": selection.to_dict() if selection else None,
+        "selected_round": int(rounds.loc[rounds["selected"], "round"].iloc[0]) if selection else config.rounds - 1,
         "teacher": {"folder": str(teacher_folder), "task_spec_digest": teacher_manifest["task_spec_digest"],
                     "files": teacher_manifest["files"], "overrides_accepted": overrides, "fault_rate": teacher_fault},
         "schema": env.schema.to_dict(), "task_spec": env.spec.to_dict(), "task_spec_digest": env.spec.digest(),
@@ -69,6 +75,17 @@ def train_student(envs: EnvFactory, teacher_folder: str | Path, out: str | Path,
         "provenance": provenance(), "command": command_line(),
     })
     return rounds
+
+
+def validate_student(student, envs: EnvFactory, selection: Selection, seed: int) -> dict:
+    """The student alone (student fields only) on ``selection``'s validation seeds: its success rate
+    and mean return, as :func:`distillkit.train.validate` scores a PPO checkpoint."""
+    from distillkit.leakage import StudentOnly
+
+    episodes = evaluate_policy(StudentOnly(student, envs.schema), envs, validation_seeds(selection.seeds),
+                               num_envs=selection.worlds, training_seeds=[seed],
+                               observe=lambda obs: StudentOnly.deployable(obs, envs.schema))
+    return {"success": float(episodes["success"].mean()), "return": float(episodes["return"].mean())}
 
 
 def load_student(folder: str | Path, env, *, allow_mismatch: bool = False):

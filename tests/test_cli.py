@@ -1,6 +1,7 @@
 """The command line, as a user runs it."""
 
 import argparse
+import json
 import subprocess
 import sys
 
@@ -74,6 +75,17 @@ def test_a_student_that_cannot_learn_from_the_teacher_is_a_clear_error_not_a_tra
     assert result.returncode == 2, result.stderr
     assert "learns the latent of a teacher with a privileged encoder" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_dagger_keeps_the_round_chosen_on_validation_seeds_when_asked(tmp_path):
+    out = tmp_path / "student"
+    result = run("dagger", "--task", "cartpole", "--teacher", "distillkit/checkpoints/cartpole_teacher",
+                 "--rounds", "2", "--steps-per-round", "10", "--grad-steps", "2", "--num-envs", "4",
+                 "--select-every", "40", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["selection"] == {"every": 40, "start": 0, "seeds": 4, "worlds": 16}
+    assert manifest["selected_round"] in (0, 1) and "validation_return" in result.stdout
 
 
 def test_config_options_come_from_the_config_dataclasses():

@@ -18,7 +18,7 @@ from distillkit.pipeline import dagger_config, evaluate, load_student, train_stu
 from distillkit.rollouts import Rollouts, collect
 from distillkit.students import ARCHITECTURES, Architecture, GRUStudent, HistoryStudent, MLPStudent, make_student
 from distillkit.tasks.cartpole import Cartpole
-from distillkit.train import load_actor
+from distillkit.train import Selection, load_actor
 
 TEACHER = CHECKPOINTS / "cartpole_teacher"
 CARTPOLE = EnvFactory("cartpole")
@@ -185,6 +185,57 @@ def test_the_learning_rate_goes_linearly_to_lr_final_in_the_last_round():
                DaggerConfig(rounds=3, steps_per_round=10, grad_steps=5, lr_final=lr_final), evaluate=snapshot)
         moved = any(not torch.equal(a, b) for a, b in zip(weights[1], weights[2]))
         assert moved == last_round_moves, f"lr_final={lr_final}: the last round (lr 0) must leave the weights"
+
+
+def test_dagger_returns_the_best_validated_round_and_trains_exactly_as_without_selection():
+    """Ross et al. 2011 return the best round's student on validation: the rounds train as they would
+    without selection, and the student ends with the weights of the round that scored best (here
+    round 2 of rounds 1-3, on success and then return; round 0 is before the selection's start), not
+    the last round's."""
+    env = make_env("cartpole", 8)
+    teacher, _, _ = load_actor(TEACHER, env)
+    config = DaggerConfig(rounds=4, steps_per_round=10, grad_steps=5)
+
+    def run(**selecting):
+        weights = []
+
+        def snapshot(student):
+            weights.append(copy.deepcopy(student.state_dict()))
+            return {}
+
+        torch.manual_seed(0)
+        student = MLPStudent(env.schema, 1, hidden=(16,))
+        table = dagger(env, lambda o: teacher(o), student, config, evaluate=snapshot, **selecting)
+        return student, table, weights
+
+    scores = iter([{"success": 0.5, "return": 9.0}, {"success": 0.9, "return": 1.0}, {"success": 0.9, "return": 0.5}])
+    selection = Selection(every=80, start=160, seeds=1, worlds=1)          # 80 env steps a round: rounds 1, 2, 3
+    chosen, table, weights = run(selection=selection, validate=lambda student: next(scores))
+    last, plain, plain_weights = run()
+    same = lambda a, b: all(torch.equal(a[k], b[k]) for k in a)
+    assert all(same(a, b) for a, b in zip(weights, plain_weights)), "validating a round changed the training"
+    assert table["selected"].tolist() == [False, False, True, False]
+    assert table["validation_return"].isna().tolist() == [True, False, False, False]
+    assert same(chosen.state_dict(), weights[2]) and not same(chosen.state_dict(), weights[-1])
+    assert same(last.state_dict(), plain_weights[-1]) and "selected" not in plain
+    with pytest.raises(ValueError, match="selection and validate go together"):
+        dagger(env, lambda o: teacher(o), MLPStudent(env.schema, 1, hidden=(16,)), config, selection=selection)
+    with pytest.raises(ValueError, match="validates none of the 4 rounds of 80 env steps"):
+        dagger(env, lambda o: teacher(o), MLPStudent(env.schema, 1, hidden=(16,)), config,
+               selection=Selection(every=80, start=400), validate=lambda student: {})
+
+
+def test_a_selected_student_artifact_records_its_selection_and_validation_scores(tmp_path):
+    """Through the pipeline, on the real engine: the student alone plays the validation seeds after each
+    due round, and the artifact says how its round was chosen."""
+    config = dagger_config(rounds=2, steps_per_round=10, grad_steps=2)
+    selection = Selection(every=40, start=0, seeds=1, worlds=2)
+    rounds = train_student(CARTPOLE, TEACHER, tmp_path / "s", config=config, num_envs=4, progress=False,
+                           selection=selection)
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert manifest["selection"] == selection.to_dict()
+    assert manifest["selected_round"] == int(rounds.loc[rounds["selected"], "round"].iloc[0])
+    assert rounds["validation_success"].between(0, 1).all() and (rounds["validation_return"] > 0).all()
 
 
 def test_windows_in_time_order_are_rsl_rl_passes_and_random_ones_stay_inside_the_rollouts():

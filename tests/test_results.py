@@ -77,7 +77,7 @@ def test_a_finished_student_stands_in_only_for_the_same_recipe(tmp_path):
     recorded = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": budget.architecture,
                 "num_envs": budget.num_envs, "dagger": {"rounds": budget.rounds, "steps_per_round": budget.steps_per_round,
                                                         "schedule": "first", "grad_steps": budget.grad_steps, "lr": 1e-3},
-                "teacher": {"fault_rate": 0.0}}
+                "teacher": {"fault_rate": 0.0}, "selection": budget.selection.to_dict() if budget.selection else None}
     write_json_atomic(out / "manifest.json", recorded)
     assert not job.finished(), "trained, not yet evaluated"
     (out / "evaluation").mkdir()
@@ -88,11 +88,14 @@ def test_a_finished_student_stands_in_only_for_the_same_recipe(tmp_path):
                                             rf"this budget distils with .*'rounds': {budget.rounds + 1},"):
         longer.finished()
     faulty = dataclasses.replace(job, fault_rate=0.5)            # the masking lesson's imperfect teacher
-    with pytest.raises(ArtifactError, match=r"'fault_rate': 0\.0\}, this budget distils with .*'fault_rate': 0\.5\}"):
+    with pytest.raises(ArtifactError, match=r"'fault_rate': 0\.0, .*this budget distils with .*'fault_rate': 0\.5, "):
         faulty.finished()
     decaying = dataclasses.replace(job, budget=dataclasses.replace(budget, lr_final=1e-4))   # recorded: a constant rate
     with pytest.raises(ArtifactError, match=r"'lr_final': None.*this budget distils with .*'lr_final': 0\.0001"):
         decaying.finished()
+    last_round = dataclasses.replace(job, budget=dataclasses.replace(budget, selection=None))
+    with pytest.raises(ArtifactError, match=r"'selection': \{'every'.*this budget distils with .*'selection': None"):
+        last_round.finished()
 
 
 def test_a_cached_panel_names_the_weights_it_scored(tmp_path):

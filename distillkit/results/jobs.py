@@ -87,14 +87,15 @@ class StudentJob:
         return {"dagger": {"rounds": b.rounds, "steps_per_round": b.steps_per_round, "schedule": self.schedule,
                            "grad_steps": b.grad_steps, "lr_final": b.lr_final,
                            **({"rules": self.rules} if self.rules else {})},
-                "architecture": b.architecture, "num_envs": b.num_envs, "fault_rate": self.fault_rate}
+                "architecture": b.architecture, "num_envs": b.num_envs, "fault_rate": self.fault_rate,
+                "selection": b.selection.to_dict() if b.selection else None}
 
     def finished(self) -> bool:
         if (self.out / "manifest.json").exists():
             manifest, wanted = read_manifest(self.out), self.recipe()
             recorded = {"dagger": {k: manifest["dagger"].get(k) for k in wanted["dagger"]},
                         "architecture": manifest["architecture"], "num_envs": manifest["num_envs"],
-                        "fault_rate": manifest["teacher"].get("fault_rate", 0.0)}
+                        "fault_rate": manifest["teacher"].get("fault_rate", 0.0), "selection": manifest.get("selection")}
             if recorded != wanted:
                 # a student distilled under another budget must not stand in for this one
                 raise ArtifactError(f"{self.out}: distilled with {recorded}, this budget distils with {wanted}; "
@@ -125,7 +126,7 @@ def _distil(job: StudentJob) -> str:
         config = dagger_config(rounds=b.rounds, steps_per_round=b.steps_per_round, schedule=job.schedule,
                                grad_steps=b.grad_steps, lr_final=b.lr_final, **job.rules)
         train_student(envs, job.teacher, job.out, config=config, architecture=b.architecture, num_envs=b.num_envs,
-                      seed=job.seed, progress=False, teacher_fault=job.fault_rate, options=b.options,
+                      seed=job.seed, progress=False, teacher_fault=job.fault_rate, options=b.options, selection=b.selection,
                       evaluate_round=partial(held_out_score, envs=envs, seed=job.seed, b=b) if job.curve else None)
     if not job.finished():
         evaluate(envs, job.teacher, job.out, job.out / "evaluation", seeds=b.eval_seeds, num_envs=b.eval_worlds,

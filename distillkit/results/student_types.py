@@ -21,6 +21,7 @@ from distillkit.results.budgets import (
     PROBE_STEPS,
     STUDENT_BUDGETS,
     STUDENT_TYPE_SEEDS,
+    StudentBudget,
     encoder_teacher,
     student_type_options,
 )
@@ -33,15 +34,20 @@ ACTION_MATCHING = "mlp"
 HIDDEN = {"cartpole": ("heavy_pole",), "walker_rough": ("low_friction", "heavy_payload", "hard_terrain")}
 
 
+def type_budget(task: str, architecture: str) -> StudentBudget:
+    """The students section's budget for ``architecture``, keeping each run's last round (budgets.py
+    says why)."""
+    return dataclasses.replace(STUDENT_BUDGETS[task], architecture=architecture, selection=None,
+                               options=student_type_options(task, architecture))
+
+
 def student_jobs(task: str, runs: Path) -> list[StudentJob]:
     from distillkit.students import ARCHITECTURES
 
-    base = STUDENT_BUDGETS[task]
     variant, _ = encoder_teacher(task)
     return [StudentJob(task, run_folder(runs / "teachers", task, variant, seed),
                        run_folder(runs / "student_types", task, architecture, seed), "first", seed,
-                       dataclasses.replace(base, architecture=architecture,
-                                           options=student_type_options(task, architecture)))
+                       type_budget(task, architecture))
             for seed in STUDENT_TYPE_SEEDS[task] for architecture in ARCHITECTURES]
 
 
@@ -141,7 +147,7 @@ def run(tasks: list[str], runs: Path, workers: int) -> None:
         for architecture, r in r2.iterrows():
             probe_lines.append(f"| {architecture} | " + " | ".join("—" if pd.isna(v) else f"{v:.2f}" for v in r) + " |")
         command = f"python -m distillkit results --section student_types --tasks {task}"
-        b = STUDENT_BUDGETS[task]
+        b = type_budget(task, ACTION_MATCHING)
         update_claims_json(task, "student_types", {
             "date": datetime.date.today().isoformat(), "command": command,
             "training_seeds": list(STUDENT_TYPE_SEEDS[task]), "encoder_latent": ENCODER_LATENT,
@@ -152,6 +158,7 @@ def run(tasks: list[str], runs: Path, workers: int) -> None:
             "student_types", task=task, seeds=f"{len(STUDENT_TYPE_SEEDS[task])} training seeds "
                                               f"{list(STUDENT_TYPE_SEEDS[task])}",
             latent=ENCODER_LATENT, rounds=b.rounds, steps_per_round=b.steps_per_round, num_envs=b.num_envs,
-            grad_steps=b.grad_steps, learning=b.learning_text(), probe_steps=PROBE_STEPS[task], table="\n".join(lines),
+            grad_steps=b.grad_steps, learning=b.learning_text(), selection=b.selection_text(),
+            probe_steps=PROBE_STEPS[task], table="\n".join(lines),
             paired_table="\n".join(paired_lines), multiple=multiple,
             probe_table="\n".join(probe_lines), measured=measured(command)))

@@ -52,5 +52,6 @@ def run(tasks: list[str], runs: Path, workers: int) -> None:
         write_section(f"students_{task}", render(
             "students", task=task, architecture=b.architecture.upper(), seeds=seeds_text(task), rounds=b.rounds,
             steps_per_round=b.steps_per_round, num_envs=b.num_envs, grad_steps=b.grad_steps, learning=b.learning_text(),
+            selection=b.selection_text(),
             leak_passed=sum(leak_checks), leak_total=len(leak_checks), table="\n".join(lines), figure=figure.name,
             measured=measured(f"python -m distillkit results --section students --tasks {task}")))

@@ -35,8 +35,8 @@ HIDDEN = {"cartpole": ("heavy_pole",), "walker_rough": ("low_friction", "heavy_p
 
 
 def type_budget(task: str, architecture: str) -> StudentBudget:
-    """The students section's budget for ``architecture``, keeping each run's last round (budgets.py
-    says why)."""
+    """The student-types section's budget for ``architecture``: the students' budget, keeping each
+    run's last round (budgets.py says why)."""
     return dataclasses.replace(STUDENT_BUDGETS[task], architecture=architecture, selection=None,
                                options=student_type_options(task, architecture))
 

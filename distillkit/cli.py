@@ -297,6 +297,22 @@ def selection_from_args(args: argparse.Namespace):
     return None if args.select_every is None else Selection(args.select_every, args.select_start)
 
 
+def check_selection(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse --select-every/--select-start that cannot work before anything trains: a bad setting, or
+    (dagger, distill) one that scores none of the rounds."""
+    from distillkit.dagger import validated_rounds
+
+    try:
+        selection = selection_from_args(args)
+    except ValueError as err:
+        parser.error(f"--select-every/--select-start: {err}")
+    if args.command in ("dagger", "distill") and not validated_rounds(selection, args.rounds,
+                                                                      args.steps_per_round * args.num_envs):
+        parser.error(f"--select-every {args.select_every} --select-start {args.select_start} scores none of the "
+                     f"{args.rounds} rounds of {args.steps_per_round} steps x {args.num_envs} worlds "
+                     f"({args.rounds * args.steps_per_round * args.num_envs} env steps in all)")
+
+
 def add_engine_options(p: argparse.ArgumentParser) -> None:
     from distillkit.envs import ENGINES
 
@@ -478,6 +494,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "demo" and not args.tasks:
             args.tasks = engine_tasks(args.engine)
         check_tasks(parser, args.engine, args.tasks if args.command == "demo" else [args.task])
+    if getattr(args, "select_every", None) is not None:
+        check_selection(parser, args)
     from distillkit.artifacts import ArtifactError
     from distillkit.envs import EngineFeatureError
     from distillkit.envs.base import ActionError

@@ -86,6 +86,11 @@ def test_dagger_keeps_the_round_chosen_on_validation_seeds_when_asked(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["selection"] == {"every": 40, "start": 0, "seeds": 4, "worlds": 16}
     assert manifest["selected_round"] in (0, 1) and "validation_return" in result.stdout
+    for bad, message in ((("--select-every", "0"), "Selection.every must be >= 1, got 0"),
+                         (("--select-every", "40", "--select-start", "1000"), "scores none of the 2 rounds")):
+        result = run("dagger", "--task", "cartpole", "--teacher", "distillkit/checkpoints/cartpole_teacher",
+                     "--rounds", "2", "--steps-per-round", "10", "--num-envs", "4", *bad, "--out", str(tmp_path / "bad"))
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
 def test_config_options_come_from_the_config_dataclasses():

@@ -287,14 +287,16 @@ def add_selection_options(p: argparse.ArgumentParser, what: str, kept: str) -> N
     p.add_argument("--select-every", type=int, metavar="STEPS",
                    help=f"score {what} on validation seeds every STEPS env steps and keep the best {kept} "
                         f"as the one the artifact gives (default: the last {kept})")
-    p.add_argument("--select-start", type=int, default=0, metavar="STEPS",
-                   help="with --select-every: the first validation at this many env steps")
+    p.add_argument("--select-start", type=int, metavar="STEPS",
+                   help="with --select-every: the first validation at this many env steps (default 0)")
 
 
 def selection_from_args(args: argparse.Namespace):
     from distillkit.train import Selection
 
-    return None if args.select_every is None else Selection(args.select_every, args.select_start)
+    if args.select_every is None:
+        return None
+    return Selection(args.select_every, 0 if args.select_start is None else args.select_start)
 
 
 def check_selection(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -302,6 +304,10 @@ def check_selection(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     (dagger, distill) one that scores none of the rounds."""
     from distillkit.dagger import validated_rounds
 
+    if args.select_every is None:
+        # a start alone would otherwise be dropped without a word, and the run would keep its last checkpoint
+        parser.error(f"--select-start {args.select_start} needs --select-every STEPS (how often to score on "
+                     "validation seeds); got no --select-every")
     try:
         selection = selection_from_args(args)
     except ValueError as err:
@@ -494,7 +500,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "demo" and not args.tasks:
             args.tasks = engine_tasks(args.engine)
         check_tasks(parser, args.engine, args.tasks if args.command == "demo" else [args.task])
-    if getattr(args, "select_every", None) is not None:
+    if getattr(args, "select_every", None) is not None or getattr(args, "select_start", None) is not None:
         check_selection(parser, args)
     from distillkit.artifacts import ArtifactError
     from distillkit.envs import EngineFeatureError

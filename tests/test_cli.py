@@ -87,10 +87,18 @@ def test_dagger_keeps_the_round_chosen_on_validation_seeds_when_asked(tmp_path):
     assert manifest["selection"] == {"every": 40, "start": 0, "seeds": 4, "worlds": 16}
     assert manifest["selected_round"] in (0, 1) and "validation_return" in result.stdout
     for bad, message in ((("--select-every", "0"), "Selection.every must be >= 1, got 0"),
-                         (("--select-every", "40", "--select-start", "1000"), "scores none of the 2 rounds")):
+                         (("--select-every", "40", "--select-start", "1000"), "scores none of the 2 rounds"),
+                         (("--select-start", "1000"), "--select-start 1000 needs --select-every")):
         result = run("dagger", "--task", "cartpole", "--teacher", "distillkit/checkpoints/cartpole_teacher",
                      "--rounds", "2", "--steps-per-round", "10", "--num-envs", "4", *bad, "--out", str(tmp_path / "bad"))
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_train_teacher_refuses_a_selection_start_without_its_interval(tmp_path):
+    result = run("train-teacher", "--task", "cartpole", "--steps", "1000", "--select-start", "500",
+                 "--out", str(tmp_path / "teacher"))
+    assert result.returncode == 2 and "--select-start 500 needs --select-every" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "teacher").exists()
 
 
 def test_config_options_come_from_the_config_dataclasses():

@@ -156,6 +156,9 @@ def train_teacher(task: str, out: str | os.PathLike, env_steps: int, *, seed: in
     if (out / "manifest.json").exists():
         start_iteration, log = resume(out, ppo, env, run)
         validations, selected = resume_selection(out)
+        run |= resumed_origin(read_manifest(out), int(log[-1]["env_steps"]) if log else 0)
+    else:
+        run |= {"command": command_line(), "provenance": provenance(), "resumed": []}
     # Each process and each resume gets its own episodes; training seeds stay below the
     # held-out evaluation range.
     obs = env.reset(seed=(seed + 1000 * rank + 7919 * start_iteration) % EVAL_SEED_BASE)
@@ -226,8 +229,6 @@ def save_teacher(out: Path, ppo: PPO, env, run: dict, log: list[dict], iteration
             "best_episode_return": float(metrics["episode_return"].max()),
             "wall_seconds_this_session": round(seconds, 1),
         },
-        "provenance": provenance(),
-        "command": command_line(),
     }
     if validations:
         manifest["validations"] = validations
@@ -240,6 +241,15 @@ def save_teacher(out: Path, ppo: PPO, env, run: dict, log: list[dict], iteration
     if selected is not None:
         weights["selected_actor"] = selected
     save_artifact(out, weights, manifest)
+
+
+def resumed_origin(manifest: dict, env_steps: int) -> dict:
+    """How a run resumed at ``env_steps`` from the checkpoint ``manifest`` came about: the command and
+    code that started it, then every command and code that continued it, this one last. A run that
+    several sessions (or commits) trained says so, instead of naming only its last command."""
+    return {"command": manifest["command"], "provenance": manifest["provenance"],
+            "resumed": [*manifest.get("resumed", []),
+                        {"env_steps": env_steps, "command": command_line(), "provenance": provenance()}]}
 
 
 def resume(out: Path, ppo: PPO, env, run: dict) -> tuple[int, list[dict]]:

@@ -109,10 +109,16 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path):
     assert first["iterations_done"] == 2
     actor_weights = lambda: load_file(out / read_manifest(out)["files"]["actor"]["file"])
     weights = actor_weights()
+    assert first["resumed"] == [] and first["command"]
     # a longer target on the same folder picks up at iteration 2
     log = train_teacher("cartpole", out, env_steps=8 * 16 * 4, num_envs=16, config=SMALL, progress=False)
     assert list(log.iteration) == [0, 1, 2, 3]
-    assert read_manifest(out)["iterations_done"] == 4
+    resumed = read_manifest(out)
+    assert resumed["iterations_done"] == 4
+    # the run's history: the command and code that started it stay, the resume is added beside them
+    assert (resumed["command"], resumed["provenance"]) == (first["command"], first["provenance"])
+    assert [r["env_steps"] for r in resumed["resumed"]] == [first["env_steps"]]
+    assert resumed["resumed"][0]["provenance"]["git_commit"] and resumed["resumed"][0]["command"]
     assert not torch.equal(actor_weights()["log_std"], weights["log_std"])
     with pytest.raises(ArtifactError, match="cannot resume: the checkpoint has seed=0, this run asks for 1"):
         train_teacher("cartpole", out, env_steps=8 * 16 * 5, num_envs=16, seed=1, config=SMALL, progress=False)

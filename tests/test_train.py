@@ -102,7 +102,7 @@ def test_tampered_or_torn_artifacts_are_refused(teacher, tmp_path):
         load_actor(copy, env)
 
 
-def test_resume_continues_from_the_last_checkpoint(tmp_path):
+def test_resume_continues_from_the_last_checkpoint(tmp_path, monkeypatch):
     out = tmp_path / "run"
     train_teacher("cartpole", out, env_steps=8 * 16 * 2, num_envs=16, config=SMALL, progress=False)
     first = read_manifest(out)
@@ -110,15 +110,16 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path):
     actor_weights = lambda: load_file(out / read_manifest(out)["files"]["actor"]["file"])
     weights = actor_weights()
     assert first["resumed"] == [] and first["command"]
-    # a longer target on the same folder picks up at iteration 2
+    # a longer target on the same folder, from another command, picks up at iteration 2
+    monkeypatch.setattr(sys, "argv", ["continue_run.py", "--longer"])
     log = train_teacher("cartpole", out, env_steps=8 * 16 * 4, num_envs=16, config=SMALL, progress=False)
     assert list(log.iteration) == [0, 1, 2, 3]
     resumed = read_manifest(out)
     assert resumed["iterations_done"] == 4
     # the run's history: the command and code that started it stay, the resume is added beside them
     assert (resumed["command"], resumed["provenance"]) == (first["command"], first["provenance"])
-    assert [r["env_steps"] for r in resumed["resumed"]] == [first["env_steps"]]
-    assert resumed["resumed"][0]["provenance"]["git_commit"] and resumed["resumed"][0]["command"]
+    assert [(r["env_steps"], r["command"]) for r in resumed["resumed"]] == [(first["env_steps"], "continue_run.py --longer")]
+    assert resumed["resumed"][0]["provenance"]["git_commit"]
     assert not torch.equal(actor_weights()["log_std"], weights["log_std"])
     with pytest.raises(ArtifactError, match="cannot resume: the checkpoint has seed=0, this run asks for 1"):
         train_teacher("cartpole", out, env_steps=8 * 16 * 5, num_envs=16, seed=1, config=SMALL, progress=False)

@@ -29,7 +29,9 @@ def curriculum_text(budget: Budget) -> str:
     if not budget.curriculum:
         return "no curriculum"
     return ("both trained under the task's terrain curriculum (every world starts on level 0, moves up after an "
-            "episode walked far enough, down after a fall); evaluation keeps the task's own reset distribution")
+            "episode walked far enough, down after a fall, and draws its hidden physics from a share of their ranges "
+            "around the nominal robot that grows with its level); evaluation keeps the task's own reset and "
+            "randomisation distributions")
 
 
 def timing_text(per_run: pd.DataFrame) -> str:

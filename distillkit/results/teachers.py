@@ -43,9 +43,10 @@ def timing_text(per_run: pd.DataFrame) -> str:
 
 def run(tasks: list[str], runs: Path, workers: int) -> None:
     runs = runs / "teachers"
-    # Every teacher before any baseline: the students need only the teachers.
+    # Seed by seed, each teacher beside its baseline: a section interrupted after some hours (the flagship's
+    # ten runs take about 4 h on 2 cores, resumed across sessions) already holds pairs to compare.
     run_jobs([TeacherJob(t, v, s, run_folder(runs, t, v, s), variant_budget(t, v))
-              for t in tasks for v in VARIANTS for s in TRAINING_SEEDS[t]], workers, "training runs")
+              for t in tasks for s in TRAINING_SEEDS[t] for v in VARIANTS], workers, "training runs")
     for task in tasks:
         budget = BUDGETS[task]
         per_run = summarise_runs(runs, task, VARIANTS, budget)

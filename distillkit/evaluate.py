@@ -76,7 +76,6 @@ PERTURBATIONS = {
         Perturbation("push", push_step=100, push=(-0.8, 0.0)),
         Perturbation("low_friction", ranges={"friction": [0.4, 0.5]}),
         Perturbation("heavy_payload", ranges={"payload_mass": [24.0, 30.0]}),
-        Perturbation("weak_motors", ranges={"motor_strength": [0.7, 0.8]}),
         Perturbation("sensor_noise_x3", noise_scale=3.0),
         Perturbation("hard_terrain", ranges={"terrain_level": [4, 5]}),
     ),

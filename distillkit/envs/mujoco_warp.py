@@ -14,8 +14,7 @@ The host reads and writes the Warp arrays through ``wp.to_torch`` views (zero-co
 device they are the Warp arrays' own memory), and keeps float64 copies of the state for the task.
 
 Per-world physics parameters use MuJoCo Warp's batched model fields (``put_model(batch_sizes=)``):
-``body_mass``, ``body_inertia``, ``geom_friction`` and the actuators' gains, biases and force
-ranges get one row per world. Heightfield data is
+``body_mass``, ``body_inertia`` and ``geom_friction`` get one row per world. Heightfield data is
 not a batched field, so the model holds one copy of each heightfield per world and each world's
 terrain geom points at its own copy through the batched ``geom_dataid``. The task edits these
 through :class:`WorldModel` objects that look like the per-world ``MjModel`` copies of the C
@@ -52,8 +51,7 @@ with engine_logs("mujoco_warp"):       # Warp's start-up: on a machine without C
     wp.init()
 
 #: Model fields a task may edit per world (see MujocoTask.reset_worlds), each batched per world.
-PER_WORLD_FIELDS = ("body_mass", "body_inertia", "geom_friction",
-                    "actuator_gainprm", "actuator_biasprm", "actuator_forcerange")
+PER_WORLD_FIELDS = ("body_mass", "body_inertia", "geom_friction")
 #: Overflows of the space preallocated per world (nconmax, njmax), which drop contacts or
 #: constraints. Not among them: solver iteration limits (they cost accuracy, as in the C library)
 #: and more than 50 contacts between one geom and a heightfield, where the C library stops at the

@@ -29,9 +29,7 @@ def curriculum_text(budget: Budget) -> str:
     if not budget.curriculum:
         return "no curriculum"
     return ("both trained under the task's terrain curriculum (every world starts on level 0, moves up after an "
-            "episode walked far enough, down after a fall, and draws its hidden physics from a share of their ranges "
-            "around the nominal robot that grows with its level); evaluation keeps the task's own reset and "
-            "randomisation distributions")
+            "episode walked far enough, down after a fall); evaluation keeps the task's own reset distribution")
 
 
 def timing_text(per_run: pd.DataFrame) -> str:
@@ -44,7 +42,7 @@ def timing_text(per_run: pd.DataFrame) -> str:
 def run(tasks: list[str], runs: Path, workers: int) -> None:
     runs = runs / "teachers"
     # Seed by seed, each teacher beside its baseline: a section interrupted after some hours (the flagship's
-    # ten runs take about 4 h on 2 cores, resumed across sessions) already holds pairs to compare.
+    # ten runs take hours on 2 cores, resumed across sessions) already holds pairs to compare.
     run_jobs([TeacherJob(t, v, s, run_folder(runs, t, v, s), variant_budget(t, v))
               for t in tasks for s in TRAINING_SEEDS[t] for v in VARIANTS], workers, "training runs")
     for task in tasks:

@@ -35,15 +35,12 @@ proprioception and a noisy terrain sensor, distilled from a teacher that reads t
     makes it partly inferable (joint velocities during stance).
   * ``foot_contact_forces``: exact normal forces. Which foot carries the robot, and how firmly:
     partly inferable from joint torques and motion; the robot has no foot force sensors.
-  * ``friction`` (0.4-1.25, slippery to rubbery), ``payload_mass`` (0-30 kg on a ~23 kg
-    robot) and ``motor_strength`` (0.7-1.3: each motor's gain and torque limit scaled, as worn or
-    differently calibrated actuators are): hidden physics that change how hard to push and how
-    fast the feet may swing; inferable only from how the body answered the last actions, i.e.
-    from history (RMA's extrinsics; motor strength is one of RMA's and legged_gym's randomised
-    parameters). Heavy loads on weak motors are where a policy that must infer both from
-    history has the most to lose (version 7 adds motor strength; version 6 raised payloads to
-    30 kg); the friction floor of 0.4 keeps the privileged teacher a reliable expert on
-    ice-like ground.
+  * ``friction`` (0.4-1.25, slippery to rubbery) and ``payload_mass`` (0-30 kg on a ~23 kg
+    robot): hidden physics that change how hard to push and how fast the feet may swing;
+    inferable only from how the body answered the last actions, i.e. from history (RMA's
+    extrinsics). The range reaches heavy loads, where a policy that must infer the payload
+    from history has the most to lose (version 6; 0-20 kg in version 5, 0-10 kg before); the
+    friction floor of 0.4 keeps the privileged teacher a reliable expert on ice-like ground.
 
   The teacher's actor passes these privileged fields through an encoder to an 8-value latent
   first, as in RMA and Lee et al. 2020 (``distillkit.results.budgets``); its students learn to act
@@ -66,13 +63,8 @@ absolute forward-speed error stays within the tolerance; a robot that stands sti
 Training may use a terrain curriculum (:meth:`WalkerRough.start_curriculum`, as Isaac Lab's
 ``terrain_levels_vel``): every world starts on level 0 and moves up after an episode that walked
 far enough without falling, down after a fall, up to the hardest level (5; evaluation draws
-levels 0-3). The hidden physics widen with the level (:meth:`WalkerRough.hidden_physics_ranges`,
-version 7): on level 0 a world draws friction, payload and motor strength from a quarter of each
-range around the nominal robot, the whole ranges from level 3 on, as legged_gym widens its
-randomisation once a policy walks. Without it, teachers that met heavy loads on weak motors
-before they could walk learnt to walk late, and some never became reliable. The curriculum is a
-setting of the training run, recorded in the teacher's artifact; the task spec, and so every
-evaluation, is the same with or without it.
+levels 0-3). It is a setting of the training run, recorded in the teacher's artifact; the task
+spec, and so every evaluation, is the same with or without it.
 """
 
 from __future__ import annotations
@@ -150,10 +142,10 @@ MJCF = """
 
 class WalkerRough(MujocoTask):
     name = "walker_rough"
-    # 7: hidden motor strength, hidden physics widening with the curriculum (6: payloads to 30 kg;
-    # 5: friction from 0.4, payloads to 20 kg, student sensors twice as noisy, exact proprioception
-    # for the teacher; 4: settles in its default pose after a reset; 3: gaps; 2: proprioceptive student)
-    version = 7
+    # 6: payloads to 30 kg (5: friction from 0.4, payloads to 20 kg, student sensors twice as noisy,
+    # exact proprioception for the teacher; 4: settles in its default pose after a reset; 3: gaps;
+    # 2: proprioceptive student)
+    version = 6
     physics_dt = 0.01              # stable with these gains and contacts; 0.005 costs 1.7x the CPU time
     control_dt = 0.02              # Isaac Lab's velocity task: 50 Hz control
     episode_length_s = 20.0
@@ -189,10 +181,7 @@ class WalkerRough(MujocoTask):
         "joint_pos_offset": [-0.1, 0.1],
         "base_vel": [-0.1, 0.1],
     }
-    randomisation_ranges = {"friction": [0.4, 1.25], "payload_mass": [0.0, 30.0], "motor_strength": [0.7, 1.3]}
-    # The robot as built: under the training curriculum, the centre its hidden physics widen from.
-    nominal_physics = {"friction": 1.0, "payload_mass": 0.0, "motor_strength": 1.0}
-    curriculum_full_physics_level = 3     # the hardest level evaluation draws
+    randomisation_ranges = {"friction": [0.4, 1.25], "payload_mass": [0.0, 30.0]}
     scan_teacher = np.round(np.arange(-0.5, 1.5001, 0.1), 3)    # 21 exact points, 0.1 m apart
     scan_student = np.round(np.arange(0.0, 0.6001, 0.1), 3)     # 7 points of the robot's own sensor
     scan_noise = Noise("gaussian", 0.06, outliers=0.3, outlier_range=0.5)
@@ -213,7 +202,8 @@ class WalkerRough(MujocoTask):
         self.profiles = np.zeros((n, self.terrain.num_samples))
         self.level = np.zeros(n, dtype=np.int64)
         self.command = np.zeros(n)
-        self.hidden = {name: np.full(n, value) for name, value in self.nominal_physics.items()}
+        self.friction = np.ones(n)
+        self.payload = np.zeros(n)
         self.air_time = np.zeros((n, 2))
         self.base_x = np.zeros(n)                 # where each world's robot is (it spawns at x = 0)
         self.fell = np.zeros(n, dtype=bool)       # whether its last step was a fall
@@ -249,8 +239,6 @@ class WalkerRough(MujocoTask):
                   "exact normal contact forces (N); the robot has no foot force sensors"),
             Field("friction", (1,), "teacher_only", "hidden ground friction (0.4 slippery to 1.25), randomised per episode"),
             Field("payload_mass", (1,), "teacher_only", "hidden payload on the torso (0-30 kg), randomised per episode"),
-            Field("motor_strength", (1,), "teacher_only",
-                  "hidden scale of every motor's gain and torque limit (0.7-1.3), randomised per episode"),
             Field("terrain_level", (1,), "critic_only",
                   "difficulty of the episode's terrain, a label from the generator"),
             Field("feet_air_time", (2,), "critic_only",
@@ -279,9 +267,6 @@ class WalkerRough(MujocoTask):
 
         self.torso_body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "torso")
         self.nominal_torso_mass = float(model.body_mass[self.torso_body])
-        self.nominal_gain = model.actuator_gainprm[:, 0].copy()
-        self.nominal_bias = model.actuator_biasprm[:, 1].copy()
-        self.nominal_forcerange = model.actuator_forcerange.copy()
         self.hfield_rows = int(model.hfield_nrow[0])
         # The MJCF declares touch sensors (left, right), then one torque sensor per joint, in order.
         slices = self._sensor_slices
@@ -309,34 +294,7 @@ class WalkerRough(MujocoTask):
     def start_curriculum(self):
         self.curriculum_levels = np.zeros(self.num_envs, dtype=np.int64)
         return {"kind": "terrain_levels", "start_level": 0, "levels": self.terrain.levels,
-                "promote_after_walking": self.curriculum_promote, "demote_after": "fall",
-                "hidden_physics": {"nominal": self.nominal_physics,
-                                   "share_of_range": "(level + 1) / " + str(self.curriculum_full_physics_level + 1),
-                                   "full_from_level": self.curriculum_full_physics_level}}
-
-    def hidden_physics_ranges(self, levels: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Under the curriculum: per world on ``levels``, the (low, high) each hidden parameter is
-        drawn from, a share (level + 1) / (full + 1) of its range around the nominal robot, the whole
-        range from level ``curriculum_full_physics_level`` on."""
-        share = np.minimum((np.asarray(levels) + 1) / (self.curriculum_full_physics_level + 1), 1.0)
-        ranges = {}
-        for name, (low, high) in self.randomisation_ranges.items():
-            centre = self.nominal_physics[name]
-            ranges[name] = (centre - share * (centre - low), centre + share * (high - centre))
-        return ranges
-
-    def _draw_hidden_physics(self, ids, rng, models, ranges) -> None:
-        """New friction, payload and motor strength for worlds ``ids``, written into their models."""
-        for name in self.nominal_physics:
-            low, high = ranges[name]
-            self.hidden[name][ids] = rng.uniform(low, high, size=len(ids))
-        for i in ids:
-            strength = self.hidden["motor_strength"][i]
-            models[i].geom_friction[:, 0] = self.hidden["friction"][i]
-            models[i].body_mass[self.torso_body] = self.nominal_torso_mass + self.hidden["payload_mass"][i]
-            models[i].actuator_gainprm[:, 0] = strength * self.nominal_gain
-            models[i].actuator_biasprm[:, 1] = strength * self.nominal_bias
-            models[i].actuator_forcerange[:] = strength * self.nominal_forcerange
+                "promote_after_walking": self.curriculum_promote, "demote_after": "fall"}
 
     def curriculum_state(self):
         return self.curriculum_levels.copy()
@@ -376,8 +334,11 @@ class WalkerRough(MujocoTask):
             models[i].hfield_data.reshape(self.hfield_rows, -1)[:] = self.bank_hfield[levels[row], variants[row]]
         self.level[ids] = levels
         self.command[ids] = uniform(rng, r["command_vx"], n)
-        ranges = self.randomisation_ranges if self.curriculum_levels is None else self.hidden_physics_ranges(levels)
-        self._draw_hidden_physics(ids, rng, models, ranges)
+        self.friction[ids] = uniform(rng, self.randomisation_ranges["friction"], n)
+        self.payload[ids] = uniform(rng, self.randomisation_ranges["payload_mass"], n)
+        for row, i in enumerate(ids):
+            models[i].geom_friction[:, 0] = self.friction[i]
+            models[i].body_mass[self.torso_body] = self.nominal_torso_mass + self.payload[i]
         self.air_time[ids] = 0.0
         self.base_x[ids], self.fell[ids] = 0.0, False
 
@@ -389,12 +350,15 @@ class WalkerRough(MujocoTask):
         return qpos, qvel
 
     def perturb_privileged(self, s, ids, rng, models):
-        """New friction, payload and motor strength, and new terrain from ``unseen_from`` ahead of
-        the base on (beyond the student's scan, within the teacher's): everything the teacher can
-        sense and the student cannot."""
+        """New friction and payload, and new terrain from ``unseen_from`` ahead of the base on
+        (beyond the student's scan, within the teacher's): everything the teacher can sense and the
+        student cannot."""
         t = self.terrain
-        self._draw_hidden_physics(ids, rng, models, self.randomisation_ranges)
+        self.friction[ids] = uniform(rng, self.randomisation_ranges["friction"], len(ids))
+        self.payload[ids] = uniform(rng, self.randomisation_ranges["payload_mass"], len(ids))
         for row, i in enumerate(ids):
+            models[i].geom_friction[:, 0] = self.friction[i]
+            models[i].body_mass[self.torso_body] = self.nominal_torso_mass + self.payload[i]
             base_x = s.qpos[row, 0]
             first = int(np.ceil((base_x + self.unseen_from - t.x_start) / t.resolution))
             bumps = rng.uniform(-0.15, 0.15, size=self.profiles.shape[1] - first)
@@ -434,9 +398,8 @@ class WalkerRough(MujocoTask):
             "height_scan": scan,
             "base_lin_vel": np.stack([vx_b, vz_b], axis=1),
             "foot_contact_forces": s.sensordata[:, self.touch_sensors],
-            "friction": self.hidden["friction"][s.ids, None],
-            "payload_mass": self.hidden["payload_mass"][s.ids, None],
-            "motor_strength": self.hidden["motor_strength"][s.ids, None],
+            "friction": self.friction[s.ids, None],
+            "payload_mass": self.payload[s.ids, None],
             "terrain_level": self.level[s.ids, None] * (1.0 / max(self.terrain.levels - 1, 1)),
             "feet_air_time": self.air_time[s.ids],
         }

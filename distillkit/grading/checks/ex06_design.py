@@ -19,7 +19,7 @@ from distillkit.tasks.walker import WalkerRough
 WALKER = EnvFactory("walker_rough")
 ACTION_DIM = WalkerRough.action_dim
 #: privileged fields that decide the walker's episodes: the teacher *actor* must read them
-DECISIVE = ("height_scan", "friction", "payload_mass", "motor_strength")
+DECISIVE = ("height_scan", "friction", "payload_mass")
 #: 50 Hz control: a fall horizon of more than 1 s throws away whole strides of good teaching
 MAX_FALL_HORIZON = 50
 
@@ -108,7 +108,7 @@ def check_design_student(walker_design: Callable, student_design: Callable) -> N
         assert isinstance(options, dict), f"options must be a dict, got {type(options).__name__}"
         student_from(walker_design, student_design)
     with checks.case("the student can remember: it sees a history or has memory",
-                     "friction, payload and motor strength are only revealed by how the body answered the last actions: pick a "
+                     "friction and payload are only revealed by how the body answered the last actions: pick a "
                      "history, recurrent, latent or estimator student (an 'mlp' reads the current step only)"):
         assert student_design()[0] != "mlp", "an 'mlp' student reads the current observation only"
     with checks.case("the student's inputs are deployable fields", "build the student on your schema's student group"):

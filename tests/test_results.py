@@ -1,5 +1,7 @@
 """The results generator's writing: templates filled completely, sections replaced one by one."""
 
+import json
+
 import pytest
 
 from distillkit.results import SECTIONS, regenerate
@@ -333,3 +335,33 @@ def test_baseline_tuning_sets_the_best_row_beside_the_privileged_teacher():
     line = against_teacher(table, teacher)
     assert "reaches 0.80 of their return" in line                 # row b: 1600 / 2000
     assert "its success is 0.15 below theirs" in line             # 0.95 - 0.80
+
+
+def test_the_teacher_curves_show_validation_success_where_runs_chose_on_validation(tmp_path):
+    """The flagship's committed runs chose their checkpoints on validation seeds: the figure gets a panel of
+    that success against env steps (mean over seeds), the quick task's runs only their training return."""
+    import shutil
+
+    import matplotlib.image
+
+    from distillkit.artifacts import REPO_ROOT
+    from distillkit.results.figures import plot_curves, validation_curves
+
+    runs = REPO_ROOT / "runs" / "teachers"
+    curves = validation_curves(runs, "walker_rough", "teacher")
+    assert curves.shape[1] == 5 and curves.index.min() >= 4_000_000 and curves.to_numpy().max() <= 1
+    assert plot_curves(runs, "walker_rough", ["teacher", "unprivileged"], tmp_path / "walker.png")
+    wide = matplotlib.image.imread(tmp_path / "walker.png").shape[1]
+    # runs without validations (as trained without checkpoint selection): one panel, half as wide
+    plain = tmp_path / "plain"
+    for variant in ("teacher", "unprivileged"):
+        for seed in range(5):
+            folder = plain / "walker_rough" / f"{variant}_seed{seed}"
+            source = runs / "walker_rough" / f"{variant}_seed{seed}"
+            folder.mkdir(parents=True)
+            shutil.copy(source / "metrics.csv", folder)
+            manifest = json.loads((source / "manifest.json").read_text())
+            (folder / "manifest.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != "validations"}))
+    assert validation_curves(plain, "walker_rough", "teacher") is None
+    assert not plot_curves(plain, "walker_rough", ["teacher", "unprivileged"], tmp_path / "plain.png")
+    assert matplotlib.image.imread(tmp_path / "plain.png").shape[1] < 0.6 * wide

@@ -28,8 +28,27 @@ def save_figure(fig, ax, path: Path) -> None:
     pyplot().close(fig)
 
 
-def plot_curves(runs: Path, task: str, variants: list[str], path: Path) -> None:
-    fig, ax = pyplot().subplots(figsize=(6, 3.5))
+def validation_curves(runs: Path, task: str, variant: str) -> pd.DataFrame | None:
+    """The validation success that chose each run's checkpoint, by env step (rows) and training seed
+    (columns); None where the runs were trained without checkpoint selection."""
+    from distillkit.artifacts import read_manifest
+
+    manifests = {s: read_manifest(run_folder(runs, task, variant, s)) for s in TRAINING_SEEDS[task]}
+    if not all(m.get("validations") for m in manifests.values()):
+        return None
+    return pd.DataFrame({s: pd.Series({v["env_steps"]: v["success"] for v in m["validations"]})
+                         for s, m in manifests.items()}).dropna()
+
+
+def plot_curves(runs: Path, task: str, variants: list[str], path: Path) -> bool:
+    """Training return per variant (mean ± std over seeds) and, where the runs chose their checkpoint on
+    validation seeds, the validation success against env steps beside it. Returns whether that panel is
+    drawn. Under a curriculum, training episodes get harder as a policy improves, so only the validation
+    panel compares two policies on one distribution."""
+    validation = {v: validation_curves(runs, task, v) for v in variants}
+    validated = all(c is not None for c in validation.values())
+    fig, axes = pyplot().subplots(1, 2 if validated else 1, figsize=(11 if validated else 6, 3.5), squeeze=False)
+    ax = axes[0, 0]
     seeds = TRAINING_SEEDS[task]
     for variant in variants:
         curves = [pd.read_csv(run_folder(runs, task, variant, s) / "metrics.csv") for s in seeds]
@@ -46,7 +65,19 @@ def plot_curves(runs: Path, task: str, variants: list[str], path: Path) -> None:
     ax.set_xlabel("env steps")
     ax.set_ylabel("training episode return")
     ax.set_title(f"{task}: mean ± std over {len(seeds)} seeds")
+    ax.legend()
+    if validated:
+        ax = axes[0, 1]
+        for variant, curves in validation.items():
+            mean, std = curves.mean(axis=1), curves.std(axis=1, ddof=0)
+            ax.plot(curves.index, mean, marker=".", label=variant)
+            ax.fill_between(curves.index, mean - std, mean + std, alpha=0.25)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("validation success")
+        ax.set_title("success on the validation seeds that choose the checkpoint")
     save_figure(fig, ax, path)
+    return validated
 
 
 def plot_student_curves(curves: pd.DataFrame, task: str, path: Path) -> None:

@@ -32,6 +32,17 @@ def curriculum_text(budget: Budget) -> str:
             "episode walked far enough, down after a fall); evaluation keeps the task's own reset distribution")
 
 
+def curves_text(validated: bool) -> str:
+    """What the figure's panels show."""
+    if not validated:
+        return "The figure: each policy's training return."
+    return ("Left, each policy's training return: under the curriculum a policy that improves meets harder terrain, so "
+            "its training return can stall while it gets better. Right, its success on the validation seeds that "
+            "choose the checkpoint, one fixed distribution: how far apart the curves are at each budget is how much "
+            "sooner privileged state makes a good expert, and where they meet, RL on the student's inputs has "
+            "caught up.")
+
+
 def timing_text(per_run: pd.DataFrame) -> str:
     """How long one run trained, per policy: the mean and the slowest run."""
     parts = [f"{variant} {group.minutes.mean():.0f} min (slowest {group.minutes.max():.0f})"
@@ -50,11 +61,11 @@ def run(tasks: list[str], runs: Path, workers: int) -> None:
         per_run = summarise_runs(runs, task, VARIANTS, budget)
         table = mean_std(per_run, ["task", "variant"])
         figure = figure_path(f"teacher_curves_{task}")
-        plot_curves(runs, task, VARIANTS, figure)
+        validated = plot_curves(runs, task, VARIANTS, figure)
         write_section(f"teachers_{task}", render(
             "teachers", task=task, unprivileged_steps=f"{variant_budget(task, 'unprivileged').env_steps:,}",
             num_envs=budget.num_envs, curriculum=curriculum_text(budget), selection=selection_text(budget),
             seeds=seeds_text(task), eval_seeds=budget.eval_seeds,
             eval_worlds=budget.eval_worlds, table=markdown_table(table), timing=timing_text(per_run),
-            figure=figure.name,
+            figure=figure.name, curves=curves_text(validated),
             measured=measured(f"python -m distillkit results --section teachers --tasks {task}")))

@@ -339,7 +339,8 @@ def test_baseline_tuning_sets_the_best_row_beside_the_privileged_teacher():
 
 def test_the_teacher_curves_show_validation_success_where_runs_chose_on_validation(tmp_path):
     """The flagship's committed runs chose their checkpoints on validation seeds: the figure gets a panel of
-    that success against env steps (mean over seeds), the quick task's runs only their training return."""
+    that success against env steps (mean over seeds); the same runs with their validations removed (as runs
+    trained without checkpoint selection, like the quick task's) get only their training return."""
     import shutil
 
     import matplotlib.image

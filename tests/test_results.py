@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from distillkit.results import SECTIONS, regenerate
@@ -119,7 +121,6 @@ def test_a_cached_panel_names_the_weights_it_scored(tmp_path):
 def test_training_minutes_add_up_each_iteration_of_the_log(tmp_path):
     """Iterations of 100 env steps at 10, 20 and 5 steps/s took 10 + 5 + 20 s; a log read as a rate
     (steps / total steps per s) would give another number."""
-    import pandas as pd
 
     from distillkit.results.jobs import training_minutes
     from distillkit.results.teachers import timing_text
@@ -236,7 +237,6 @@ def test_baseline_tuning_rows_and_the_verdict_on_the_baseline_the_claims_use(tmp
     """Every sweep row trains the baseline with its change to the teacher's settings (the row the claims
     use is the teachers section's own run); the verdict names the winner and flags a baseline that is
     not the tuned one."""
-    import pandas as pd
 
     from distillkit.ppo import PPOConfig
     from distillkit.results.baseline_tuning import TEACHERS_SETTINGS, settings, tuning_job, verdict
@@ -279,8 +279,6 @@ def test_the_claims_know_whether_their_baseline_is_the_tuned_one(tmp_path):
     row of the tuning record: the teacher's settings after the tuning chose another row are not tuned,
     no tuning record is not tuned, and seeds trained with different settings are refused."""
     import json
-
-    import pandas as pd
 
     from distillkit.artifacts import FORMAT, FORMAT_VERSION
     from distillkit.results.baseline_tuning import record
@@ -338,31 +336,31 @@ def test_baseline_tuning_sets_the_best_row_beside_the_privileged_teacher():
 
 
 def test_the_teacher_curves_show_validation_success_where_runs_chose_on_validation(tmp_path):
-    """The flagship's committed runs chose their checkpoints on validation seeds: the figure gets a panel of
-    that success against env steps (mean over seeds); the same runs with their validations removed (as runs
-    trained without checkpoint selection, like the quick task's) get only their training return."""
-    import shutil
-
+    """Runs that chose their checkpoints on validation seeds (as the flagship's do) get a second panel: that
+    success against env steps (mean over seeds); the same runs without validations (as trained without
+    checkpoint selection, like the quick task's) get only their training return."""
     import matplotlib.image
 
-    from distillkit.artifacts import REPO_ROOT
+    from distillkit.artifacts import FORMAT, FORMAT_VERSION
     from distillkit.results.figures import plot_curves, validation_curves
 
-    runs = REPO_ROOT / "runs" / "teachers"
-    curves = validation_curves(runs, "walker_rough", "teacher")
-    assert curves.shape[1] == 5 and curves.index.min() >= 4_000_000 and curves.to_numpy().max() <= 1
-    assert plot_curves(runs, "walker_rough", ["teacher", "unprivileged"], tmp_path / "walker.png")
+    steps = np.arange(1, 11) * 1_000_000
+    for runs, validated in ((tmp_path / "validated", True), (tmp_path / "plain", False)):
+        for variant in ("teacher", "unprivileged"):
+            for seed in range(5):
+                folder = runs / "walker_rough" / f"{variant}_seed{seed}"
+                folder.mkdir(parents=True)
+                pd.DataFrame({"env_steps": steps, "episode_return": np.linspace(100, 1000 + seed, 10)}).to_csv(
+                    folder / "metrics.csv", index=False)
+                manifest = {"format": FORMAT, "format_version": FORMAT_VERSION}
+                if validated:
+                    manifest["validations"] = [{"env_steps": int(s), "success": min(1.0, s / 8e6 - 0.01 * seed)}
+                                               for s in steps[3:]]
+                (folder / "manifest.json").write_text(json.dumps(manifest))
+    curves = validation_curves(tmp_path / "validated", "walker_rough", "teacher")
+    assert curves.shape == (7, 5) and curves.index.min() == 4_000_000 and curves.to_numpy().max() <= 1
+    assert plot_curves(tmp_path / "validated", "walker_rough", ["teacher", "unprivileged"], tmp_path / "walker.png")
     wide = matplotlib.image.imread(tmp_path / "walker.png").shape[1]
-    # runs without validations (as trained without checkpoint selection): one panel, half as wide
-    plain = tmp_path / "plain"
-    for variant in ("teacher", "unprivileged"):
-        for seed in range(5):
-            folder = plain / "walker_rough" / f"{variant}_seed{seed}"
-            source = runs / "walker_rough" / f"{variant}_seed{seed}"
-            folder.mkdir(parents=True)
-            shutil.copy(source / "metrics.csv", folder)
-            manifest = json.loads((source / "manifest.json").read_text())
-            (folder / "manifest.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != "validations"}))
-    assert validation_curves(plain, "walker_rough", "teacher") is None
-    assert not plot_curves(plain, "walker_rough", ["teacher", "unprivileged"], tmp_path / "plain.png")
+    assert validation_curves(tmp_path / "plain", "walker_rough", "teacher") is None
+    assert not plot_curves(tmp_path / "plain", "walker_rough", ["teacher", "unprivileged"], tmp_path / "plain.png")
     assert matplotlib.image.imread(tmp_path / "plain.png").shape[1] < 0.6 * wide

@@ -23,8 +23,9 @@ proprioception and a noisy terrain sensor, distilled from a teacher that reads t
     without sensor noise (version 5). RL on noisy sensors must learn to filter them; a teacher
     that reads the exact state learns the gait first, and its student learns to filter by
     imitation. History makes it inferable (averaging over the 6 noisy steps). Version 8 doubles
-    the student's proprioceptive noise of versions 5-6: at that level unprivileged PPO learns to
-    walk far more slowly than the teacher, so this field is where privilege decides most.
+    the student's proprioceptive noise of versions 5-6, so that RL on the student's inputs must
+    filter much noisier readings while the teacher reads them exact (whether that decides the
+    teacher claim is measured in ``docs/results.md``).
 
   * ``height_scan``: exact terrain heights 0.1 m apart from 0.5 m behind to 1.5 m ahead. It
     decides episodes: a third of the track is broken by gaps (0.15-0.24 m wide on the nominal

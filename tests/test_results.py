@@ -121,7 +121,6 @@ def test_a_cached_panel_names_the_weights_it_scored(tmp_path):
 def test_training_minutes_add_up_each_iteration_of_the_log(tmp_path):
     """Iterations of 100 env steps at 10, 20 and 5 steps/s took 10 + 5 + 20 s; a log read as a rate
     (steps / total steps per s) would give another number."""
-
     from distillkit.results.jobs import training_minutes
     from distillkit.results.teachers import timing_text
 
@@ -237,7 +236,6 @@ def test_baseline_tuning_rows_and_the_verdict_on_the_baseline_the_claims_use(tmp
     """Every sweep row trains the baseline with its change to the teacher's settings (the row the claims
     use is the teachers section's own run); the verdict names the winner and flags a baseline that is
     not the tuned one."""
-
     from distillkit.ppo import PPOConfig
     from distillkit.results.baseline_tuning import TEACHERS_SETTINGS, settings, tuning_job, verdict
     from distillkit.results.budgets import BASELINE_SETTINGS, BASELINE_SWEEP, BUDGETS, variant_budget

@@ -135,6 +135,7 @@ FAULT_RATE = 0.5
 BASELINE_SWEEP = {
     "walker_rough": {"entropy_coef=0.005": {"entropy_coef": 0.005},     # less exploration noise
                      "entropy_coef=0.0025": {"entropy_coef": 0.0025},   # less still: 0.005 was the edge of the sweep
+                     "entropy_coef=0": {"entropy_coef": 0.0},           # none: on v8, 0.0025 was the edge
                      "desired_kl=0.02": {"desired_kl": 0.02}},          # larger steps, a higher learning rate
 }
 TUNING_SEEDS = (0, 1)

@@ -86,6 +86,8 @@ def test_a_finished_student_stands_in_only_for_the_same_recipe(tmp_path):
     assert not job.finished(), "trained, not yet evaluated"
     (out / "evaluation").mkdir()
     (out / "evaluation" / "summary.csv").write_text("perturbation\nnominal\n")
+    assert not job.finished(), "stopped before the evaluation's last file"
+    write_json_atomic(out / "evaluation" / "evaluation.json", {"summary": []})
     assert job.finished()
     longer = dataclasses.replace(job, budget=dataclasses.replace(budget, rounds=budget.rounds + 1))
     with pytest.raises(ArtifactError, match=rf"first_seed0: distilled with .*'rounds': {budget.rounds},.*"

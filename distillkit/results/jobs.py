@@ -100,7 +100,8 @@ class StudentJob:
                 # a student distilled under another budget must not stand in for this one
                 raise ArtifactError(f"{self.out}: distilled with {recorded}, this budget distils with {wanted}; "
                                     "move it away or use another runs folder")
-        return (self.out / "evaluation" / "summary.csv").exists()
+        # evaluation.json is the evaluation's last file: a run stopped while writing the rest is not finished
+        return (self.out / "evaluation" / "evaluation.json").exists()
 
 
 def _train(job: TeacherJob) -> str:

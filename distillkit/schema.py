@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -185,9 +186,16 @@ class ObservationSchema:
                         f"{ROLES_ALLOWED_IN_GROUP[group]}")
 
     # ----------------------------------------------------------------------------------- queries
-    @property
+    # The fields never change (a frozen dataclass of tuples), so their names and each group's
+    # names are computed once: ``flatten`` runs for every network call.
+    @cached_property
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
+
+    @cached_property
+    def _groups(self) -> dict[str, tuple[str, ...]]:
+        return {g: self.group_overrides[g] if g in self.group_overrides
+                else tuple(f.name for f in self.fields if f.role in ROLES_ALLOWED_IN_GROUP[g]) for g in GROUPS}
 
     def field(self, name: str) -> Field:
         for f in self.fields:
@@ -199,10 +207,7 @@ class ObservationSchema:
         """Field names of a group, in concatenation order."""
         if group not in GROUPS:
             raise SchemaError(f"group {group!r} is unknown; expected one of {GROUPS}")
-        if group in self.group_overrides:
-            return self.group_overrides[group]
-        allowed = ROLES_ALLOWED_IN_GROUP[group]
-        return tuple(f.name for f in self.fields if f.role in allowed)
+        return self._groups[group]
 
     def group_size(self, group: str) -> int:
         """Width of the flat vector the group's fields concatenate to."""
@@ -234,8 +239,8 @@ class ObservationSchema:
 
     def flatten(self, obs: Mapping[str, torch.Tensor], group: str) -> torch.Tensor:
         """Concatenate a group's fields into ``(num_envs, group_size)``: the only flattening there is."""
-        names = self.group(group)
-        unknown = [n for n in obs if n not in self.names]
+        names, known = self.group(group), self.names
+        unknown = [n for n in obs if n not in known]
         if unknown:
             raise SchemaError(f"schema {self.name!r} has no field(s) {unknown}")
         parts = []

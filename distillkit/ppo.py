@@ -20,7 +20,9 @@ One iteration:
        + c_v * max((V - R)^2, (V_old + clip(V - V_old, -eps, eps) - R)^2)
        - c_e * entropy,
    with gradient-norm clipping and a learning rate adapted to keep KL(pi_old || pi) near
-   ``desired_kl``.
+   ``desired_kl``. The entropy bonus c_e is ``entropy_coef``, or with ``entropy_decay_steps`` > 0
+   c_e = entropy_coef * max(0, 1 - env_steps / entropy_decay_steps): wide exploration early, none
+   at the end (:meth:`PPOConfig.entropy_coef_at`).
 5. **Normalisers** take in the rollout's observations *after* the update: inside one update the
    policy that is optimised is the one that collected the data.
 
@@ -65,6 +67,7 @@ class PPOConfig:
     clip: float = 0.2
     value_coef: float = 1.0
     entropy_coef: float = 0.01
+    entropy_decay_steps: int = 0      # > 0: the entropy bonus falls linearly to 0 at this many env steps
     learning_rate: float = 1e-3
     desired_kl: float = 0.01          # adaptive learning rate target
     max_grad_norm: float = 1.0
@@ -88,11 +91,23 @@ class PPOConfig:
             raise ValueError(f"encoder_latent must be >= 0 (0: no encoder), got {self.encoder_latent}")
         if self.actor_memory < 0:
             raise ValueError(f"actor_memory must be >= 0 (0: a memoryless actor), got {self.actor_memory}")
+        if self.entropy_decay_steps < 0:
+            raise ValueError(f"entropy_decay_steps must be >= 0 (0: a constant entropy bonus), got "
+                             f"{self.entropy_decay_steps}")
         if self.actor_memory and self.encoder_latent:
             raise ValueError(f"an actor has an encoder (encoder_latent={self.encoder_latent}) or a memory "
                              f"(actor_memory={self.actor_memory}), not both")
         for name in ("actor_hidden", "critic_hidden", "encoder_hidden"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    def entropy_coef_at(self, env_steps: int) -> float:
+        """The entropy bonus c_e of an update after ``env_steps`` env steps: ``entropy_coef``, falling
+        linearly to 0 at ``entropy_decay_steps`` when that is > 0. A constant bonus can hold the action
+        noise wide for good: PPO widens sigma as long as the bonus outweighs what the noise costs in
+        return, and late rollouts are then mostly noise."""
+        if not self.entropy_decay_steps:
+            return self.entropy_coef
+        return self.entropy_coef * max(0.0, 1.0 - env_steps / self.entropy_decay_steps)
 
     def to_dict(self) -> dict:
         """JSON form (tuples as lists), as stored in artifacts."""
@@ -276,8 +291,11 @@ class PPO:
             self.episode_length[done] = 0.0
 
     # ------------------------------------------------------------------------------- 4. update
-    def update(self, rollout: dict) -> dict[str, float]:
+    def update(self, rollout: dict, env_steps: int = 0) -> dict[str, float]:
+        """Step 4 on one rollout; ``env_steps``: how many env steps training had taken before it
+        (the entropy bonus's schedule)."""
         cfg = self.config
+        entropy_coef = cfg.entropy_coef_at(env_steps)
         advantages = rollout["advantages"]
         steps = {"actions": rollout["actions"], "old_log_probs": rollout["log_probs"], "old_means": rollout["means"],
                  "old_values": rollout["values"], "returns": rollout["returns"],
@@ -319,7 +337,7 @@ class PPO:
                 old_values, returns = mb["old_values"], mb["returns"]
                 value_clipped = old_values + (value - old_values).clamp(-cfg.clip, cfg.clip)
                 value_loss = torch.max((value - returns) ** 2, (value_clipped - returns) ** 2).mean()
-                loss = surrogate_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
+                loss = surrogate_loss + cfg.value_coef * value_loss - entropy_coef * entropy
 
                 self.optimizer.zero_grad()
                 loss.backward()
@@ -398,7 +416,7 @@ def run_iteration(ppo: PPO, obs: Obs, iteration: int, env_steps: int) -> tuple[O
     """Collect one rollout and update on it; returns the next observation and a log row."""
     start = time.perf_counter()
     rollout, obs, ended = ppo.collect(obs)
-    losses = ppo.update(rollout)
+    losses = ppo.update(rollout, env_steps)
     steps = ppo.config.steps_per_env * ppo.env.num_envs
     world = torch.distributed.get_world_size() if is_distributed() else 1
     row = summarise(iteration, env_steps + steps * world, ended, losses, ppo.actor.log_std.exp(),

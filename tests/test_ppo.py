@@ -113,6 +113,27 @@ def test_normalisers_are_frozen_inside_an_update_and_learn_after_it():
     assert ppo.actor.input.normalizer.count == 8 * 8
 
 
+def test_the_entropy_bonus_decays_linearly_to_zero_when_asked():
+    """entropy_decay_steps > 0: c_e falls linearly from entropy_coef to 0 and stays there, and the
+    update uses the bonus of its env-step count (past the decay, an update is the bonus-free one)."""
+    constant, decaying = PPOConfig(entropy_coef=0.01), PPOConfig(entropy_coef=0.01, entropy_decay_steps=1000)
+    assert [constant.entropy_coef_at(n) for n in (0, 500, 5000)] == [0.01, 0.01, 0.01]
+    assert [decaying.entropy_coef_at(n) for n in (0, 250, 1000, 5000)] == pytest.approx([0.01, 0.0075, 0.0, 0.0])
+    with pytest.raises(ValueError, match="entropy_decay_steps must be >= 0"):
+        PPOConfig(entropy_decay_steps=-1)
+
+    def updated(config, env_steps):
+        env = make_env("cartpole", 8)
+        ppo = PPO(env, PPOConfig(steps_per_env=8, epochs=1, minibatches=2, **config), seed=0)
+        rollout, _, _ = ppo.collect(env.reset(seed=0))
+        ppo.update(rollout, env_steps)
+        return torch.cat([p.detach().flatten() for p in ppo.parameters()])
+
+    late = updated({"entropy_coef": 0.5, "entropy_decay_steps": 1000}, 1000)
+    assert torch.equal(late, updated({"entropy_coef": 0.0}, 1000))
+    assert not torch.equal(late, updated({"entropy_coef": 0.5, "entropy_decay_steps": 1000}, 0))
+
+
 @pytest.mark.slow
 def test_teacher_learns_to_balance_the_quick_task():
     torch.set_num_threads(1)

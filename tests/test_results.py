@@ -8,6 +8,7 @@ import pytest
 
 from distillkit.results import SECTIONS, regenerate
 from distillkit.results.report import TEMPLATES, render, write_section
+from distillkit.results.tuning import TUNINGS
 
 
 def test_a_template_needs_every_value_and_fills_it_in():
@@ -15,7 +16,9 @@ def test_a_template_needs_every_value_and_fills_it_in():
     assert text.startswith("### walker_rough") and "| a |" in text and "$" not in text
     with pytest.raises(KeyError, match="table"):
         render("collapse", task="walker_rough", measured="Measured today.")
-    assert sorted(p.stem for p in TEMPLATES.glob("*.md")) == sorted([*SECTIONS, "claims_summary"])
+    # one template per section, the two tunings sharing one
+    sections = {name for name in SECTIONS if name not in TUNINGS}
+    assert sorted(p.stem for p in TEMPLATES.glob("*.md")) == sorted([*sections, "tuning", "claims_summary"])
 
 
 def test_writing_one_section_leaves_the_others_as_they_were(tmp_path):
@@ -66,8 +69,9 @@ def test_a_finished_run_stands_in_only_for_the_same_recipe(tmp_path):
         TeacherJob("walker_rough", "teacher", 0, out, budget).finished()
 
 
-def test_a_finished_student_stands_in_only_for_the_same_recipe(tmp_path):
-    """A student distilled under another DAgger budget is refused, not reused."""
+def test_a_finished_student_stands_in_only_for_the_same_recipe_and_teacher(tmp_path):
+    """A student distilled under another DAgger budget, or from a teacher whose weights have changed since,
+    is refused, not reused."""
     import dataclasses
 
     from distillkit.artifacts import FORMAT, FORMAT_VERSION, ArtifactError
@@ -81,8 +85,11 @@ def test_a_finished_student_stands_in_only_for_the_same_recipe(tmp_path):
     recorded = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": budget.architecture,
                 "num_envs": budget.num_envs, "dagger": {"rounds": budget.rounds, "steps_per_round": budget.steps_per_round,
                                                         "schedule": "first", "grad_steps": budget.grad_steps, "lr": 1e-3},
-                "teacher": {"fault_rate": 0.0}, "selection": budget.selection.to_dict() if budget.selection else None}
+                "teacher": {"fault_rate": 0.0, "files": {"actor": {"sha256": "aa"}}},
+                "selection": budget.selection.to_dict() if budget.selection else None}
     write_json_atomic(out / "manifest.json", recorded)
+    write_json_atomic(tmp_path / "teacher" / "manifest.json", {"format": FORMAT, "format_version": FORMAT_VERSION,
+                                                               "files": {"actor": {"sha256": "aa"}}})
     assert not job.finished(), "trained, not yet evaluated"
     (out / "evaluation").mkdir()
     (out / "evaluation" / "summary.csv").write_text("perturbation\nnominal\n")
@@ -102,6 +109,10 @@ def test_a_finished_student_stands_in_only_for_the_same_recipe(tmp_path):
     last_round = dataclasses.replace(job, budget=dataclasses.replace(budget, selection=None))
     with pytest.raises(ArtifactError, match=r"'selection': \{'every'.*this budget distils with .*'selection': None"):
         last_round.finished()
+    write_json_atomic(tmp_path / "teacher" / "manifest.json", {"format": FORMAT, "format_version": FORMAT_VERSION,
+                                                               "files": {"actor": {"sha256": "bb"}}})
+    with pytest.raises(ArtifactError, match=r"first_seed0: distilled from other weights than .*teacher holds now"):
+        job.finished()
 
 
 def test_a_cached_panel_names_the_weights_it_scored(tmp_path):
@@ -163,6 +174,41 @@ def test_only_finished_runs_ship(tmp_path):
     finished, interrupted, missing = run("a", 1000), run("b", 400), tmp_path / "c"
     assert unfinished_runs([finished], 1000) == []
     assert unfinished_runs([finished, interrupted, missing], 1000) == [str(interrupted), str(missing)]
+
+
+@pytest.mark.slow
+def test_teacher_tuning_section_trains_scores_and_writes_its_rows_end_to_end(tmp_path, monkeypatch):
+    """The teacher's sweep on the quick task at a tiny budget (not a result): the teacher's own runs and a
+    row's runs trained where the section says, scored on validation seeds, the table, the verdict and the
+    baseline of the same seeds beside it, and the record for docs/claims.json."""
+    import dataclasses
+
+    import distillkit.results.report as report
+    import distillkit.results.tuning as section
+    from distillkit.evaluate import validation_seeds
+    from distillkit.results import budgets
+
+    monkeypatch.setitem(budgets.BUDGETS, "cartpole", dataclasses.replace(budgets.BUDGETS["cartpole"], env_steps=6_000,
+                                                                         eval_seeds=1, eval_worlds=8))
+    monkeypatch.setitem(budgets.TEACHER_SWEEP, "cartpole", {"entropy_coef=0": {"entropy_coef": 0.0}})
+    monkeypatch.setattr(section, "TUNING_SEEDS", (0,))
+    doc, recorded = tmp_path / "results.md", {}
+    monkeypatch.setattr(section, "write_section", lambda name, body: report.write_section(name, body, doc=doc))
+    monkeypatch.setattr(section, "update_claims_json", lambda task, key, value: recorded.update({key: value}))
+    section.run("teacher_tuning", ["cartpole"], tmp_path / "runs", 1)
+
+    for folder in ("teachers/cartpole/teacher_seed0", "teachers/cartpole/unprivileged_seed0",
+                   "teacher_tuning/cartpole/entropy_coef=0_seed0"):
+        assert (tmp_path / "runs" / folder / "manifest.json").exists(), folder
+    text = doc.read_text()
+    assert text.count("<!-- teacher_tuning_cartpole:begin -->") == 1
+    assert "#### Tuning the privileged teacher (cartpole)" in text
+    assert "| teacher's settings | 1 |" in text and "| entropy_coef=0 | 1 |" in text
+    assert "The unprivileged baselines of the same training seeds" in text
+    record = recorded["teacher_tuning"]
+    assert record["policy"] == "teacher" and set(record["rows"]) == {"teacher's settings", "entropy_coef=0"}
+    assert record["validation_seeds"] == validation_seeds(1, first=section.FIRST_TUNING_SEED)
+    assert record["best_settings"] == record["rows"][record["best"]]["settings"]
 
 
 @pytest.mark.slow
@@ -239,39 +285,65 @@ def test_baseline_tuning_rows_and_the_verdict_on_the_baseline_the_claims_use(tmp
     use is the teachers section's own run); the verdict names the winner and flags a baseline that is
     not the tuned one."""
     from distillkit.ppo import PPOConfig
-    from distillkit.results.baseline_tuning import TEACHERS_SETTINGS, settings, tuning_job, verdict
     from distillkit.results.budgets import BASELINE_SETTINGS, BASELINE_SWEEP, BUDGETS, variant_budget
+    from distillkit.results.tuning import TEACHERS_SETTINGS, TUNINGS
 
-    task = "walker_rough"
+    task, tuning = "walker_rough", TUNINGS["baseline_tuning"]
     monkeypatch.setitem(BASELINE_SETTINGS, task, {})          # the teacher's settings are the baseline's
-    reference = tuning_job(tmp_path, task, TEACHERS_SETTINGS, {}, 0)
+    reference = tuning.job(tmp_path, task, TEACHERS_SETTINGS, {}, 0)
     assert reference.out == tmp_path / "teachers" / task / "unprivileged_seed0"
     assert reference.config() == PPOConfig(**{**BUDGETS[task].config.to_dict(), "actor_group": "student",
                                               "encoder_latent": 0})
     name, changes = next(iter(BASELINE_SWEEP[task].items()))
-    job = tuning_job(tmp_path, task, name, changes, 1)
+    job = tuning.job(tmp_path, task, name, changes, 1)
     assert job.out == tmp_path / "baseline_tuning" / task / f"{name}_seed1"
     config = job.config()
     assert config.actor_group == "student" and all(getattr(config, k) == v for k, v in changes.items())
     assert job.budget.env_steps == variant_budget(task, "unprivileged").env_steps
     # when another row is the baseline's, the teacher's settings train under runs/baseline_tuning/
     monkeypatch.setitem(BASELINE_SETTINGS, task, changes)
-    assert tuning_job(tmp_path, task, name, changes, 1).out == tmp_path / "teachers" / task / "unprivileged_seed1"
-    assert tuning_job(tmp_path, task, TEACHERS_SETTINGS, {}, 0).out == \
+    assert tuning.job(tmp_path, task, name, changes, 1).out == tmp_path / "teachers" / task / "unprivileged_seed1"
+    assert tuning.job(tmp_path, task, TEACHERS_SETTINGS, {}, 0).out == \
         tmp_path / "baseline_tuning" / task / "teachers_settings_seed0"
     monkeypatch.setitem(BASELINE_SETTINGS, task, {})
 
-    rows = list(settings(task))
+    rows = list(tuning.settings(task))
     table = pd.DataFrame({"success": [0.5, 0.7] + [0.1] * (len(rows) - 2), "return": [900.0] * len(rows)},
                          index=rows)
-    assert "is not the tuned one" in verdict(task, table) and f"{changes}" in verdict(task, table)
+    assert "The baseline is not the tuned one" in tuning.verdict(task, table)
+    assert f"{changes}" in tuning.verdict(task, table)
     table.loc[TEACHERS_SETTINGS, "success"] = 0.9
     monkeypatch.setitem(BASELINE_SETTINGS, task, {"entropy_coef": 0.123})
-    with pytest.raises(ValueError, match=r"BASELINE_SETTINGS\['walker_rough'\] = \{'entropy_coef': 0.123\} is no row"):
-        verdict(task, table)
+    with pytest.raises(ValueError, match=r"baseline's changes for 'walker_rough', \{'entropy_coef': 0.123\} .* are no row"):
+        tuning.verdict(task, table)
     monkeypatch.setitem(BASELINE_SETTINGS, task, {})
-    assert verdict(task, table).startswith(f"The baseline of the teachers and claims sections trains with "
-                                           f"**{TEACHERS_SETTINGS}**")
+    assert tuning.verdict(task, table).startswith(f"The baseline of the teachers and claims sections trains with "
+                                                  f"**{TEACHERS_SETTINGS}**")
+
+
+def test_teacher_tuning_trains_the_teacher_and_offers_the_baseline_every_row(tmp_path):
+    """The teacher's sweep trains the privileged teacher (its encoder, its budget); its own settings are
+    the teachers section's runs; every row it tries is a row of the baseline's sweep too; a better row
+    than the teacher's settings is flagged."""
+    from distillkit.results.budgets import BASELINE_SWEEP, BUDGETS, TEACHER_SWEEP
+    from distillkit.results.tuning import TEACHERS_SETTINGS, TUNINGS
+
+    task, tuning = "walker_rough", TUNINGS["teacher_tuning"]
+    assert tuning.job(tmp_path, task, TEACHERS_SETTINGS, {}, 1).out == tmp_path / "teachers" / task / "teacher_seed1"
+    name, changes = next(iter(TEACHER_SWEEP[task].items()))
+    job = tuning.job(tmp_path, task, name, changes, 0)
+    assert job.out == tmp_path / "teacher_tuning" / task / f"{name}_seed0"
+    assert job.config().to_dict() == {**BUDGETS[task].config.to_dict(), **changes}     # teacher group, encoder
+    assert job.budget.env_steps == BUDGETS[task].env_steps
+    for task_rows in TEACHER_SWEEP:
+        assert TEACHER_SWEEP[task_rows].items() <= BASELINE_SWEEP[task_rows].items()
+
+    rows = list(tuning.settings(task))
+    table = pd.DataFrame({"success": [0.8] + [0.9] * (len(rows) - 1), "return": [900.0] * len(rows)}, index=rows)
+    assert tuning.verdict(task, table).startswith("**The teacher is not the tuned one:** it trains with "
+                                                  f"{TEACHERS_SETTINGS}, but {rows[1]} scored best")
+    table.loc[TEACHERS_SETTINGS, "success"] = 0.95
+    assert tuning.verdict(task, table).startswith("The teacher of the teachers and claims sections trains with")
 
 
 def test_the_claims_know_whether_their_baseline_is_the_tuned_one(tmp_path):
@@ -281,7 +353,6 @@ def test_the_claims_know_whether_their_baseline_is_the_tuned_one(tmp_path):
     import json
 
     from distillkit.artifacts import FORMAT, FORMAT_VERSION
-    from distillkit.results.baseline_tuning import record
     from distillkit.results.budgets import BASELINE_SWEEP, BUDGETS, TRAINING_SEEDS
     from distillkit.results.claims import baseline_settings, baseline_tuned
 
@@ -291,7 +362,9 @@ def test_the_claims_know_whether_their_baseline_is_the_tuned_one(tmp_path):
     table = pd.DataFrame({"seeds": 2, "return": 900.0, "return_std": 10.0, "success": [0.5] * len(rows),
                           "fall_rate": 0.2}, index=rows)
     table.loc[name, "success"] = 0.8
-    tuning = record(task, table, [2_000_100], "a command")
+    from distillkit.results.tuning import TUNINGS, record
+
+    tuning = record(TUNINGS["baseline_tuning"], task, table, [2_000_100], "a command")
     assert tuning["best"] == name and tuning["best_settings"] == changes
     teachers = BUDGETS[task].config.to_dict()
     assert baseline_tuned(task, {**teachers, **changes}, tuning)
@@ -318,10 +391,11 @@ def test_the_claims_know_whether_their_baseline_is_the_tuned_one(tmp_path):
         baseline_settings(task, tmp_path)
 
 
-def test_baseline_tuning_sets_the_best_row_beside_the_privileged_teacher():
-    """The section's reference line: the best row's return ratio and success gap to the teachers of the
-    same seeds, the numbers the teacher claim's targets are about; a wrong row or sign would show."""
-    from distillkit.results.baseline_tuning import against_teacher, summarise
+def test_each_tuning_sets_its_best_row_beside_the_claims_other_policy():
+    """The section's reference line: the baseline's return ratio and success gap to the teacher, the numbers
+    the teacher claim's targets are about, with the best row on its own side of the claim in either
+    sweep; a wrong row, side or sign would show."""
+    from distillkit.results.tuning import TUNINGS, beside_the_other_policy, summarise
 
     rows = [{"setting": name, "seed": seed, "return": ret, "success": succ, "fall_rate": 1 - succ}
             for name, seed, ret, succ in [("a", 0, 1000.0, 0.6), ("a", 1, 1200.0, 0.8),
@@ -330,9 +404,16 @@ def test_baseline_tuning_sets_the_best_row_beside_the_privileged_teacher():
     assert list(table.index) == ["a", "b"] and table.loc["b", "return"] == 1600.0
     teacher = summarise([{"setting": "teacher", "seed": s, "return": 2000.0, "success": 0.95, "fall_rate": 0.05}
                          for s in (0, 1)]).loc["teacher"]
-    line = against_teacher(table, teacher)
-    assert "reaches 0.80 of their return" in line                 # row b: 1600 / 2000
-    assert "its success is 0.15 below theirs" in line             # 0.95 - 0.80
+    line = beside_the_other_policy(TUNINGS["baseline_tuning"], table, teacher)
+    assert line.startswith("The privileged teachers of the same training seeds")
+    assert "the baseline reaches 0.80 of the teacher's return" in line          # row b: 1600 / 2000
+    assert "its success is 0.15 below the teacher's" in line                  # 0.95 - 0.80
+    baseline = summarise([{"setting": "unprivileged", "seed": s, "return": 800.0, "success": 0.4, "fall_rate": 0.5}
+                          for s in (0, 1)]).loc["unprivileged"]
+    line = beside_the_other_policy(TUNINGS["teacher_tuning"], table, baseline)
+    assert line.startswith("The unprivileged baselines of the same training seeds")
+    assert "the baseline reaches 0.50 of the teacher's return" in line          # 800 / row b's 1600
+    assert "its success is 0.40 below the teacher's" in line                  # 0.80 - 0.40
 
 
 def test_the_teacher_curves_show_validation_success_where_runs_chose_on_validation(tmp_path):

@@ -9,8 +9,9 @@ sections). Sections:
 - ``teachers``: privileged teacher vs unprivileged PPO (the same PPO, tuned for it, and network on the
   student's fields, with the teacher's plus the student's env steps), per task, over the task's training
   seeds; training curves.
-- ``baseline_tuning``: the unprivileged baseline trained with other PPO settings on two seeds,
-  scored on validation seeds: is the baseline of the claims the tuned one?
+- ``teacher_tuning``, ``baseline_tuning``: the privileged teacher, and the unprivileged baseline,
+  trained with other PPO settings on two seeds, scored on validation seeds: are both sides of the
+  teacher claim tuned (:mod:`distillkit.results.tuning`)?
 - ``timeouts``: the quick task trained with each time-out bootstrap (true final observation,
   rsl_rl's current-state approximation, none).
 - ``collapse``: each teacher with its privileged inputs zeroed / noised / stale / shuffled, next to
@@ -30,19 +31,21 @@ sections). Sections:
 Shipping each task's best teacher on validation seeds into the package is its own command: ``python -m distillkit results
 --ship``.
 
-One module per section, each ``run(tasks, runs, workers)``; their prose is in ``docs/templates/``;
+One module per section (the two tunings share one), each ``run(tasks, runs, workers)``; their prose is in ``docs/templates/``;
 what they train, and with how much, is in :mod:`distillkit.results.budgets`.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
-from distillkit.results import baseline_tuning, claims, collapse, masking, student_types, students, teachers, timeouts
+from distillkit.results import claims, collapse, masking, student_types, students, teachers, timeouts, tuning
 
 #: The sections in the order they build on each other (students need teachers, claims need both).
-SECTIONS = {"teachers": teachers.run, "baseline_tuning": baseline_tuning.run, "timeouts": timeouts.run, "collapse": collapse.run,
-            "students": students.run, "masking": masking.run, "claims": claims.run,
+SECTIONS = {"teachers": teachers.run, "teacher_tuning": partial(tuning.run, "teacher_tuning"),
+            "baseline_tuning": partial(tuning.run, "baseline_tuning"), "timeouts": timeouts.run,
+            "collapse": collapse.run, "students": students.run, "masking": masking.run, "claims": claims.run,
             "student_types": student_types.run}
 
 

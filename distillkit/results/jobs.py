@@ -100,6 +100,10 @@ class StudentJob:
                 # a student distilled under another budget must not stand in for this one
                 raise ArtifactError(f"{self.out}: distilled with {recorded}, this budget distils with {wanted}; "
                                     "move it away or use another runs folder")
+            if manifest["teacher"]["files"] != read_manifest(self.teacher)["files"]:
+                # a retrained or extended teacher: its student learned from weights that are gone
+                raise ArtifactError(f"{self.out}: distilled from other weights than {self.teacher} holds now (the "
+                                    "teacher was retrained or trained further since); move the student away")
         # evaluation.json is the evaluation's last file: a run stopped while writing the rest is not finished
         return (self.out / "evaluation" / "evaluation.json").exists()
 

@@ -1,0 +1,168 @@
+"""Sections ``teacher_tuning`` and ``baseline_tuning``: is each side of the teacher claim a tuned policy?
+Each row of a sweep (:data:`~distillkit.results.budgets.TEACHER_SWEEP`,
+:data:`~distillkit.results.budgets.BASELINE_SWEEP`) changes the teacher's PPO settings (the task's
+``BUDGETS``) for one policy alone: the privileged teacher, or the unprivileged PPO baseline. Every row,
+and the teacher's settings as they are, trains that policy on the tuning seeds and is scored on
+validation seeds (another panel than the checkpoint selection's, never the held-out panel of the
+claims). The other sections train each policy with the row that :class:`Tuning` names as its settings;
+the section says whether that is the winner, and places the best row next to the other policy of the
+claim, so that both sides are tuned alike and in the open."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from distillkit.ppo import PPOConfig
+from distillkit.results.budgets import BASELINE_SETTINGS, BASELINE_SWEEP, BUDGETS, TEACHER_SWEEP, TUNING_SEEDS, variant_budget
+from distillkit.results.jobs import TeacherJob, run_folder, run_jobs, teacher_policy
+from distillkit.results.report import machine, measured, render, update_claims_json, write_section
+from distillkit.tasks import TASKS
+
+#: the row that keeps the teacher's PPO settings
+TEACHERS_SETTINGS = "teacher's settings"
+#: the settings are compared on validation seeds from this one on: past the checkpoint selection's,
+#: which chose each run's checkpoint and would flatter every run, some more than others by chance
+FIRST_TUNING_SEED = 100
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """One policy's sweep: which run variant it trains, its rows per task (name -> changes to the
+    teacher's settings), the changes the other sections train it with, and where those are set."""
+
+    section: str
+    variant: str
+    policy: str                      # how the prose names the policy
+    description: str                 # ... and introduces it
+    sweep: dict[str, dict[str, dict]]
+    chosen: dict[str, dict]
+    chosen_in: str                   # where the chosen changes are set, for the verdict's advice
+    other: str                       # the claim's other variant, which the section places beside the best row
+
+    def settings(self, task: str) -> dict[str, dict]:
+        """Every row of the sweep: the teacher's settings, then each change of the sweep."""
+        return {TEACHERS_SETTINGS: {}, **self.sweep[task]}
+
+    def job(self, runs: Path, task: str, name: str, changes: dict, seed: int) -> TeacherJob:
+        """The policy trained with ``changes`` to the teacher's settings. The row the other sections
+        use is the teachers section's own run; the others live under ``runs/<section>/``."""
+        budget = variant_budget(task, self.variant)
+        if changes == self.chosen.get(task, {}):
+            return TeacherJob(task, self.variant, seed, run_folder(runs / "teachers", task, self.variant, seed), budget)
+        config = PPOConfig(**{**BUDGETS[task].config.to_dict(), **changes})
+        folder = name.replace("'", "").replace(" ", "_")            # "teacher's settings" -> teachers_settings
+        return TeacherJob(task, self.variant, seed, runs / self.section / task / f"{folder}_seed{seed}",
+                          dataclasses.replace(budget, config=config))
+
+    def verdict(self, task: str, table: pd.DataFrame) -> str:
+        """What the sweep says about the policy that the claims measure."""
+        best = winner(table)
+        chosen = next((name for name, changes in self.settings(task).items()
+                       if changes == self.chosen.get(task, {})), None)
+        if chosen is None:
+            raise ValueError(f"the {self.policy}'s changes for {task!r}, {self.chosen[task]} ({self.chosen_in}), are no "
+                             f"row of the sweep {self.settings(task)}: the {self.policy} must train with settings "
+                             "the sweep measured")
+        if best == chosen:
+            return (f"The {self.policy} of the teachers and claims sections trains with **{chosen}**, the best row "
+                    "(highest validation success, then return).")
+        return (f"**The {self.policy} is not the tuned one:** it trains with {chosen}, but {best} scored best here. "
+                f"Set {self.chosen_in} for {task!r} to {self.settings(task)[best]} "
+                "and rerun the sections that train from it.")
+
+
+TUNINGS = {
+    "teacher_tuning": Tuning("teacher_tuning", "teacher", "teacher", "privileged teacher", TEACHER_SWEEP, {},
+                             "the teacher's settings (`BUDGETS` in `distillkit/results/budgets.py`)",
+                             other="unprivileged"),
+    "baseline_tuning": Tuning("baseline_tuning", "unprivileged", "baseline", "unprivileged baseline", BASELINE_SWEEP,
+                              BASELINE_SETTINGS,
+                              "`BASELINE_SETTINGS` in `distillkit/results/budgets.py`", other="teacher"),
+}
+
+
+def winner(table: pd.DataFrame) -> str:
+    """The row with the highest mean validation success, then mean return."""
+    return table.sort_values(["success", "return"], ascending=False).index[0]
+
+
+def markdown(table: pd.DataFrame) -> str:
+    lines = ["| setting | seeds | validation return | success | fall rate |", "|---|---:|---:|---:|---:|"]
+    for name, r in table.iterrows():
+        lines.append(f"| {name} | {int(r.seeds)} | {r['return']:.1f} ± {r.return_std:.1f} | {r.success:.2f} | "
+                     f"{r.fall_rate:.2f} |")
+    return "\n".join(lines)
+
+
+def beside_the_other_policy(tuning: Tuning, table: pd.DataFrame, other: pd.Series) -> str:
+    """The best row next to the claim's other policy (as the teachers section trains it) of the same
+    training seeds, on the same panel: a first look at the teacher claim's margins (the claims section
+    measures the claim itself)."""
+    best = table.loc[winner(table)]
+    teacher, baseline = (best, other) if tuning.variant == "teacher" else (other, best)
+    name = "privileged teachers" if tuning.other == "teacher" else "unprivileged baselines"
+    return (f"The {name} of the same training seeds, on the same panel: return {other['return']:.1f} "
+            f"± {other.return_std:.1f}, success {other.success:.2f}, fall rate {other.fall_rate:.2f}. "
+            f"With the best row, the baseline reaches {baseline['return'] / teacher['return']:.2f} of the teacher's "
+            f"return, and its success is {teacher.success - baseline.success:.2f} below the teacher's (the teacher "
+            "claim asks for a return ratio of at least 1.25 or a success gap of at least 0.25).")
+
+
+def record(tuning: Tuning, task: str, table: pd.DataFrame, validation_seeds: list[int], command: str) -> dict:
+    """The sweep for ``docs/claims.json``: every row's validation scores and the best row's settings."""
+    best = winner(table)
+    return {"task": task, "task_version": TASKS[task].version, "policy": tuning.variant, "best": best,
+            "best_settings": tuning.settings(task)[best],
+            "rows": {name: {"settings": tuning.settings(task)[name], **r.to_dict(), "seeds": int(r.seeds)}
+                     for name, r in table.iterrows()},
+            "training_seeds": list(TUNING_SEEDS), "validation_seeds": list(validation_seeds),
+            "date": datetime.date.today().isoformat(), "machine": machine(), "command": command}
+
+
+def summarise(rows: list[dict]) -> pd.DataFrame:
+    """Mean (and std of the return) over training seeds, one row per setting."""
+    return pd.DataFrame(rows).groupby("setting", sort=False).agg(
+        seeds=("seed", "count"), **{"return": ("return", "mean")}, return_std=("return", "std"),
+        success=("success", "mean"), fall_rate=("fall_rate", "mean"))
+
+
+def run(section: str, tasks: list[str], runs: Path, workers: int) -> None:
+    from distillkit.envs import EnvFactory
+    from distillkit.evaluate import evaluate_policy, validation_seeds
+
+    tuning = TUNINGS[section]
+    tasks = [t for t in tasks if t in tuning.sweep]
+    jobs = {(t, name, s): tuning.job(runs, t, name, changes, s)
+            for t in tasks for name, changes in tuning.settings(t).items() for s in TUNING_SEEDS}
+    others = {(t, s): TeacherJob(t, tuning.other, s, run_folder(runs / "teachers", t, tuning.other, s),
+                                 variant_budget(t, tuning.other))
+              for t in tasks for s in TUNING_SEEDS}
+    run_jobs([*others.values(), *jobs.values()], workers, f"{section} runs")
+    for task in tasks:
+        envs, budget = EnvFactory(task), BUDGETS[task]
+        seeds = validation_seeds(budget.eval_seeds, first=FIRST_TUNING_SEED)
+
+        def score(name: str, seed: int, folder: Path) -> dict:
+            actor, _ = teacher_policy(folder, envs)
+            ep = evaluate_policy(actor, envs, seeds, num_envs=budget.eval_worlds,
+                                 training_seeds=[seed])
+            return {"setting": name, "seed": seed, "return": ep["return"].mean(),
+                    "success": ep["success"].mean(), "fall_rate": ep["fell"].mean()}
+
+        table = summarise([score(name, seed, job.out) for (t, name, seed), job in jobs.items() if t == task])
+        other = summarise([score(tuning.other, seed, job.out) for (t, seed), job in others.items() if t == task])
+        command = f"python -m distillkit results --section {section} --tasks {task}"
+        # the claims section reads the best row from here to judge whether its policies are the tuned ones
+        update_claims_json(task, section, record(tuning, task, table, seeds, command))
+        write_section(f"{section}_{task}", render(
+            "tuning", policy=tuning.policy, description=tuning.description, task=task, table=markdown(table),
+            verdict=tuning.verdict(task, table),
+            reference=beside_the_other_policy(tuning, table, other.loc[tuning.other]),
+            seeds=f"{len(TUNING_SEEDS)} training seeds {list(TUNING_SEEDS)}",
+            panel=f"{len(seeds)} validation seeds from {seeds[0]:,} × {budget.eval_worlds} episodes",
+            section=section, measured=measured(command)))

@@ -203,10 +203,10 @@ def test_teacher_tuning_section_trains_scores_and_writes_its_rows_end_to_end(tmp
     text = doc.read_text()
     assert text.count("<!-- teacher_tuning_cartpole:begin -->") == 1
     assert "#### Tuning the privileged teacher (cartpole)" in text
-    assert "| teacher's settings | 1 |" in text and "| entropy_coef=0 | 1 |" in text
+    assert "| no change | 1 |" in text and "| entropy_coef=0 | 1 |" in text
     assert "The unprivileged baselines of the same training seeds" in text
     record = recorded["teacher_tuning"]
-    assert record["policy"] == "teacher" and set(record["rows"]) == {"teacher's settings", "entropy_coef=0"}
+    assert record["policy"] == "teacher" and set(record["rows"]) == {"no change", "entropy_coef=0"}
     assert record["validation_seeds"] == validation_seeds(1, first=section.FIRST_TUNING_SEED)
     assert record["best_settings"] == record["rows"][record["best"]]["settings"]
 
@@ -281,16 +281,16 @@ def test_the_encoder_teacher_is_the_claims_teacher_where_that_has_an_encoder(mon
 
 
 def test_baseline_tuning_rows_and_the_verdict_on_the_baseline_the_claims_use(tmp_path, monkeypatch):
-    """Every sweep row trains the baseline with its change to the teacher's settings (the row the claims
+    """Every sweep row trains the baseline with its change to the task's settings (the row the claims
     use is the teachers section's own run); the verdict names the winner and flags a baseline that is
     not the tuned one."""
     from distillkit.ppo import PPOConfig
     from distillkit.results.budgets import BASELINE_SETTINGS, BASELINE_SWEEP, BUDGETS, variant_budget
-    from distillkit.results.tuning import TEACHERS_SETTINGS, TUNINGS
+    from distillkit.results.tuning import NO_CHANGE, TUNINGS
 
     task, tuning = "walker_rough", TUNINGS["baseline_tuning"]
-    monkeypatch.setitem(BASELINE_SETTINGS, task, {})          # the teacher's settings are the baseline's
-    reference = tuning.job(tmp_path, task, TEACHERS_SETTINGS, {}, 0)
+    monkeypatch.setitem(BASELINE_SETTINGS, task, {})          # no change is the baseline's row
+    reference = tuning.job(tmp_path, task, NO_CHANGE, {}, 0)
     assert reference.out == tmp_path / "teachers" / task / "unprivileged_seed0"
     assert reference.config() == PPOConfig(**{**BUDGETS[task].config.to_dict(), "actor_group": "student",
                                               "encoder_latent": 0})
@@ -300,11 +300,11 @@ def test_baseline_tuning_rows_and_the_verdict_on_the_baseline_the_claims_use(tmp
     config = job.config()
     assert config.actor_group == "student" and all(getattr(config, k) == v for k, v in changes.items())
     assert job.budget.env_steps == variant_budget(task, "unprivileged").env_steps
-    # when another row is the baseline's, the teacher's settings train under runs/baseline_tuning/
+    # when another row is the baseline's, no change trains under runs/baseline_tuning/
     monkeypatch.setitem(BASELINE_SETTINGS, task, changes)
     assert tuning.job(tmp_path, task, name, changes, 1).out == tmp_path / "teachers" / task / "unprivileged_seed1"
-    assert tuning.job(tmp_path, task, TEACHERS_SETTINGS, {}, 0).out == \
-        tmp_path / "baseline_tuning" / task / "teachers_settings_seed0"
+    assert tuning.job(tmp_path, task, NO_CHANGE, {}, 0).out == \
+        tmp_path / "baseline_tuning" / task / "no_change_seed0"
     monkeypatch.setitem(BASELINE_SETTINGS, task, {})
 
     rows = list(tuning.settings(task))
@@ -312,24 +312,24 @@ def test_baseline_tuning_rows_and_the_verdict_on_the_baseline_the_claims_use(tmp
                          index=rows)
     assert "The baseline is not the tuned one" in tuning.verdict(task, table)
     assert f"{changes}" in tuning.verdict(task, table)
-    table.loc[TEACHERS_SETTINGS, "success"] = 0.9
+    table.loc[NO_CHANGE, "success"] = 0.9
     monkeypatch.setitem(BASELINE_SETTINGS, task, {"entropy_coef": 0.123})
     with pytest.raises(ValueError, match=r"baseline's changes for 'walker_rough', \{'entropy_coef': 0.123\} .* are no row"):
         tuning.verdict(task, table)
     monkeypatch.setitem(BASELINE_SETTINGS, task, {})
     assert tuning.verdict(task, table).startswith(f"The baseline of the teachers and claims sections trains with "
-                                                  f"**{TEACHERS_SETTINGS}**")
+                                                  f"**{NO_CHANGE}**")
 
 
-def test_teacher_tuning_trains_the_teacher_and_offers_the_baseline_every_row(tmp_path):
-    """The teacher's sweep trains the privileged teacher (its encoder, its budget); its own settings are
-    the teachers section's runs; every row it tries is a row of the baseline's sweep too; a better row
-    than the teacher's settings is flagged."""
-    from distillkit.results.budgets import BASELINE_SWEEP, BUDGETS, TEACHER_SWEEP
-    from distillkit.results.tuning import TEACHERS_SETTINGS, TUNINGS
+def test_teacher_tuning_trains_the_teacher_and_offers_the_baseline_every_row(tmp_path, monkeypatch):
+    """The teacher's sweep trains the privileged teacher (its encoder, its budget); the row its settings
+    name is the teachers section's runs, which train with those settings; every row it tries is a row of
+    the baseline's sweep too; a better row than the teacher's is flagged."""
+    from distillkit.results.budgets import BASELINE_SWEEP, BUDGETS, TEACHER_SETTINGS, TEACHER_SWEEP, variant_budget
+    from distillkit.results.tuning import NO_CHANGE, TUNINGS
 
     task, tuning = "walker_rough", TUNINGS["teacher_tuning"]
-    assert tuning.job(tmp_path, task, TEACHERS_SETTINGS, {}, 1).out == tmp_path / "teachers" / task / "teacher_seed1"
+    assert tuning.job(tmp_path, task, NO_CHANGE, {}, 1).out == tmp_path / "teachers" / task / "teacher_seed1"
     name, changes = next(iter(TEACHER_SWEEP[task].items()))
     job = tuning.job(tmp_path, task, name, changes, 0)
     assert job.out == tmp_path / "teacher_tuning" / task / f"{name}_seed0"
@@ -337,12 +337,18 @@ def test_teacher_tuning_trains_the_teacher_and_offers_the_baseline_every_row(tmp
     assert job.budget.env_steps == BUDGETS[task].env_steps
     for task_rows in TEACHER_SWEEP:
         assert TEACHER_SWEEP[task_rows].items() <= BASELINE_SWEEP[task_rows].items()
+    # once the tuning chose a row, the teachers section's runs train with it and no change moves aside
+    monkeypatch.setitem(TEACHER_SETTINGS, task, changes)
+    assert variant_budget(task, "teacher").config.to_dict() == {**BUDGETS[task].config.to_dict(), **changes}
+    assert tuning.job(tmp_path, task, name, changes, 0).out == tmp_path / "teachers" / task / "teacher_seed0"
+    assert tuning.job(tmp_path, task, NO_CHANGE, {}, 0).out == tmp_path / "teacher_tuning" / task / "no_change_seed0"
+    monkeypatch.setitem(TEACHER_SETTINGS, task, {})
 
     rows = list(tuning.settings(task))
     table = pd.DataFrame({"success": [0.8] + [0.9] * (len(rows) - 1), "return": [900.0] * len(rows)}, index=rows)
     assert tuning.verdict(task, table).startswith("**The teacher is not the tuned one:** it trains with "
-                                                  f"{TEACHERS_SETTINGS}, but {rows[1]} scored best")
-    table.loc[TEACHERS_SETTINGS, "success"] = 0.95
+                                                  f"{NO_CHANGE}, but {rows[1]} scored best")
+    table.loc[NO_CHANGE, "success"] = 0.95
     assert tuning.verdict(task, table).startswith("The teacher of the teachers and claims sections trains with")
 
 
@@ -358,7 +364,7 @@ def test_the_claims_know_whether_their_baseline_is_the_tuned_one(tmp_path):
 
     task = "walker_rough"
     name, changes = next(iter(BASELINE_SWEEP[task].items()))
-    rows = ["teacher's settings", *BASELINE_SWEEP[task]]
+    rows = ["no change", *BASELINE_SWEEP[task]]
     table = pd.DataFrame({"seeds": 2, "return": 900.0, "return_std": 10.0, "success": [0.5] * len(rows),
                           "fall_rate": 0.2}, index=rows)
     table.loc[name, "success"] = 0.8

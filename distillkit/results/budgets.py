@@ -129,16 +129,17 @@ MASKING_BUDGETS = {"cartpole": STUDENT_BUDGETS["cartpole"]}
 FAULT_RATE = 0.5
 
 
-#: Tuning each side of the teacher claim (sections ``teacher_tuning`` and ``baseline_tuning``): each row
-#: changes the teacher's PPO settings (BUDGETS) for one policy alone. Every row trains on TUNING_SEEDS and
-#: is scored on validation seeds, never on the held-out panel the claims are measured on. Every row of the
-#: teacher's sweep is a row of the baseline's too, so the teacher is never tuned harder than its
-#: competitor (the baseline's sweep has more rows: the claim must not rest on a strawman).
+#: Tuning each side of the teacher claim (sections ``teacher_tuning`` and ``baseline_tuning``): both
+#: policies start from the task's PPO settings (BUDGETS), and each row changes them for one policy alone.
+#: Every row trains on TUNING_SEEDS and is scored on validation seeds, never on the held-out panel the
+#: claims are measured on. Every row of the teacher's sweep is a row of the baseline's too, so the
+#: teacher is never tuned harder than its competitor (the baseline's sweep has more rows: the claim
+#: must not rest on a strawman).
 #: The teacher's rows. With a constant entropy bonus of 0.01 the walker teacher's action noise (action_std
 #: in its metrics.csv) falls to about 0.4 by 4M env steps, then grows to 1-1.5 at 16M (actions are clipped
 #: to +-1, so late rollouts are mostly noise), and 8M more env steps did not raise its validation success.
 TEACHER_SWEEP = {
-    "walker_rough": {"entropy_decay_steps=16000000": {"entropy_decay_steps": 16_000_000}},  # the bonus falls to 0 over the budget
+    "walker_rough": {"entropy_decay_steps=16000000": {"entropy_decay_steps": 16_000_000}},  # the bonus: 0 at 16M
 }
 #: The baseline's rows.
 BASELINE_SWEEP = {
@@ -149,20 +150,25 @@ BASELINE_SWEEP = {
                      **TEACHER_SWEEP["walker_rough"]},                  # the teacher's rows
 }
 TUNING_SEEDS = (0, 1)
-#: The baseline's settings beyond the teacher's: the best row of the sweep (the section says when
-#: they are not). Empty: the teacher's settings won. On walker_rough v6, entropy_coef=0.005 won: with
-#: the teacher's 0.01 the baseline's action noise kept growing through training (action_std in the
-#: sweep runs' metrics.csv). On v8 (twice v6's sensor noise) entropy_coef=0.0025 won, between 0.005
-#: and 0 (docs/results.md, section baseline_tuning). The sweep's row that BASELINE_SETTINGS names is
-#: the teachers section's own runs, so its tuning-seed runs moved there when the setting changed.
+#: The teacher's changes to the task's PPO settings: the best row of its sweep (the section says when
+#: they are not). Empty: no change won.
+TEACHER_SETTINGS: dict[str, dict] = {}
+#: The baseline's changes to the task's PPO settings: the best row of its sweep. On walker_rough v6,
+#: entropy_coef=0.005 won: with the task's 0.01 the baseline's action noise kept growing through training
+#: (action_std in the sweep runs' metrics.csv). On v8 (twice v6's sensor noise) entropy_coef=0.0025 won,
+#: between 0.005 and 0 (docs/results.md, section baseline_tuning). The row a policy's settings name is the
+#: teachers section's own runs, so its tuning-seed runs move there when the setting changes.
 BASELINE_SETTINGS: dict[str, dict] = {"walker_rough": {"entropy_coef": 0.0025}}
 
 
 def variant_budget(task: str, variant: str) -> Budget:
-    """The unprivileged baseline gets the teacher's budget plus the student's env steps (RL on the
-    student's inputs may use every env step the teacher-student route used) and the settings its
-    tuning chose (:data:`BASELINE_SETTINGS`)."""
+    """A run of ``variant`` with the PPO settings its tuning chose (:data:`TEACHER_SETTINGS`,
+    :data:`BASELINE_SETTINGS`). The unprivileged baseline gets the teacher's env steps plus the student's:
+    RL on the student's inputs may use every env step the teacher-student route used."""
     budget = BUDGETS[task]
+    if variant == "teacher":
+        return dataclasses.replace(budget, config=PPOConfig(**{**budget.config.to_dict(),
+                                                               **TEACHER_SETTINGS.get(task, {})}))
     if variant != "unprivileged":
         return budget
     b = STUDENT_BUDGETS[task]
@@ -192,7 +198,7 @@ def encoder_teacher(task: str) -> tuple[str, Budget]:
     """The run variant and budget of the teacher with a privileged encoder that the student types learn
     from: the claims' own teacher where it has an encoder (the flagship), else a teacher trained for the
     purpose (variant ``encoder_teacher``) with the claims teacher's settings and an encoder."""
-    budget = BUDGETS[task]
+    budget = variant_budget(task, "teacher")
     if budget.config.encoder_latent:
         return "teacher", budget
     return "encoder_teacher", dataclasses.replace(

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from distillkit.artifacts import REPO_ROOT, read_manifest
-from distillkit.results.budgets import BASELINE_SWEEP, BUDGETS, STUDENT_BUDGETS, TRAINING_SEEDS, StudentBudget
+from distillkit.results.budgets import BASELINE_SWEEP, BUDGETS, STUDENT_BUDGETS, TRAINING_SEEDS, StudentBudget, variant_budget
 from distillkit.results.figures import plot_claims
 from distillkit.results.jobs import run_folder, teacher_policy
 from distillkit.results.report import figure_path, machine, measured, read_claims_json, render, update_claims_json, write_section
@@ -125,7 +125,8 @@ def run(tasks: list[str], runs: Path, workers: int) -> None:
             "episodes_per_policy_seed_perturbation": int(seeds["episodes"].iloc[0]),
             "budgets": {**{f"{variant}_env_steps": read_manifest(run_folder(runs / "teachers", task, variant, 0))["env_steps"]
                            for variant in ("teacher", "unprivileged")},
-                        "student": dataclasses.asdict(STUDENT_BUDGETS[task]), "ppo": BUDGETS[task].config.to_dict(),
+                        "student": dataclasses.asdict(STUDENT_BUDGETS[task]),
+                        "ppo": variant_budget(task, "teacher").config.to_dict(),
                         "unprivileged_ppo": baseline_ppo},
             "success": "no fall, and on tasks with a speed command a mean |v_x - command| within the task's "
                        "tracking tolerance",

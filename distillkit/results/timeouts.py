@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distillkit.results.budgets import BUDGETS, TRAINING_SEEDS, seeds_text
+from distillkit.results.budgets import TRAINING_SEEDS, seeds_text, variant_budget
 from distillkit.results.jobs import TeacherJob, run_folder, run_jobs, summarise_runs
 from distillkit.results.report import markdown_table, mean_std, measured, render, write_section
 
@@ -16,7 +16,7 @@ VARIANTS = ["timeout_final_obs", "timeout_current_obs", "timeout_none"]
 def run(tasks: list[str], runs: Path, workers: int) -> None:
     if TASK not in tasks:
         return
-    runs, budget = runs / "timeouts", BUDGETS[TASK]
+    runs, budget = runs / "timeouts", variant_budget(TASK, "teacher")
     run_jobs([TeacherJob(TASK, v, s, run_folder(runs, TASK, v, s), budget) for v in VARIANTS
               for s in TRAINING_SEEDS[TASK]], workers, "training runs")
     table = mean_std(summarise_runs(runs, TASK, VARIANTS, budget), ["task", "variant"])

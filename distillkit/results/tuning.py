@@ -1,12 +1,12 @@
 """Sections ``teacher_tuning`` and ``baseline_tuning``: is each side of the teacher claim a tuned policy?
-Each row of a sweep (:data:`~distillkit.results.budgets.TEACHER_SWEEP`,
-:data:`~distillkit.results.budgets.BASELINE_SWEEP`) changes the teacher's PPO settings (the task's
-``BUDGETS``) for one policy alone: the privileged teacher, or the unprivileged PPO baseline. Every row,
-and the teacher's settings as they are, trains that policy on the tuning seeds and is scored on
-validation seeds (another panel than the checkpoint selection's, never the held-out panel of the
-claims). The other sections train each policy with the row that :class:`Tuning` names as its settings;
-the section says whether that is the winner, and places the best row next to the other policy of the
-claim, so that both sides are tuned alike and in the open."""
+Both policies start from the task's PPO settings (``BUDGETS``). Each row of a sweep
+(:data:`~distillkit.results.budgets.TEACHER_SWEEP`, :data:`~distillkit.results.budgets.BASELINE_SWEEP`)
+changes them for one policy alone: the privileged teacher, or the unprivileged PPO baseline. Every row,
+and no change, trains that policy on the tuning seeds and is scored on validation seeds (another panel
+than the checkpoint selection's, never the held-out panel of the claims). The other sections train each
+policy with the changes its tuning chose (``TEACHER_SETTINGS``, ``BASELINE_SETTINGS``); the section says
+whether those are the best row, and places the best row next to the other policy of the claim, so that
+both sides are tuned alike and in the open."""
 
 from __future__ import annotations
 
@@ -18,13 +18,21 @@ from pathlib import Path
 import pandas as pd
 
 from distillkit.ppo import PPOConfig
-from distillkit.results.budgets import BASELINE_SETTINGS, BASELINE_SWEEP, BUDGETS, TEACHER_SWEEP, TUNING_SEEDS, variant_budget
+from distillkit.results.budgets import (
+    BASELINE_SETTINGS,
+    BASELINE_SWEEP,
+    BUDGETS,
+    TEACHER_SETTINGS,
+    TEACHER_SWEEP,
+    TUNING_SEEDS,
+    variant_budget,
+)
 from distillkit.results.jobs import TeacherJob, run_folder, run_jobs, teacher_policy
 from distillkit.results.report import machine, measured, render, update_claims_json, write_section
 from distillkit.tasks import TASKS
 
-#: the row that keeps the teacher's PPO settings
-TEACHERS_SETTINGS = "teacher's settings"
+#: the row that keeps the task's PPO settings as they are
+NO_CHANGE = "no change"
 #: the settings are compared on validation seeds from this one on: past the checkpoint selection's,
 #: which chose each run's checkpoint and would flatter every run, some more than others by chance
 FIRST_TUNING_SEED = 100
@@ -33,7 +41,7 @@ FIRST_TUNING_SEED = 100
 @dataclass(frozen=True)
 class Tuning:
     """One policy's sweep: which run variant it trains, its rows per task (name -> changes to the
-    teacher's settings), the changes the other sections train it with, and where those are set."""
+    task's PPO settings), the changes the other sections train it with, and where those are set."""
 
     section: str
     variant: str
@@ -45,17 +53,17 @@ class Tuning:
     other: str                       # the claim's other variant, which the section places beside the best row
 
     def settings(self, task: str) -> dict[str, dict]:
-        """Every row of the sweep: the teacher's settings, then each change of the sweep."""
-        return {TEACHERS_SETTINGS: {}, **self.sweep[task]}
+        """Every row of the sweep: no change, then each change of the sweep."""
+        return {NO_CHANGE: {}, **self.sweep[task]}
 
     def job(self, runs: Path, task: str, name: str, changes: dict, seed: int) -> TeacherJob:
-        """The policy trained with ``changes`` to the teacher's settings. The row the other sections
+        """The policy trained with ``changes`` to the task's PPO settings. The row the other sections
         use is the teachers section's own run; the others live under ``runs/<section>/``."""
         budget = variant_budget(task, self.variant)
         if changes == self.chosen.get(task, {}):
             return TeacherJob(task, self.variant, seed, run_folder(runs / "teachers", task, self.variant, seed), budget)
         config = PPOConfig(**{**BUDGETS[task].config.to_dict(), **changes})
-        folder = name.replace("'", "").replace(" ", "_")            # "teacher's settings" -> teachers_settings
+        folder = name.replace(" ", "_")                              # "no change" -> no_change
         return TeacherJob(task, self.variant, seed, runs / self.section / task / f"{folder}_seed{seed}",
                           dataclasses.replace(budget, config=config))
 
@@ -77,8 +85,8 @@ class Tuning:
 
 
 TUNINGS = {
-    "teacher_tuning": Tuning("teacher_tuning", "teacher", "teacher", "privileged teacher", TEACHER_SWEEP, {},
-                             "the teacher's settings (`BUDGETS` in `distillkit/results/budgets.py`)",
+    "teacher_tuning": Tuning("teacher_tuning", "teacher", "teacher", "privileged teacher", TEACHER_SWEEP, TEACHER_SETTINGS,
+                             "`TEACHER_SETTINGS` in `distillkit/results/budgets.py`",
                              other="unprivileged"),
     "baseline_tuning": Tuning("baseline_tuning", "unprivileged", "baseline", "unprivileged baseline", BASELINE_SWEEP,
                               BASELINE_SETTINGS,

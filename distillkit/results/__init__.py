@@ -31,8 +31,8 @@ sections). Sections:
 Shipping each task's best teacher on validation seeds into the package is its own command: ``python -m distillkit results
 --ship``.
 
-One module per section (the two tunings share one), each ``run(tasks, runs, workers)``; their prose is in ``docs/templates/``;
-what they train, and with how much, is in :mod:`distillkit.results.budgets`.
+One module per section (the two tunings share one), each ``run(tasks, runs, workers)``; their prose is
+in ``docs/templates/``; what they train, and with how much, is in :mod:`distillkit.results.budgets`.
 """
 
 from __future__ import annotations

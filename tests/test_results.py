@@ -192,13 +192,16 @@ def test_teacher_tuning_section_trains_scores_and_writes_its_rows_end_to_end(tmp
                                                                          eval_seeds=1, eval_worlds=8))
     monkeypatch.setitem(budgets.TEACHER_SWEEP, "cartpole", {"entropy_coef=0": {"entropy_coef": 0.0}})
     monkeypatch.setattr(section, "TUNING_SEEDS", (0,))
+    monkeypatch.setattr(section, "TRAINING_SEEDS", {"cartpole": (0, 1)})
+    monkeypatch.setattr(section, "winner", lambda table: "entropy_coef=0")   # so that seed 1 must confirm it
     doc, recorded = tmp_path / "results.md", {}
     monkeypatch.setattr(section, "write_section", lambda name, body: report.write_section(name, body, doc=doc))
     monkeypatch.setattr(section, "update_claims_json", lambda task, key, value: recorded.update({key: value}))
     section.run("teacher_tuning", ["cartpole"], tmp_path / "runs", 1)
 
     for folder in ("teachers/cartpole/teacher_seed0", "teachers/cartpole/unprivileged_seed0",
-                   "teacher_tuning/cartpole/entropy_coef=0_seed0"):
+                   "teacher_tuning/cartpole/entropy_coef=0_seed0", "teachers/cartpole/teacher_seed1",
+                   "teacher_tuning/cartpole/entropy_coef=0_seed1"):
         assert (tmp_path / "runs" / folder / "manifest.json").exists(), folder
     text = doc.read_text()
     assert text.count("<!-- teacher_tuning_cartpole:begin -->") == 1
@@ -209,6 +212,9 @@ def test_teacher_tuning_section_trains_scores_and_writes_its_rows_end_to_end(tmp
     assert record["policy"] == "teacher" and set(record["rows"]) == {"no change", "entropy_coef=0"}
     assert record["validation_seeds"] == validation_seeds(1, first=section.FIRST_TUNING_SEED)
     assert record["best_settings"] == record["rows"][record["best"]]["settings"]
+    assert set(record["confirmation"]["per_seed"]["entropy_coef=0"]["success"]) == {0, 1}
+    assert "Two tuning seeds only screen: entropy_coef=0 beat no change there" in text
+    assert "| 1 |" in text and "Over the 2 seeds, success" in text
 
 
 @pytest.mark.slow
@@ -310,22 +316,31 @@ def test_baseline_tuning_rows_and_the_verdict_on_the_baseline_the_claims_use(tmp
     rows = list(tuning.settings(task))
     table = pd.DataFrame({"success": [0.5, 0.7] + [0.1] * (len(rows) - 2), "return": [900.0] * len(rows)},
                          index=rows)
-    assert "The baseline is not the tuned one" in tuning.verdict(task, table)
-    assert f"{changes}" in tuning.verdict(task, table)
+    confirmed = confirmation(NO_CHANGE, name, own=[0.5, 0.6, 0.5], best=[0.7, 0.8, 0.6])
+    assert "The baseline is not the tuned one" in tuning.verdict(task, table, confirmed)
+    assert f"{changes}" in tuning.verdict(task, table, confirmed)
     table.loc[NO_CHANGE, "success"] = 0.9
     monkeypatch.setitem(BASELINE_SETTINGS, task, {"entropy_coef": 0.123})
     with pytest.raises(ValueError, match=r"baseline's changes for 'walker_rough', \{'entropy_coef': 0.123\} .* are no row"):
-        tuning.verdict(task, table)
+        tuning.verdict(task, table, None)
     monkeypatch.setitem(BASELINE_SETTINGS, task, {})
-    assert tuning.verdict(task, table).startswith(f"The baseline of the teachers and claims sections trains with "
-                                                  f"**{NO_CHANGE}**")
+    assert tuning.verdict(task, table, None).startswith(f"The baseline of the teachers and claims sections trains "
+                                                        f"with **{NO_CHANGE}**")
 
 
 def test_teacher_tuning_trains_the_teacher_and_offers_the_baseline_every_row(tmp_path, monkeypatch):
     """The teacher's sweep trains the privileged teacher (its encoder, its budget); the row its settings
     name is the teachers section's runs, which train with those settings; every row it tries is a row of
-    the baseline's sweep too; a better row than the teacher's is flagged."""
-    from distillkit.results.budgets import BASELINE_SWEEP, BUDGETS, TEACHER_SETTINGS, TEACHER_SWEEP, variant_budget
+    the baseline's sweep too, on top of the baseline's own settings; a better row than the teacher's is
+    flagged."""
+    from distillkit.results.budgets import (
+        BASELINE_SETTINGS,
+        BASELINE_SWEEP,
+        BUDGETS,
+        TEACHER_SETTINGS,
+        TEACHER_SWEEP,
+        variant_budget,
+    )
     from distillkit.results.tuning import NO_CHANGE, TUNINGS
 
     task, tuning = "walker_rough", TUNINGS["teacher_tuning"]
@@ -335,8 +350,10 @@ def test_teacher_tuning_trains_the_teacher_and_offers_the_baseline_every_row(tmp
     assert job.out == tmp_path / "teacher_tuning" / task / f"{name}_seed0"
     assert job.config().to_dict() == {**BUDGETS[task].config.to_dict(), **changes}     # teacher group, encoder
     assert job.budget.env_steps == BUDGETS[task].env_steps
-    for task_rows in TEACHER_SWEEP:
-        assert TEACHER_SWEEP[task_rows].items() <= BASELINE_SWEEP[task_rows].items()
+    for task_rows in TEACHER_SWEEP:      # every teacher row, on top of the baseline's own settings
+        baseline_rows = list(BASELINE_SWEEP[task_rows].values())
+        own = BASELINE_SETTINGS.get(task_rows, {})
+        assert all({**own, **changes} in baseline_rows for changes in TEACHER_SWEEP[task_rows].values())
     # once the tuning chose a row, the teachers section's runs train with it and no change moves aside
     monkeypatch.setitem(TEACHER_SETTINGS, task, changes)
     assert variant_budget(task, "teacher").config.to_dict() == {**BUDGETS[task].config.to_dict(), **changes}
@@ -346,10 +363,54 @@ def test_teacher_tuning_trains_the_teacher_and_offers_the_baseline_every_row(tmp
 
     rows = list(tuning.settings(task))
     table = pd.DataFrame({"success": [0.8] + [0.9] * (len(rows) - 1), "return": [900.0] * len(rows)}, index=rows)
-    assert tuning.verdict(task, table).startswith("**The teacher is not the tuned one:** it trains with "
-                                                  f"{NO_CHANGE}, but {rows[1]} scored best")
+    confirmed = confirmation(NO_CHANGE, rows[1], own=[0.8, 0.85, 0.8], best=[0.9, 0.9, 0.85])
+    assert tuning.verdict(task, table, confirmed).startswith("**The teacher is not the tuned one:** it trains with "
+                                                             f"{NO_CHANGE}, but {rows[1]} scored best")
     table.loc[NO_CHANGE, "success"] = 0.95
-    assert tuning.verdict(task, table).startswith("The teacher of the teachers and claims sections trains with")
+    assert tuning.verdict(task, table, None).startswith("The teacher of the teachers and claims sections trains with")
+
+
+def confirmation(own_row: str, best_row: str, *, own: list[float], best: list[float]):
+    """A Confirmation of ``best_row`` against ``own_row`` with these per-seed successes (returns all 900)."""
+    from distillkit.results.tuning import Confirmation
+
+    rows = [{"setting": row, "seed": seed, "return": 900.0, "success": value, "fall_rate": 1 - value}
+            for row, values in ((own_row, own), (best_row, best)) for seed, value in enumerate(values)]
+    frame = pd.DataFrame(rows).pivot(index="seed", columns="setting", values=["return", "success", "fall_rate"])
+    return Confirmation((own_row, best_row), frame.swaplevel(axis=1))
+
+
+def test_a_screening_winner_must_win_again_on_every_training_seed(tmp_path):
+    """Two tuning seeds only screen: a row that beat the policy's own is the tuned one only if it wins on
+    every training seed too (mean success, then return). Overturned, the verdict and the record keep the
+    policy's own row; unconfirmed, there is no verdict; the paired test is scipy's."""
+    from scipy import stats
+
+    from distillkit.results.budgets import TEACHER_SWEEP
+    from distillkit.results.tuning import NO_CHANGE, TUNINGS, record, summarise, tuned_row
+
+    task, tuning = "walker_rough", TUNINGS["teacher_tuning"]
+    row = next(iter(TEACHER_SWEEP[task]))
+    table = summarise([{"setting": name, "seed": seed, "return": 900.0, "success": value, "fall_rate": 0.1}
+                       for name in tuning.settings(task) for seed, value in enumerate([0.8, 0.9] if name == row else
+                                                                                      [0.7, 0.8])])
+    with pytest.raises(ValueError, match="needs both compared on every training seed"):
+        tuning.verdict(task, table, None)
+    overturned = confirmation(NO_CHANGE, row, own=[0.7, 0.8, 0.95, 0.9, 0.9], best=[0.8, 0.9, 0.7, 0.8, 0.8])
+    assert not overturned.best_wins()
+    verdict = tuning.verdict(task, table, overturned)
+    assert verdict.startswith(f"The teacher of the teachers and claims sections trains with **{NO_CHANGE}**: {row} "
+                              "scored best on the tuning seeds, but not on all 5 training seeds (success 0.800 "
+                              "against 0.850")
+    assert f"p = {stats.ttest_rel([0.8, 0.9, 0.7, 0.8, 0.8], [0.7, 0.8, 0.95, 0.9, 0.9]).pvalue:.2f}" in verdict
+    assert tuned_row(tuning, task, table, overturned) == NO_CHANGE
+    saved = record(tuning, task, table, overturned, [2_000_100], "a command")
+    assert saved["best"] == NO_CHANGE and saved["best_settings"] == {} and saved["screening_best"] == row
+    assert saved["confirmation"]["per_seed"][row]["success"][2] == 0.7
+    confirmed = confirmation(NO_CHANGE, row, own=[0.7, 0.8, 0.8, 0.8, 0.8], best=[0.8, 0.9, 0.85, 0.8, 0.8])
+    assert confirmed.best_wins() and tuned_row(tuning, task, table, confirmed) == row
+    assert record(tuning, task, table, confirmed, [2_000_100], "a command")["best_settings"] == TEACHER_SWEEP[task][row]
+    assert "| 2 | 900.0 | 0.800 | 900.0 | 0.850 |" in confirmed.markdown()
 
 
 def test_the_claims_know_whether_their_baseline_is_the_tuned_one(tmp_path):
@@ -370,7 +431,7 @@ def test_the_claims_know_whether_their_baseline_is_the_tuned_one(tmp_path):
     table.loc[name, "success"] = 0.8
     from distillkit.results.tuning import TUNINGS, record
 
-    tuning = record(TUNINGS["baseline_tuning"], task, table, [2_000_100], "a command")
+    tuning = record(TUNINGS["baseline_tuning"], task, table, None, [2_000_100], "a command")
     assert tuning["best"] == name and tuning["best_settings"] == changes
     teachers = BUDGETS[task].config.to_dict()
     assert baseline_tuned(task, {**teachers, **changes}, tuning)

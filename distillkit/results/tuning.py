@@ -3,10 +3,12 @@ Both policies start from the task's PPO settings (``BUDGETS``). Each row of a sw
 (:data:`~distillkit.results.budgets.TEACHER_SWEEP`, :data:`~distillkit.results.budgets.BASELINE_SWEEP`)
 changes them for one policy alone: the privileged teacher, or the unprivileged PPO baseline. Every row,
 and no change, trains that policy on the tuning seeds and is scored on validation seeds (another panel
-than the checkpoint selection's, never the held-out panel of the claims). The other sections train each
-policy with the changes its tuning chose (``TEACHER_SETTINGS``, ``BASELINE_SETTINGS``); the section says
-whether those are the best row, and places the best row next to the other policy of the claim, so that
-both sides are tuned alike and in the open."""
+than the checkpoint selection's, never the held-out panel of the claims). Two tuning seeds only screen:
+when a row beats the policy's own, both are trained and scored on every training seed of the claims and
+compared seed by seed (paired t-test), and the row is the tuned one only if it still wins there. The other
+sections train each policy with the changes its tuning chose (``TEACHER_SETTINGS``, ``BASELINE_SETTINGS``);
+the section says whether those are the tuned ones, and places the best row next to the other policy of the
+claim, so that both sides are tuned alike and in the open."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from distillkit.results.budgets import (
     BUDGETS,
     TEACHER_SETTINGS,
     TEACHER_SWEEP,
+    TRAINING_SEEDS,
     TUNING_SEEDS,
     variant_budget,
 )
@@ -67,22 +70,84 @@ class Tuning:
         return TeacherJob(task, self.variant, seed, runs / self.section / task / f"{folder}_seed{seed}",
                           dataclasses.replace(budget, config=config))
 
-    def verdict(self, task: str, table: pd.DataFrame) -> str:
-        """What the sweep says about the policy that the claims measure."""
-        best = winner(table)
+    def chosen_row(self, task: str) -> str:
+        """The row the other sections train this policy with."""
         chosen = next((name for name, changes in self.settings(task).items()
                        if changes == self.chosen.get(task, {})), None)
         if chosen is None:
             raise ValueError(f"the {self.policy}'s changes for {task!r}, {self.chosen[task]} ({self.chosen_in}), are no "
                              f"row of the sweep {self.settings(task)}: the {self.policy} must train with settings "
                              "the sweep measured")
+        return chosen
+
+    def verdict(self, task: str, table: pd.DataFrame, confirmation: Confirmation | None) -> str:
+        """What the sweep says about the policy that the claims measure."""
+        chosen, best = self.chosen_row(task), winner(table)
         if best == chosen:
             return (f"The {self.policy} of the teachers and claims sections trains with **{chosen}**, the best row "
                     "(highest validation success, then return).")
-        return (f"**The {self.policy} is not the tuned one:** it trains with {chosen}, but {best} scored best here. "
-                f"Set {self.chosen_in} for {task!r} to {self.settings(task)[best]} "
-                "and rerun the sections that train from it.")
+        if confirmation is None or confirmation.rows != (chosen, best):
+            raise ValueError(f"{best} beat the {self.policy}'s own row {chosen} on the tuning seeds: the verdict needs "
+                             "both compared on every training seed")
+        seeds = f"all {confirmation.seeds} training seeds ({confirmation.summary()})"
+        if confirmation.best_wins():
+            return (f"**The {self.policy} is not the tuned one:** it trains with {chosen}, but {best} scored best here "
+                    f"and again on {seeds}. Set {self.chosen_in} for {task!r} to {self.settings(task)[best]} "
+                    "and rerun the sections that train from it.")
+        return (f"The {self.policy} of the teachers and claims sections trains with **{chosen}**: {best} scored best on "
+                f"the tuning seeds, but not on {seeds}.")
 
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The screening's best row against the policy's own row (``rows``: own, best) on every training
+    seed: one validation score per run (a DataFrame indexed by seed, columns ``(row, metric)``)."""
+
+    rows: tuple[str, str]
+    scores: pd.DataFrame
+
+    @property
+    def seeds(self) -> int:
+        return len(self.scores)
+
+    def mean(self, row: str, metric: str) -> float:
+        return float(self.scores[(row, metric)].mean())
+
+    def best_wins(self) -> bool:
+        """The rule of :func:`winner`, on the means over every training seed."""
+        own, best = self.rows
+        return ((self.mean(best, "success"), self.mean(best, "return")) >
+                (self.mean(own, "success"), self.mean(own, "return")))
+
+    def paired(self, metric: str) -> dict:
+        """best − own over the training seeds: mean difference, its 95 % CI and the paired t-test's p."""
+        from distillkit.claims import paired
+
+        own, best = self.rows
+        return paired(self.scores[(best, metric)], self.scores[(own, metric)])
+
+    def summary(self) -> str:
+        own, best = self.rows
+        test = self.paired("success")
+        low, high = test["difference_ci95"]
+        return (f"success {self.mean(best, 'success'):.3f} against {self.mean(own, 'success'):.3f}, return "
+                f"{self.mean(best, 'return'):.1f} against {self.mean(own, 'return'):.1f}; paired success difference "
+                f"{test['difference']:+.3f}, 95 % CI [{low:+.3f}, {high:+.3f}], p = {test['p_value']:.2f}")
+
+    def markdown(self) -> str:
+        own, best = self.rows
+        lines = [f"| training seed | {own}: return | success | {best}: return | success |", "|---:|---:|---:|---:|---:|"]
+        for seed, r in self.scores.iterrows():
+            lines.append(f"| {seed} | {r[(own, 'return')]:.1f} | {r[(own, 'success')]:.3f} | "
+                         f"{r[(best, 'return')]:.1f} | {r[(best, 'success')]:.3f} |")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        own, best = self.rows
+        return {"own": own, "best": best, "best_wins": self.best_wins(),
+                "per_seed": {row: {metric: {int(seed): float(v) for seed, v in self.scores[(row, metric)].items()}
+                                   for metric in ("return", "success", "fall_rate")} for row in self.rows},
+                "paired_success": self.paired("success"), "paired_return": self.paired("return")}
 
 TUNINGS = {
     "teacher_tuning": Tuning("teacher_tuning", "teacher", "teacher", "privileged teacher", TEACHER_SWEEP, TEACHER_SETTINGS,
@@ -121,13 +186,24 @@ def beside_the_other_policy(tuning: Tuning, table: pd.DataFrame, other: pd.Serie
             "claim asks for a return ratio of at least 1.25 or a success gap of at least 0.25).")
 
 
-def record(tuning: Tuning, task: str, table: pd.DataFrame, validation_seeds: list[int], command: str) -> dict:
-    """The sweep for ``docs/claims.json``: every row's validation scores and the best row's settings."""
+def tuned_row(tuning: Tuning, task: str, table: pd.DataFrame, confirmation: Confirmation | None) -> str:
+    """The row the tuning picks: the screening's best, unless every training seed overturned it."""
     best = winner(table)
+    if confirmation is not None and not confirmation.best_wins():
+        return tuning.chosen_row(task)
+    return best
+
+
+def record(tuning: Tuning, task: str, table: pd.DataFrame, confirmation: Confirmation | None,
+           validation_seeds: list[int], command: str) -> dict:
+    """The sweep for ``docs/claims.json``: every row's validation scores, the screening's best row, its
+    comparison on every training seed and the settings the tuning picks (``best``)."""
+    best = tuned_row(tuning, task, table, confirmation)
     return {"task": task, "task_version": TASKS[task].version, "policy": tuning.variant, "best": best,
-            "best_settings": tuning.settings(task)[best],
+            "best_settings": tuning.settings(task)[best], "screening_best": winner(table),
             "rows": {name: {"settings": tuning.settings(task)[name], **r.to_dict(), "seeds": int(r.seeds)}
                      for name, r in table.iterrows()},
+            "confirmation": confirmation.to_dict() if confirmation else None,
             "training_seeds": list(TUNING_SEEDS), "validation_seeds": list(validation_seeds),
             "date": datetime.date.today().isoformat(), "machine": machine(), "command": command}
 
@@ -137,6 +213,17 @@ def summarise(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).groupby("setting", sort=False).agg(
         seeds=("seed", "count"), **{"return": ("return", "mean")}, return_std=("return", "std"),
         success=("success", "mean"), fall_rate=("fall_rate", "mean"))
+
+
+def confirmation_text(confirmation: Confirmation | None) -> str:
+    """The docs paragraph and per-seed table of a confirmation (nothing when the screening confirmed the
+    policy's own row), ending in a blank line."""
+    if confirmation is None:
+        return ""
+    own, best = confirmation.rows
+    return (f"Two tuning seeds only screen: {best} beat {own} there, so both were trained on every training seed "
+            f"of the claims and scored on the same panel (mean over its episodes):\n\n{confirmation.markdown()}\n\n"
+            f"Over the {confirmation.seeds} seeds, {confirmation.summary()}.\n\n")
 
 
 def run(section: str, tasks: list[str], runs: Path, workers: int) -> None:
@@ -162,14 +249,27 @@ def run(section: str, tasks: list[str], runs: Path, workers: int) -> None:
             return {"setting": name, "seed": seed, "return": ep["return"].mean(),
                     "success": ep["success"].mean(), "fall_rate": ep["fell"].mean()}
 
-        table = summarise([score(name, seed, job.out) for (t, name, seed), job in jobs.items() if t == task])
+        scores = [score(name, seed, job.out) for (t, name, seed), job in jobs.items() if t == task]
+        table = summarise(scores)
         other = summarise([score(tuning.other, seed, job.out) for (t, seed), job in others.items() if t == task])
+        confirmation = None
+        own, best = tuning.chosen_row(task), winner(table)
+        if best != own:
+            # two seeds only screen: the winner must beat the policy's own row on every training seed
+            more = {(name, s): tuning.job(runs, task, name, tuning.settings(task)[name], s)
+                    for name in (own, best) for s in TRAINING_SEEDS[task] if s not in TUNING_SEEDS}
+            run_jobs(list(more.values()), workers, f"{section}: {best} on every training seed")
+            scores += [score(name, seed, job.out) for (name, seed), job in more.items()]
+            pair = pd.DataFrame(scores).loc[lambda frame: frame.setting.isin([own, best])]
+            confirmation = Confirmation((own, best), pair.pivot(index="seed", columns="setting",
+                                                                values=["return", "success", "fall_rate"]).swaplevel(axis=1))
         command = f"python -m distillkit results --section {section} --tasks {task}"
-        # the claims section reads the best row from here to judge whether its policies are the tuned ones
-        update_claims_json(task, section, record(tuning, task, table, seeds, command))
+        # the claims section reads the tuned row from here to judge whether its policies are the tuned ones
+        update_claims_json(task, section, record(tuning, task, table, confirmation, seeds, command))
         write_section(f"{section}_{task}", render(
             "tuning", policy=tuning.policy, description=tuning.description, task=task, table=markdown(table),
-            verdict=tuning.verdict(task, table),
+            confirmation=confirmation_text(confirmation),
+            verdict=tuning.verdict(task, table, confirmation),
             reference=beside_the_other_policy(tuning, table, other.loc[tuning.other]),
             seeds=f"{len(TUNING_SEEDS)} training seeds {list(TUNING_SEEDS)}",
             panel=f"{len(seeds)} validation seeds from {seeds[0]:,} × {budget.eval_worlds} episodes",

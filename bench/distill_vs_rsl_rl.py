@@ -32,7 +32,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shlex
 import sys
 import time
@@ -50,7 +49,7 @@ from distillkit.evaluate import evaluate_policy, held_out_seeds
 from distillkit.leakage import StudentOnly
 from distillkit.models import FeedForwardActor
 from distillkit.pipeline import dagger_config
-from distillkit.results.report import write_section
+from distillkit.results.report import machine, write_section
 from distillkit.rollouts import MixFn, mix_actions
 from distillkit.students import make_student
 from distillkit.train import load_actor
@@ -224,7 +223,7 @@ def main() -> None:
                              "rsl_rl_return": float(rsl_return)})
                 print(json.dumps(rows[-1]), flush=True)
     result = {"command": "python " + shlex.join(sys.argv), "date": datetime.date.today().isoformat(),
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()} "
+              "machine": f"{machine()} "
                          f"(1-min load average at the end: {os.getloadavg()[0]:.1f})",
               "torch_threads": 1, "rows": rows}
     out = Path(args.out)

@@ -34,7 +34,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -47,7 +46,7 @@ import torch
 from mujoco import rollout
 
 from distillkit.envs.mujoco_cpu import CTRL, MujocoEnv
-from distillkit.results.report import write_section
+from distillkit.results.report import machine, write_section
 from distillkit.tasks import terrain
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -229,7 +228,7 @@ def main() -> None:
     result = {
         "command": "python " + shlex.join(sys.argv),
         "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        "machine": machine()
                    + (f" ({args.machine_note})" if args.machine_note else ""),
         "load_average_1min_at_end": os.getloadavg()[0],
         "mujoco": mujoco.__version__, "threads": 1, "steps": args.steps, "chunk": args.chunk,

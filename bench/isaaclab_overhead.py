@@ -23,7 +23,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -32,7 +31,7 @@ from pathlib import Path
 import torch
 
 from distillkit.envs import make_env
-from distillkit.results.report import write_section
+from distillkit.results.report import machine, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("raw", "raw_final_obs", "distillkit")
@@ -79,7 +78,7 @@ def main() -> None:
               for other in ("raw", "raw_final_obs")}
     result = {
         "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": machine(),
         "load_average_1min": os.getloadavg()[0],
         "task": args.task, "isaac_task": env.spec.details["isaac_task"], "assets": env.spec.details["assets"],
         "engine_version": env.spec.engine_version, "device": args.device, "num_envs": args.num_envs,

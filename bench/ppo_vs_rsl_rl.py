@@ -38,7 +38,6 @@ import datetime
 import io
 import json
 import os
-import platform
 import pstats
 import shlex
 import statistics
@@ -53,7 +52,7 @@ from distillkit.envs import EnvFactory, make_env
 from distillkit.envs.rsl_rl import RslRlVecEnv, checked_obs_groups
 from distillkit.evaluate import evaluate_policy, held_out_seeds
 from distillkit.ppo import PPO, PPOConfig, run_iteration
-from distillkit.results.report import write_section
+from distillkit.results.report import machine, write_section
 from distillkit.schema import GROUPS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -240,7 +239,7 @@ def main() -> None:
                      "distillkit_returns": ours_returns, "rsl_rl_returns": rsl_returns})
         print(json.dumps(rows[-1]), flush=True)
     result = {"command": "python " + shlex.join(sys.argv), "date": datetime.date.today().isoformat(),
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+              "machine": machine(),
               "load_average_1min_at_end": os.getloadavg()[0], "torch_threads": 1, "rows": rows}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

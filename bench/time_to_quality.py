@@ -32,7 +32,6 @@ import importlib
 import json
 import math
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -50,7 +49,7 @@ from distillkit.evaluate import evaluate_policy, held_out_seeds
 from distillkit.leakage import StudentOnly
 from distillkit.pipeline import dagger_config
 from distillkit.results.budgets import STUDENT_BUDGETS
-from distillkit.results.report import write_section
+from distillkit.results.report import machine, write_section
 from distillkit.students import make_student
 from distillkit.train import load_actor
 
@@ -240,7 +239,7 @@ def main() -> None:
     def save() -> dict:
         note = f", {args.machine_note}" if args.machine_note else ""
         result = {"command": "python " + shlex.join(sys.argv), "date": datetime.date.today().isoformat(),
-                  "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}{note} "
+                  "machine": f"{machine()}{note} "
                              f"(1-min load average at the end: {os.getloadavg()[0]:.1f})",
                   "torch_threads": 1, "quality": QUALITY, "time_budget_s": TIME_BUDGET_S, "rows": rows}
         out.parent.mkdir(parents=True, exist_ok=True)

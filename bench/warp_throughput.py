@@ -31,7 +31,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -41,7 +40,7 @@ import torch
 import warp as wp
 
 from distillkit.envs.mujoco_warp import MujocoWarpEnv, mjw
-from distillkit.results.report import write_section
+from distillkit.results.report import machine, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 ACTION_SCALE = 0.3
@@ -164,7 +163,7 @@ def main() -> None:
             for k, v in vars(args).items() if k not in ("out", "update_docs", "from_json"))
         + (" --update-docs" if args.update_docs else ""),
         "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": machine(),
         "load_average_1min": os.getloadavg()[0],   # other processes share the cores: ratios, not rates, compare
         "device": device.name if device.is_cuda else "Warp CPU device",
         "mujoco_warp": mjw.__version__, "warp": wp.__version__, "torch_threads": 1,

@@ -82,9 +82,23 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def cpu_model() -> str:
+    """The processor's model name ("unknown" where the OS does not say). Runs are deterministic on one
+    kind of CPU; on another, the physics and networks take other SIMD paths and round differently, so
+    episodes drift apart (their statistics agree, their per-episode numbers do not)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def provenance() -> dict[str, str]:
-    """Package versions and the git commit the code ran from."""
+    """Package versions, the CPU and the git commit the code ran from."""
     import mujoco
+    import numpy
 
     import distillkit
 
@@ -99,7 +113,8 @@ def provenance() -> dict[str, str]:
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
     return {"distillkit": distillkit.__version__, "git_commit": commit, "torch": torch.__version__,
-            "mujoco": mujoco.__version__, "python": platform.python_version()}
+            "mujoco": mujoco.__version__, "numpy": numpy.__version__, "python": platform.python_version(),
+            "cpu": cpu_model()}
 
 
 def save_artifact(folder: str | os.PathLike, weights: dict[str, dict[str, torch.Tensor]],

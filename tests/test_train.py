@@ -40,7 +40,7 @@ def test_artifact_records_what_defines_the_result(teacher):
     assert m["actor_inputs"] == ["joint_pos_rel", "joint_vel_rel", "pole_mass"]
     assert set(m["files"]) == {"actor", "critic", "optimizer"}
     assert sorted(p.name for p in teacher.glob("*.safetensors")) == sorted(f["file"] for f in m["files"].values())
-    assert {"distillkit", "git_commit", "torch", "mujoco"} <= set(m["provenance"])
+    assert {"distillkit", "git_commit", "torch", "mujoco", "numpy", "cpu"} <= set(m["provenance"])
     assert "final_episode_return" in m["curve"] and m["command"]
     metrics = pd.read_csv(teacher / "metrics.csv")
     assert list(metrics.iteration) == [0, 1, 2]

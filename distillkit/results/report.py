@@ -58,7 +58,11 @@ def update_claims_json(task: str, key: str, value, doc: Path = CLAIMS_JSON) -> N
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    """Where a number was measured: architecture and CPU model (per-episode results reproduce only on
+    the same kind of CPU), cores, Python."""
+    from distillkit.artifacts import cpu_model
+
+    return f"{platform.machine()} ({cpu_model()}), {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def measured(command: str) -> str:

@@ -214,7 +214,7 @@ def test_teacher_tuning_section_trains_scores_and_writes_its_rows_end_to_end(tmp
     assert record["best_settings"] == record["rows"][record["best"]]["settings"]
     assert set(record["confirmation"]["per_seed"]["entropy_coef=0"]["success"]) == {0, 1}
     assert "Two tuning seeds only screen: entropy_coef=0 beat no change there" in text
-    assert "| 1 |" in text and "Over the 2 seeds, success" in text
+    assert "| 1 |" in text and "on all 2 training seeds (success" in text
 
 
 @pytest.mark.slow

@@ -222,11 +222,12 @@ def confirmation_text(confirmation: Confirmation | None) -> str:
         return ""
     own, best = confirmation.rows
     return (f"Two tuning seeds only screen: {best} beat {own} there, so both were trained on every training seed "
-            f"of the claims and scored on the same panel (mean over its episodes):\n\n{confirmation.markdown()}\n\n"
-            f"Over the {confirmation.seeds} seeds, {confirmation.summary()}.\n\n")
+            f"of the claims and scored on the same panel (mean over its episodes):\n\n{confirmation.markdown()}\n\n")
 
 
 def run(section: str, tasks: list[str], runs: Path, workers: int) -> None:
+    from tqdm.auto import tqdm
+
     from distillkit.envs import EnvFactory
     from distillkit.evaluate import evaluate_policy, validation_seeds
 
@@ -249,9 +250,11 @@ def run(section: str, tasks: list[str], runs: Path, workers: int) -> None:
             return {"setting": name, "seed": seed, "return": ep["return"].mean(),
                     "success": ep["success"].mean(), "fall_rate": ep["fell"].mean()}
 
-        scores = [score(name, seed, job.out) for (t, name, seed), job in jobs.items() if t == task]
-        table = summarise(scores)
-        other = summarise([score(tuning.other, seed, job.out) for (t, seed), job in others.items() if t == task])
+        mine = [(name, seed, job.out) for (t, name, seed), job in jobs.items() if t == task]
+        theirs = [(tuning.other, seed, job.out) for (t, seed), job in others.items() if t == task]
+        scored = [score(*run) for run in tqdm(mine + theirs, desc=f"{section}: scoring {task} runs")]
+        scores = scored[:len(mine)]
+        table, other = summarise(scores), summarise(scored[len(mine):])
         confirmation = None
         own, best = tuning.chosen_row(task), winner(table)
         if best != own:
@@ -259,7 +262,8 @@ def run(section: str, tasks: list[str], runs: Path, workers: int) -> None:
             more = {(name, s): tuning.job(runs, task, name, tuning.settings(task)[name], s)
                     for name in (own, best) for s in TRAINING_SEEDS[task] if s not in TUNING_SEEDS}
             run_jobs(list(more.values()), workers, f"{section}: {best} on every training seed")
-            scores += [score(name, seed, job.out) for (name, seed), job in more.items()]
+            scores += [score(name, seed, job.out)
+                       for (name, seed), job in tqdm(more.items(), desc=f"{section}: scoring the other seeds")]
             pair = pd.DataFrame(scores).loc[lambda frame: frame.setting.isin([own, best])]
             confirmation = Confirmation((own, best), pair.pivot(index="seed", columns="setting",
                                                                 values=["return", "success", "fall_rate"]).swaplevel(axis=1))

@@ -149,6 +149,7 @@ class Confirmation:
                                    for metric in ("return", "success", "fall_rate")} for row in self.rows},
                 "paired_success": self.paired("success"), "paired_return": self.paired("return")}
 
+
 TUNINGS = {
     "teacher_tuning": Tuning("teacher_tuning", "teacher", "teacher", "privileged teacher", TEACHER_SWEEP, TEACHER_SETTINGS,
                              "`TEACHER_SETTINGS` in `distillkit/results/budgets.py`",
@@ -252,7 +253,7 @@ def run(section: str, tasks: list[str], runs: Path, workers: int) -> None:
 
         mine = [(name, seed, job.out) for (t, name, seed), job in jobs.items() if t == task]
         theirs = [(tuning.other, seed, job.out) for (t, seed), job in others.items() if t == task]
-        scored = [score(*run) for run in tqdm(mine + theirs, desc=f"{section}: scoring {task} runs")]
+        scored = [score(*what) for what in tqdm(mine + theirs, desc=f"{section}: scoring {task} runs")]
         scores = scored[:len(mine)]
         table, other = summarise(scores), summarise(scored[len(mine):])
         confirmation = None

@@ -84,8 +84,8 @@ def sha256(path: Path) -> str:
 
 def cpu_model() -> str:
     """The processor's model name ("unknown" where the OS does not say). Runs are deterministic on one
-    kind of CPU; on another, the physics and networks take other SIMD paths and round differently, so
-    episodes drift apart (their statistics agree, their per-episode numbers do not)."""
+    machine; on another kind of CPU the physics and networks can take other SIMD paths and round
+    differently, so episodes drift apart (their statistics agree, their per-episode numbers do not)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

@@ -328,6 +328,20 @@ def test_baseline_tuning_rows_and_the_verdict_on_the_baseline_the_claims_use(tmp
                                                         f"with **{NO_CHANGE}**")
 
 
+def test_the_baseline_gets_the_teachers_env_steps_as_trained_plus_the_students(monkeypatch):
+    """PPO collects whole iterations, so a teacher's budget rounds up; the baseline gets what the teacher
+    trained plus the student's env steps, whatever the teacher's batch."""
+    from distillkit.results.budgets import STUDENT_BUDGETS, TEACHER_SETTINGS, trained_env_steps, variant_budget
+
+    task, b = "walker_rough", STUDENT_BUDGETS["walker_rough"]
+    for steps_per_env, iterations in ((24, 1303), (48, 652)):
+        monkeypatch.setitem(TEACHER_SETTINGS, task, {"steps_per_env": steps_per_env})
+        teacher = variant_budget(task, "teacher")
+        assert trained_env_steps(teacher) == iterations * teacher.num_envs * steps_per_env > teacher.env_steps
+        assert variant_budget(task, "unprivileged").env_steps == \
+            trained_env_steps(teacher) + b.rounds * b.steps_per_round * b.num_envs
+
+
 def test_teacher_tuning_trains_the_teacher_and_offers_the_baseline_every_row(tmp_path, monkeypatch):
     """The teacher's sweep trains the privileged teacher (its encoder, its budget); the row its settings
     name is the teachers section's runs, which train with those settings; every row it tries is a row of
@@ -344,6 +358,7 @@ def test_teacher_tuning_trains_the_teacher_and_offers_the_baseline_every_row(tmp
     from distillkit.results.tuning import NO_CHANGE, TUNINGS
 
     task, tuning = "walker_rough", TUNINGS["teacher_tuning"]
+    monkeypatch.setitem(TEACHER_SETTINGS, task, {})           # no change is the teacher's row
     assert tuning.job(tmp_path, task, NO_CHANGE, {}, 1).out == tmp_path / "teachers" / task / "teacher_seed1"
     name, changes = next(iter(TEACHER_SWEEP[task].items()))
     job = tuning.job(tmp_path, task, name, changes, 0)
@@ -380,16 +395,17 @@ def confirmation(own_row: str, best_row: str, *, own: list[float], best: list[fl
     return Confirmation((own_row, best_row), frame.swaplevel(axis=1))
 
 
-def test_a_screening_winner_must_win_again_on_every_training_seed(tmp_path):
+def test_a_screening_winner_must_win_again_on_every_training_seed(tmp_path, monkeypatch):
     """Two tuning seeds only screen: a row that beat the policy's own is the tuned one only if it wins on
     every training seed too (mean success, then return). Overturned, the verdict and the record keep the
     policy's own row; unconfirmed, there is no verdict; the paired test is scipy's."""
     from scipy import stats
 
-    from distillkit.results.budgets import TEACHER_SWEEP
+    from distillkit.results.budgets import TEACHER_SETTINGS, TEACHER_SWEEP
     from distillkit.results.tuning import NO_CHANGE, TUNINGS, record, summarise, tuned_row
 
     task, tuning = "walker_rough", TUNINGS["teacher_tuning"]
+    monkeypatch.setitem(TEACHER_SETTINGS, task, {})           # no change is the teacher's row
     row = next(iter(TEACHER_SWEEP[task]))
     table = summarise([{"setting": name, "seed": seed, "return": 900.0, "success": value, "fall_rate": 0.1}
                        for name in tuning.settings(task) for seed, value in enumerate([0.8, 0.9] if name == row else

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from distillkit.dagger import DaggerConfig, validated_rounds
@@ -164,14 +165,22 @@ BASELINE_SWEEP = {
 }
 TUNING_SEEDS = (0, 1)
 #: The teacher's changes to the task's PPO settings: the best row of its sweep (the section says when
-#: they are not). Empty: no change won.
-TEACHER_SETTINGS: dict[str, dict] = {}
+#: they are not). On walker_rough v8, 48 steps per world won the two-seed screening and won again over
+#: all five training seeds (docs/results.md, section teacher_tuning).
+TEACHER_SETTINGS: dict[str, dict] = {"walker_rough": {"steps_per_env": 48}}
+
+
+def trained_env_steps(budget: Budget) -> int:
+    """The env steps a run of ``budget`` trains: PPO collects whole iterations of ``num_envs`` ×
+    ``steps_per_env``, so a budget rounds up to the next iteration."""
+    per_iteration = budget.num_envs * budget.config.steps_per_env
+    return math.ceil(budget.env_steps / per_iteration) * per_iteration
 
 
 def variant_budget(task: str, variant: str) -> Budget:
     """A run of ``variant`` with the PPO settings its tuning chose (:data:`TEACHER_SETTINGS`,
-    :data:`BASELINE_SETTINGS`). The unprivileged baseline gets the teacher's env steps plus the student's:
-    RL on the student's inputs may use every env step the teacher-student route used."""
+    :data:`BASELINE_SETTINGS`). The unprivileged baseline gets the teacher's env steps as trained plus the
+    student's: RL on the student's inputs may use every env step the teacher-student route used."""
     budget = BUDGETS[task]
     if variant == "teacher":
         return dataclasses.replace(budget, config=PPOConfig(**{**budget.config.to_dict(),
@@ -180,7 +189,8 @@ def variant_budget(task: str, variant: str) -> Budget:
         return budget
     b = STUDENT_BUDGETS[task]
     config = PPOConfig(**{**budget.config.to_dict(), **BASELINE_SETTINGS.get(task, {})})
-    return dataclasses.replace(budget, env_steps=budget.env_steps + b.rounds * b.steps_per_round * b.num_envs,
+    teacher_steps = trained_env_steps(variant_budget(task, "teacher"))
+    return dataclasses.replace(budget, env_steps=teacher_steps + b.rounds * b.steps_per_round * b.num_envs,
                                config=config)
 
 

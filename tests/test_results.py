@@ -316,7 +316,7 @@ def test_baseline_tuning_rows_and_the_verdict_on_the_baseline_the_claims_use(tmp
     rows = list(tuning.settings(task))
     table = pd.DataFrame({"success": [0.5, 0.7] + [0.1] * (len(rows) - 2), "return": [900.0] * len(rows)},
                          index=rows)
-    confirmed = confirmation(NO_CHANGE, name, own=[0.5, 0.6, 0.5], best=[0.7, 0.8, 0.6])
+    confirmed = confirmation(NO_CHANGE, name, incumbent=[0.5, 0.6, 0.5], challenger=[0.7, 0.8, 0.6])
     assert "The baseline is not the tuned one" in tuning.verdict(task, table, confirmed)
     assert f"{changes}" in tuning.verdict(task, table, confirmed)
     table.loc[NO_CHANGE, "success"] = 0.9
@@ -378,27 +378,30 @@ def test_teacher_tuning_trains_the_teacher_and_offers_the_baseline_every_row(tmp
 
     rows = list(tuning.settings(task))
     table = pd.DataFrame({"success": [0.8] + [0.9] * (len(rows) - 1), "return": [900.0] * len(rows)}, index=rows)
-    confirmed = confirmation(NO_CHANGE, rows[1], own=[0.8, 0.85, 0.8], best=[0.9, 0.9, 0.85])
+    confirmed = confirmation(NO_CHANGE, rows[1], incumbent=[0.8, 0.85, 0.8], challenger=[0.9, 0.9, 0.85])
     assert tuning.verdict(task, table, confirmed).startswith("**The teacher is not the tuned one:** it trains with "
                                                              f"{NO_CHANGE}, but {rows[1]} scored best")
     table.loc[NO_CHANGE, "success"] = 0.95
     assert tuning.verdict(task, table, None).startswith("The teacher of the teachers and claims sections trains with")
 
 
-def confirmation(own_row: str, best_row: str, *, own: list[float], best: list[float]):
-    """A Confirmation of ``best_row`` against ``own_row`` with these per-seed successes (returns all 900)."""
+def confirmation(incumbent_row: str, challenger_row: str, *, incumbent: list[float], challenger: list[float]):
+    """A Confirmation of ``challenger_row`` against ``incumbent_row`` with these per-seed successes
+    (returns all 900)."""
     from distillkit.results.tuning import Confirmation
 
     rows = [{"setting": row, "seed": seed, "return": 900.0, "success": value, "fall_rate": 1 - value}
-            for row, values in ((own_row, own), (best_row, best)) for seed, value in enumerate(values)]
+            for row, values in ((incumbent_row, incumbent), (challenger_row, challenger))
+            for seed, value in enumerate(values)]
     frame = pd.DataFrame(rows).pivot(index="seed", columns="setting", values=["return", "success", "fall_rate"])
-    return Confirmation((own_row, best_row), frame.swaplevel(axis=1))
+    return Confirmation((incumbent_row, challenger_row), frame.swaplevel(axis=1))
 
 
 def test_a_screening_winner_must_win_again_on_every_training_seed(tmp_path, monkeypatch):
     """Two tuning seeds only screen: a row that beat the policy's own is the tuned one only if it wins on
     every training seed too (mean success, then return). Overturned, the verdict and the record keep the
-    policy's own row; unconfirmed, there is no verdict; the paired test is scipy's."""
+    policy's own row; unconfirmed, there is no verdict; the paired test is scipy's. A policy whose own row
+    is a change and the screening's best must beat no change on every training seed all the same."""
     from scipy import stats
 
     from distillkit.results.budgets import TEACHER_SETTINGS, TEACHER_SWEEP
@@ -410,23 +413,37 @@ def test_a_screening_winner_must_win_again_on_every_training_seed(tmp_path, monk
     table = summarise([{"setting": name, "seed": seed, "return": 900.0, "success": value, "fall_rate": 0.1}
                        for name in tuning.settings(task) for seed, value in enumerate([0.8, 0.9] if name == row else
                                                                                       [0.7, 0.8])])
-    with pytest.raises(ValueError, match="needs both compared on every training seed"):
+    assert tuning.contenders(task, table) == (NO_CHANGE, row)
+    with pytest.raises(ValueError, match=f"{row} must beat {NO_CHANGE} on every training seed"):
         tuning.verdict(task, table, None)
-    overturned = confirmation(NO_CHANGE, row, own=[0.7, 0.8, 0.95, 0.9, 0.9], best=[0.8, 0.9, 0.7, 0.8, 0.8])
-    assert not overturned.best_wins()
+    overturned = confirmation(NO_CHANGE, row, incumbent=[0.7, 0.8, 0.95, 0.9, 0.9], challenger=[0.8, 0.9, 0.7, 0.8, 0.8])
+    assert not overturned.challenger_wins()
     verdict = tuning.verdict(task, table, overturned)
     assert verdict.startswith(f"The teacher of the teachers and claims sections trains with **{NO_CHANGE}**: {row} "
                               "scored best on the tuning seeds, but not on all 5 training seeds (success 0.800 "
                               "against 0.850")
     assert f"p = {stats.ttest_rel([0.8, 0.9, 0.7, 0.8, 0.8], [0.7, 0.8, 0.95, 0.9, 0.9]).pvalue:.2f}" in verdict
-    assert tuned_row(tuning, task, table, overturned) == NO_CHANGE
+    assert tuned_row(table, overturned) == NO_CHANGE
     saved = record(tuning, task, table, overturned, [2_000_100], "a command")
     assert saved["best"] == NO_CHANGE and saved["best_settings"] == {} and saved["screening_best"] == row
     assert saved["confirmation"]["per_seed"][row]["success"][2] == 0.7
-    confirmed = confirmation(NO_CHANGE, row, own=[0.7, 0.8, 0.8, 0.8, 0.8], best=[0.8, 0.9, 0.85, 0.8, 0.8])
-    assert confirmed.best_wins() and tuned_row(tuning, task, table, confirmed) == row
+    confirmed = confirmation(NO_CHANGE, row, incumbent=[0.7, 0.8, 0.8, 0.8, 0.8], challenger=[0.8, 0.9, 0.85, 0.8, 0.8])
+    assert confirmed.challenger_wins() and tuned_row(table, confirmed) == row
     assert record(tuning, task, table, confirmed, [2_000_100], "a command")["best_settings"] == TEACHER_SWEEP[task][row]
     assert "| 2 | 900.0 | 0.800 | 900.0 | 0.850 |" in confirmed.markdown()
+
+    # the teacher trains with the change that won the screening: it must still beat no change on every seed
+    monkeypatch.setitem(TEACHER_SETTINGS, task, TEACHER_SWEEP[task][row])
+    assert tuning.contenders(task, table) == (NO_CHANGE, row)
+    assert tuning.verdict(task, table, confirmed) == (
+        f"The teacher of the teachers and claims sections trains with **{row}**: it scored best here and beat "
+        f"{NO_CHANGE} again on all 5 training seeds ({confirmed.summary()}).")
+    assert tuning.verdict(task, table, overturned).startswith(
+        f"**The teacher is not the tuned one:** it trains with {row}, which scored best here, but {NO_CHANGE} beat "
+        "it on all 5 training seeds")
+    assert tuned_row(table, overturned) == NO_CHANGE
+    table.loc[row, "success"] = 0.1                             # the screening's best is no change now
+    assert tuning.contenders(task, table) == (row, NO_CHANGE)
 
 
 def test_the_claims_know_whether_their_baseline_is_the_tuned_one(tmp_path):

@@ -4,8 +4,9 @@ Both policies start from the task's PPO settings (``BUDGETS``). Each row of a sw
 changes them for one policy alone: the privileged teacher, or the unprivileged PPO baseline. Every row,
 and no change, trains that policy on the tuning seeds and is scored on validation seeds (another panel
 than the checkpoint selection's, never the held-out panel of the claims). Two tuning seeds only screen:
-when a row beats the policy's own, both are trained and scored on every training seed of the claims and
-compared seed by seed (paired t-test), and the row is the tuned one only if it still wins there. The other
+the screening's best row is trained and scored on every training seed of the claims beside the row it must
+beat (the policy's own; where that is the best, no change) and compared seed by seed (paired t-test), and
+a change is the tuned one only if it still wins there. The other
 sections train each policy with the changes its tuning chose (``TEACHER_SETTINGS``, ``BASELINE_SETTINGS``);
 the section says whether those are the tuned ones, and places the best row next to the other policy of the
 claim, so that both sides are tuned alike and in the open."""
@@ -80,28 +81,42 @@ class Tuning:
                              "the sweep measured")
         return chosen
 
+    def contenders(self, task: str, table: pd.DataFrame) -> tuple[str, str] | None:
+        """The rows to compare on every training seed, (incumbent, challenger): the screening's best
+        against the policy's own row; where the own row is the best and a change, against no change
+        (a change is kept only if it beats the task's settings on every seed). None: no change is both."""
+        chosen, best = self.chosen_row(task), winner(table)
+        if best != chosen:
+            return chosen, best
+        return (NO_CHANGE, chosen) if chosen != NO_CHANGE else None
+
     def verdict(self, task: str, table: pd.DataFrame, confirmation: Confirmation | None) -> str:
         """What the sweep says about the policy that the claims measure."""
-        chosen, best = self.chosen_row(task), winner(table)
-        if best == chosen:
+        chosen, contenders = self.chosen_row(task), self.contenders(task, table)
+        if contenders is None:
             return (f"The {self.policy} of the teachers and claims sections trains with **{chosen}**, the best row "
                     "(highest validation success, then return).")
-        if confirmation is None or confirmation.rows != (chosen, best):
-            raise ValueError(f"{best} beat the {self.policy}'s own row {chosen} on the tuning seeds: the verdict needs "
-                             "both compared on every training seed")
+        if confirmation is None or confirmation.rows != contenders:
+            raise ValueError(f"{contenders[1]} must beat {contenders[0]} on every training seed, not only on the "
+                             "tuning seeds: the verdict needs both compared there")
+        incumbent, challenger = contenders
         seeds = f"all {confirmation.seeds} training seeds ({confirmation.summary()})"
-        if confirmation.best_wins():
-            return (f"**The {self.policy} is not the tuned one:** it trains with {chosen}, but {best} scored best here "
-                    f"and again on {seeds}. Set {self.chosen_in} for {task!r} to {self.settings(task)[best]} "
-                    "and rerun the sections that train from it.")
-        return (f"The {self.policy} of the teachers and claims sections trains with **{chosen}**: {best} scored best on "
-                f"the tuning seeds, but not on {seeds}.")
+        tuned = challenger if confirmation.challenger_wins() else incumbent
+        if tuned != chosen:
+            how = (f"but {challenger} scored best here and again on {seeds}" if tuned == challenger else
+                   f"which scored best here, but {incumbent} beat it on {seeds}")
+            return (f"**The {self.policy} is not the tuned one:** it trains with {chosen}, {how}. Set "
+                    f"{self.chosen_in} for {task!r} to {self.settings(task)[tuned]} and rerun the sections that "
+                    "train from it.")
+        how = (f"it scored best here and beat {incumbent} again on {seeds}" if tuned == challenger else
+               f"{challenger} scored best on the tuning seeds, but not on {seeds}")
+        return f"The {self.policy} of the teachers and claims sections trains with **{chosen}**: {how}."
 
 
 @dataclass(frozen=True)
 class Confirmation:
-    """The screening's best row against the policy's own row (``rows``: own, best) on every training
-    seed: one validation score per run (a DataFrame indexed by seed, columns ``(row, metric)``)."""
+    """Two rows on every training seed (``rows``: incumbent, challenger; see :meth:`Tuning.contenders`):
+    one validation score per run (a DataFrame indexed by seed, columns ``(row, metric)``)."""
 
     rows: tuple[str, str]
     scores: pd.DataFrame
@@ -113,38 +128,40 @@ class Confirmation:
     def mean(self, row: str, metric: str) -> float:
         return float(self.scores[(row, metric)].mean())
 
-    def best_wins(self) -> bool:
+    def challenger_wins(self) -> bool:
         """The rule of :func:`winner`, on the means over every training seed."""
-        own, best = self.rows
-        return ((self.mean(best, "success"), self.mean(best, "return")) >
-                (self.mean(own, "success"), self.mean(own, "return")))
+        incumbent, challenger = self.rows
+        return ((self.mean(challenger, "success"), self.mean(challenger, "return")) >
+                (self.mean(incumbent, "success"), self.mean(incumbent, "return")))
 
     def paired(self, metric: str) -> dict:
-        """best − own over the training seeds: mean difference, its 95 % CI and the paired t-test's p."""
+        """challenger − incumbent over the training seeds: mean difference, its 95 % CI and the paired
+        t-test's p."""
         from distillkit.claims import paired
 
-        own, best = self.rows
-        return paired(self.scores[(best, metric)], self.scores[(own, metric)])
+        incumbent, challenger = self.rows
+        return paired(self.scores[(challenger, metric)], self.scores[(incumbent, metric)])
 
     def summary(self) -> str:
-        own, best = self.rows
+        incumbent, challenger = self.rows
         test = self.paired("success")
         low, high = test["difference_ci95"]
-        return (f"success {self.mean(best, 'success'):.3f} against {self.mean(own, 'success'):.3f}, return "
-                f"{self.mean(best, 'return'):.1f} against {self.mean(own, 'return'):.1f}; paired success difference "
-                f"{test['difference']:+.3f}, 95 % CI [{low:+.3f}, {high:+.3f}], p = {test['p_value']:.2f}")
+        return (f"success {self.mean(challenger, 'success'):.3f} against {self.mean(incumbent, 'success'):.3f}, "
+                f"return {self.mean(challenger, 'return'):.1f} against {self.mean(incumbent, 'return'):.1f}; paired "
+                f"success difference {test['difference']:+.3f}, 95 % CI [{low:+.3f}, {high:+.3f}], "
+                f"p = {test['p_value']:.2f}")
 
     def markdown(self) -> str:
-        own, best = self.rows
-        lines = [f"| training seed | {own}: return | success | {best}: return | success |", "|---:|---:|---:|---:|---:|"]
+        lines = [f"| training seed | {self.rows[0]}: return | success | {self.rows[1]}: return | success |",
+                 "|---:|---:|---:|---:|---:|"]
         for seed, r in self.scores.iterrows():
-            lines.append(f"| {seed} | {r[(own, 'return')]:.1f} | {r[(own, 'success')]:.3f} | "
-                         f"{r[(best, 'return')]:.1f} | {r[(best, 'success')]:.3f} |")
+            lines.append(f"| {seed} | " + " | ".join(f"{r[(row, 'return')]:.1f} | {r[(row, 'success')]:.3f}"
+                                                     for row in self.rows) + " |")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        own, best = self.rows
-        return {"own": own, "best": best, "best_wins": self.best_wins(),
+        incumbent, challenger = self.rows
+        return {"incumbent": incumbent, "challenger": challenger, "challenger_wins": self.challenger_wins(),
                 "per_seed": {row: {metric: {int(seed): float(v) for seed, v in self.scores[(row, metric)].items()}
                                    for metric in ("return", "success", "fall_rate")} for row in self.rows},
                 "paired_success": self.paired("success"), "paired_return": self.paired("return")}
@@ -187,19 +204,19 @@ def beside_the_other_policy(tuning: Tuning, table: pd.DataFrame, other: pd.Serie
             "claim asks for a return ratio of at least 1.25 or a success gap of at least 0.25).")
 
 
-def tuned_row(tuning: Tuning, task: str, table: pd.DataFrame, confirmation: Confirmation | None) -> str:
+def tuned_row(table: pd.DataFrame, confirmation: Confirmation | None) -> str:
     """The row the tuning picks: the screening's best, unless every training seed overturned it."""
-    best = winner(table)
-    if confirmation is not None and not confirmation.best_wins():
-        return tuning.chosen_row(task)
-    return best
+    if confirmation is None:
+        return winner(table)
+    incumbent, challenger = confirmation.rows
+    return challenger if confirmation.challenger_wins() else incumbent
 
 
 def record(tuning: Tuning, task: str, table: pd.DataFrame, confirmation: Confirmation | None,
            validation_seeds: list[int], command: str) -> dict:
     """The sweep for ``docs/claims.json``: every row's validation scores, the screening's best row, its
     comparison on every training seed and the settings the tuning picks (``best``)."""
-    best = tuned_row(tuning, task, table, confirmation)
+    best = tuned_row(table, confirmation)
     return {"task": task, "task_version": TASKS[task].version, "policy": tuning.variant, "best": best,
             "best_settings": tuning.settings(task)[best], "screening_best": winner(table),
             "rows": {name: {"settings": tuning.settings(task)[name], **r.to_dict(), "seeds": int(r.seeds)}
@@ -217,13 +234,15 @@ def summarise(rows: list[dict]) -> pd.DataFrame:
 
 
 def confirmation_text(confirmation: Confirmation | None) -> str:
-    """The docs paragraph and per-seed table of a confirmation (nothing when the screening confirmed the
-    policy's own row), ending in a blank line."""
+    """The docs paragraph and per-seed table of a confirmation (nothing when no change won the screening
+    and is the policy's own row), ending in a blank line."""
     if confirmation is None:
         return ""
-    own, best = confirmation.rows
-    return (f"Two tuning seeds only screen: {best} beat {own} there, so both were trained on every training seed "
-            f"of the claims and scored on the same panel (mean over its episodes):\n\n{confirmation.markdown()}\n\n")
+    incumbent, challenger = confirmation.rows
+    return (f"Two tuning seeds only screen: {challenger} scored best there, so it and {incumbent} were both trained "
+            "on every training seed of the claims (a change is kept only if it beats the policy's own row, and no "
+            "change, there) and scored on the same panel (mean over its episodes):\n\n"
+            f"{confirmation.markdown()}\n\n")
 
 
 def run(section: str, tasks: list[str], runs: Path, workers: int) -> None:
@@ -256,18 +275,17 @@ def run(section: str, tasks: list[str], runs: Path, workers: int) -> None:
         scored = [score(*what) for what in tqdm(mine + theirs, desc=f"{section}: scoring {task} runs")]
         scores = scored[:len(mine)]
         table, other = summarise(scores), summarise(scored[len(mine):])
-        confirmation = None
-        own, best = tuning.chosen_row(task), winner(table)
-        if best != own:
-            # two seeds only screen: the winner must beat the policy's own row on every training seed
+        confirmation, contenders = None, tuning.contenders(task, table)
+        if contenders is not None:
+            # two seeds only screen: the best row must win again on every training seed
             more = {(name, s): tuning.job(runs, task, name, tuning.settings(task)[name], s)
-                    for name in (own, best) for s in TRAINING_SEEDS[task] if s not in TUNING_SEEDS}
-            run_jobs(list(more.values()), workers, f"{section}: {best} on every training seed")
+                    for name in contenders for s in TRAINING_SEEDS[task] if s not in TUNING_SEEDS}
+            run_jobs(list(more.values()), workers, f"{section}: {contenders[1]} on every training seed")
             scores += [score(name, seed, job.out)
                        for (name, seed), job in tqdm(more.items(), desc=f"{section}: scoring the other seeds")]
-            pair = pd.DataFrame(scores).loc[lambda frame: frame.setting.isin([own, best])]
-            confirmation = Confirmation((own, best), pair.pivot(index="seed", columns="setting",
-                                                                values=["return", "success", "fall_rate"]).swaplevel(axis=1))
+            pair = pd.DataFrame(scores).loc[lambda frame: frame.setting.isin(contenders)]
+            confirmation = Confirmation(contenders, pair.pivot(index="seed", columns="setting",
+                                                               values=["return", "success", "fall_rate"]).swaplevel(axis=1))
         command = f"python -m distillkit results --section {section} --tasks {task}"
         # the claims section reads the tuned row from here to judge whether its policies are the tuned ones
         update_claims_json(task, section, record(tuning, task, table, confirmation, seeds, command))

@@ -84,7 +84,8 @@ def test_a_finished_student_stands_in_only_for_the_same_recipe_and_teacher(tmp_p
     job = StudentJob("walker_rough", tmp_path / "teacher", out, "first", 0, budget)
     recorded = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": budget.architecture,
                 "num_envs": budget.num_envs, "dagger": {"rounds": budget.rounds, "steps_per_round": budget.steps_per_round,
-                                                        "schedule": "first", "grad_steps": budget.grad_steps, "lr": 1e-3},
+                                                        "schedule": "first", "grad_steps": budget.grad_steps, "lr": 1e-3,
+                                                        "lr_final": budget.lr_final},
                 "teacher": {"fault_rate": 0.0, "files": {"actor": {"sha256": "aa"}}},
                 "selection": budget.selection.to_dict() if budget.selection else None}
     write_json_atomic(out / "manifest.json", recorded)
@@ -103,9 +104,11 @@ def test_a_finished_student_stands_in_only_for_the_same_recipe_and_teacher(tmp_p
     faulty = dataclasses.replace(job, fault_rate=0.5)            # the masking lesson's imperfect teacher
     with pytest.raises(ArtifactError, match=r"'fault_rate': 0\.0, .*this budget distils with .*'fault_rate': 0\.5, "):
         faulty.finished()
-    decaying = dataclasses.replace(job, budget=dataclasses.replace(budget, lr_final=1e-4))   # recorded: a constant rate
-    with pytest.raises(ArtifactError, match=r"'lr_final': None.*this budget distils with .*'lr_final': 0\.0001"):
-        decaying.finished()
+    other_rate = 5e-4 if budget.lr_final != 5e-4 else 2e-4
+    other_schedule = dataclasses.replace(job, budget=dataclasses.replace(budget, lr_final=other_rate))
+    with pytest.raises(ArtifactError, match=rf"'lr_final': {budget.lr_final}.*this budget distils with .*"
+                                            rf"'lr_final': {other_rate}"):
+        other_schedule.finished()
     last_round = dataclasses.replace(job, budget=dataclasses.replace(budget, selection=None))
     with pytest.raises(ArtifactError, match=r"'selection': \{'every'.*this budget distils with .*'selection': None"):
         last_round.finished()

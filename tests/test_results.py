@@ -216,7 +216,7 @@ def test_teacher_tuning_section_trains_scores_and_writes_its_rows_end_to_end(tmp
     assert record["validation_seeds"] == validation_seeds(1, first=section.FIRST_TUNING_SEED)
     assert record["best_settings"] == record["rows"][record["best"]]["settings"]
     assert set(record["confirmation"]["per_seed"]["entropy_coef=0"]["success"]) == {0, 1}
-    assert "Two tuning seeds only screen: entropy_coef=0 beat no change there" in text
+    assert "Two tuning seeds only screen: entropy_coef=0 scored best there, so it and no change (the row it must beat" in text
     assert "| 1 |" in text and "on all 2 training seeds (success" in text
 
 

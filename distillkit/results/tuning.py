@@ -84,7 +84,7 @@ class Tuning:
     def contenders(self, task: str, table: pd.DataFrame) -> tuple[str, str] | None:
         """The rows to compare on every training seed, (incumbent, challenger): the screening's best
         against the policy's own row; where the own row is the best and a change, against no change
-        (a change is kept only if it beats the task's settings on every seed). None: no change is both."""
+        (the own change must still beat the task's settings on every seed). None: no change is both."""
         chosen, best = self.chosen_row(task), winner(table)
         if best != chosen:
             return chosen, best
@@ -239,9 +239,9 @@ def confirmation_text(confirmation: Confirmation | None) -> str:
     if confirmation is None:
         return ""
     incumbent, challenger = confirmation.rows
-    return (f"Two tuning seeds only screen: {challenger} scored best there, so it and {incumbent} were both trained "
-            "on every training seed of the claims (a change is kept only if it beats the policy's own row, and no "
-            "change, there) and scored on the same panel (mean over its episodes):\n\n"
+    return (f"Two tuning seeds only screen: {challenger} scored best there, so it and {incumbent} (the row it must "
+            "beat: the policy's own, or no change where the own row is the best) were both trained on every training "
+            "seed of the claims and scored on the same panel (mean over its episodes):\n\n"
             f"{confirmation.markdown()}\n\n")
 
 

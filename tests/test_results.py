@@ -217,7 +217,7 @@ def test_teacher_tuning_section_trains_scores_and_writes_its_rows_end_to_end(tmp
     assert record["best_settings"] == record["rows"][record["best"]]["settings"]
     assert set(record["confirmation"]["per_seed"]["entropy_coef=0"]["success"]) == {0, 1}
     assert "Two tuning seeds only screen: entropy_coef=0 scored best there, so it and no change (the row it must beat" in text
-    assert "| 1 |" in text and "on all 2 training seeds (success" in text
+    assert "| 1 |" in text and "on the means over all 2 training seeds (success" in text
 
 
 @pytest.mark.slow
@@ -404,7 +404,7 @@ def test_a_screening_winner_must_win_again_on_every_training_seed(tmp_path, monk
     """Two tuning seeds only screen: a row that beat the policy's own is the tuned one only if it wins on
     every training seed too (mean success, then return). Overturned, the verdict and the record keep the
     policy's own row; unconfirmed, there is no verdict; the paired test is scipy's. A policy whose own row
-    is a change and the screening's best must beat no change on every training seed all the same."""
+    is a change and the screening's best must beat no change over every training seed all the same."""
     from scipy import stats
 
     from distillkit.results.budgets import TEACHER_SETTINGS, TEACHER_SWEEP
@@ -417,13 +417,13 @@ def test_a_screening_winner_must_win_again_on_every_training_seed(tmp_path, monk
                        for name in tuning.settings(task) for seed, value in enumerate([0.8, 0.9] if name == row else
                                                                                       [0.7, 0.8])])
     assert tuning.contenders(task, table) == (NO_CHANGE, row)
-    with pytest.raises(ValueError, match=f"{row} must beat {NO_CHANGE} on every training seed"):
+    with pytest.raises(ValueError, match=f"{row} must beat {NO_CHANGE} over every training seed"):
         tuning.verdict(task, table, None)
     overturned = confirmation(NO_CHANGE, row, incumbent=[0.7, 0.8, 0.95, 0.9, 0.9], challenger=[0.8, 0.9, 0.7, 0.8, 0.8])
     assert not overturned.challenger_wins()
     verdict = tuning.verdict(task, table, overturned)
     assert verdict.startswith(f"The teacher of the teachers and claims sections trains with **{NO_CHANGE}**: {row} "
-                              "scored best on the tuning seeds, but not on all 5 training seeds (success 0.800 "
+                              "scored best on the tuning seeds, but not on the means over all 5 training seeds (success 0.800 "
                               "against 0.850")
     assert f"p = {stats.ttest_rel([0.8, 0.9, 0.7, 0.8, 0.8], [0.7, 0.8, 0.95, 0.9, 0.9]).pvalue:.2f}" in verdict
     assert tuned_row(table, overturned) == NO_CHANGE
@@ -435,15 +435,15 @@ def test_a_screening_winner_must_win_again_on_every_training_seed(tmp_path, monk
     assert record(tuning, task, table, confirmed, [2_000_100], "a command")["best_settings"] == TEACHER_SWEEP[task][row]
     assert "| 2 | 900.0 | 0.800 | 900.0 | 0.850 |" in confirmed.markdown()
 
-    # the teacher trains with the change that won the screening: it must still beat no change on every seed
+    # the teacher trains with the change that won the screening: it must still beat no change over every seed
     monkeypatch.setitem(TEACHER_SETTINGS, task, TEACHER_SWEEP[task][row])
     assert tuning.contenders(task, table) == (NO_CHANGE, row)
     assert tuning.verdict(task, table, confirmed) == (
         f"The teacher of the teachers and claims sections trains with **{row}**: it scored best here and beat "
-        f"{NO_CHANGE} again on all 5 training seeds ({confirmed.summary()}).")
+        f"{NO_CHANGE} again on the means over all 5 training seeds ({confirmed.summary()}).")
     assert tuning.verdict(task, table, overturned).startswith(
         f"**The teacher is not the tuned one:** it trains with {row}, which scored best here, but {NO_CHANGE} beat "
-        "it on all 5 training seeds")
+        "it on the means over all 5 training seeds")
     assert tuned_row(table, overturned) == NO_CHANGE
     table.loc[row, "success"] = 0.1                             # the screening's best is no change now
     assert tuning.contenders(task, table) == (row, NO_CHANGE)

@@ -82,9 +82,9 @@ class Tuning:
         return chosen
 
     def contenders(self, task: str, table: pd.DataFrame) -> tuple[str, str] | None:
-        """The rows to compare on every training seed, (incumbent, challenger): the screening's best
+        """The rows to compare over every training seed, (incumbent, challenger): the screening's best
         against the policy's own row; where the own row is the best and a change, against no change
-        (the own change must still beat the task's settings on every seed). None: no change is both."""
+        (the own change must still beat the task's settings over every seed). None: no change is both."""
         chosen, best = self.chosen_row(task), winner(table)
         if best != chosen:
             return chosen, best
@@ -97,10 +97,11 @@ class Tuning:
             return (f"The {self.policy} of the teachers and claims sections trains with **{chosen}**, the best row "
                     "(highest validation success, then return).")
         if confirmation is None or confirmation.rows != contenders:
-            raise ValueError(f"{contenders[1]} must beat {contenders[0]} on every training seed, not only on the "
+            raise ValueError(f"{contenders[1]} must beat {contenders[0]} over every training seed, not only over the "
                              "tuning seeds: the verdict needs both compared there")
         incumbent, challenger = contenders
-        seeds = f"all {confirmation.seeds} training seeds ({confirmation.summary()})"
+        # the rule compares means over the seeds: a row may lose on some seeds and still win
+        seeds = f"the means over all {confirmation.seeds} training seeds ({confirmation.summary()})"
         tuned = challenger if confirmation.challenger_wins() else incumbent
         if tuned != chosen:
             how = (f"but {challenger} scored best here and again on {seeds}" if tuned == challenger else
@@ -277,7 +278,7 @@ def run(section: str, tasks: list[str], runs: Path, workers: int) -> None:
         table, other = summarise(scores), summarise(scored[len(mine):])
         confirmation, contenders = None, tuning.contenders(task, table)
         if contenders is not None:
-            # two seeds only screen: the best row must win again on every training seed
+            # two seeds only screen: the best row must win again over every training seed (on the means)
             more = {(name, s): tuning.job(runs, task, name, tuning.settings(task)[name], s)
                     for name in contenders for s in TRAINING_SEEDS[task] if s not in TUNING_SEEDS}
             run_jobs(list(more.values()), workers, f"{section}: {contenders[1]} on every training seed")

@@ -96,9 +96,14 @@ def baseline_settings(task: str, runs: Path) -> dict:
 def baseline_tuned(task: str, ppo: dict, tuning: dict | None) -> bool:
     """Whether a baseline that trained with ``ppo`` is the tuned one: on every setting the sweep varies, it
     has the teacher's value changed by the best row of ``tuning`` (the ``baseline_tuning`` record of
-    ``docs/claims.json``), and that sweep ran on the task's current version. No sweep, no tuning record,
-    or a record of another task version: not tuned (settings tuned on another task prove nothing here)."""
+    ``docs/claims.json``), that sweep ran on the task's current version and it measured every row the
+    sweep has now. No sweep, no tuning record, a record of another task version, or one that lacks a row
+    added since: not tuned (settings tuned on another task prove nothing here, and a row nobody measured
+    may be the better one)."""
     if task not in BASELINE_SWEEP or tuning is None or tuning.get("task_version") != TASKS[task].version:
+        return False
+    measured = [row["settings"] for row in tuning.get("rows", {}).values()]
+    if any(changes not in measured for changes in [{}, *BASELINE_SWEEP[task].values()]):
         return False
     wanted = {**BUDGETS[task].config.to_dict(), **tuning["best_settings"]}
     varied = {key for changes in BASELINE_SWEEP[task].values() for key in changes}
